@@ -1,0 +1,40 @@
+import { initBackend } from '../../shared/backend.js';
+import { fitModel } from '../../shared/app/operations.js';
+import { locate } from '../../shared/storage/locate.js';
+import { BACKEND_OPTION, backendChoice, MODEL_OPTIONS, modelConfig, parse, required } from '../options.js';
+import { cliContext } from '../context.js';
+
+export const FIT_USAGE = `ood-audit fit --id <dir> --model <dir> [options]
+  Extracts features of every image under --id (recursively), trains the LFDN, calibrates on a
+  held-out 10% of the ID images and saves the model folder. A killed fit resumes from its last
+  checkpoint when run again with the same options.
+  --epochs N            training epochs (default 100)
+  --preset cpu|paper    LFDN size: cpu = 512 x 4 (default), paper = 1440 x 16; or --width/--depth
+  --input-size N        encoder input side (default 224)
+  --taps a,b,c          encoder layers to pool (default block_2_add,block_5_add,block_9_add,block_10_project_BN)
+  --preprocessing P     symmetric (default) | unit | imagenet | raw
+  --encoder NAME        mobilenet_v2 (default) | layers | graph, with --encoder-uri <dir of model.json>
+  --seed N              training seed (default 0)
+  --t N --steps N --eta X --score-seed N   scoring: distortion timestep (3), DDIM steps (3), eta (1), seed (0)
+  --primary SCORE       score that decides "flagged" (default mfsim)
+  --tpr X               ID fraction kept below the threshold (default 0.95)
+  --holdout X           ID fraction held out for calibration (default 0.1)
+  --batch-size N --lr X --weight-decay X --ema-decay X   optimiser settings
+  --backend B           auto (default) | tensorflow-gpu | tensorflow | wasm | cpu`;
+
+export async function fitCommand(argv: readonly string[]): Promise<void> {
+  const v = parse(argv, { id: { type: 'string' }, model: { type: 'string' }, ...MODEL_OPTIONS, ...BACKEND_OPTION });
+  const config = modelConfig(v);
+  const id = locate(required(v, 'id'), { mustExist: true });
+  const model = locate(required(v, 'model'), { mustExist: false });
+  const backend = await initBackend(backendChoice(v));
+  const ctx = cliContext(backend);
+  ctx.log(`backend: ${backend.provider}; LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
+  const out = await fitModel({ idStore: id.store, idPrefix: id.prefix, modelStore: model.store, modelPrefix: model.prefix, config }, ctx);
+  const cal = out.model.calibration?.scores[config.scoring.primary];
+  ctx.log(
+    `model saved to ${model.uri}: ${out.model.info.trainCount} training images, ${out.model.info.holdoutCount} held out, ` +
+      `${out.features.failures.length} failed, ${out.skipped} non-image files skipped; ` +
+      `${config.scoring.primary} threshold ${cal?.threshold.toPrecision(5) ?? '?'} at ${(config.scoring.tpr * 100).toFixed(0)}% ID kept`,
+  );
+}

@@ -1,0 +1,56 @@
+import { initBackend } from '../../shared/backend.js';
+import { encoderForModel, extractAndScore, openModel } from '../../shared/app/operations.js';
+import { listImages } from '../../shared/app/listing.js';
+import { writeRunOutputs } from '../../shared/app/outputs.js';
+import { disposeModel } from '../../shared/dlsr/model.js';
+import { OodError } from '../../shared/errors.js';
+import { joinKey } from '../../shared/storage/object-store.js';
+import { locate } from '../../shared/storage/locate.js';
+import { BACKEND_OPTION, backendChoice, parse, required } from '../options.js';
+import { cliContext } from '../context.js';
+
+export const SCORE_USAGE = `ood-audit score --model <dir> --input <dir> --out <dir> [--backend B]
+  Scores every image under --input with the model: per-image scores (every score type, the
+  calibrated rank and whether it is flagged) as scores.csv and scores.parquet, failures.csv with
+  the images that could not be decoded, and summary.json.`;
+
+export async function scoreCommand(argv: readonly string[]): Promise<void> {
+  const v = parse(argv, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, ...BACKEND_OPTION });
+  const modelLoc = locate(required(v, 'model'), { mustExist: true });
+  const input = locate(required(v, 'input'), { mustExist: true });
+  const out = locate(required(v, 'out'), { mustExist: false });
+  const backend = await initBackend(backendChoice(v));
+  const ctx = cliContext(backend);
+  const started = performance.now();
+  const model = await openModel(modelLoc.store, modelLoc.prefix);
+  try {
+    const encoder = await encoderForModel(model);
+    try {
+      const listing = await listImages(input.store, input.prefix);
+      if (listing.images.length === 0) throw new OodError('NOT_FOUND', `no images under ${joinKey(input.store.uri, input.prefix)} (${listing.skipped.length} other files)`);
+      const scored = await extractAndScore(model, encoder, input.store, listing.images.map((o) => o.key), ctx, 'score');
+      const summary = await writeRunOutputs({
+        store: out.store,
+        prefix: out.prefix,
+        model,
+        modelUri: modelLoc.uri,
+        inputUri: input.uri,
+        table: scored.table,
+        failures: scored.features.failures,
+        skippedNonImages: listing.skipped.length,
+        extractSeconds: scored.extractSeconds,
+        scoreSeconds: scored.scoreSeconds,
+        totalSeconds: (performance.now() - started) / 1000,
+        backend: backend.provider,
+      });
+      process.stdout.write(
+        `${summary.input.scored} scored, ${summary.input.failed} failed, ${summary.flagged} flagged ` +
+          `(${(summary.flaggedFraction * 100).toFixed(1)}% vs ${(summary.expectedFraction * 100).toFixed(0)}% expected in-distribution); outputs in ${out.uri}\n`,
+      );
+    } finally {
+      encoder.dispose();
+    }
+  } finally {
+    disposeModel(model);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Calibration is an artifact: fitted once on held-out ID images by the fit job, stored with the model
+ * and applied unchanged by every scan. Per score type it keeps the holdout scores' quantiles, mean and
+ * standard deviation, the threshold that keeps `tpr` of ID images (default 95%), and the sorted
+ * holdout scores themselves (for rank normalisation and two-sample tests in reports).
+ */
+import { OodError } from './errors.js';
+import { thresholdAtTpr } from './metrics.js';
+
+export const CALIBRATION_QUANTILES = [0.01, 0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999] as const;
+
+export interface ScoreCalibration {
+  readonly n: number;
+  readonly mean: number;
+  readonly std: number;
+  /** Quantile level (as a string key, e.g. "0.95") -> score. */
+  readonly quantiles: Readonly<Record<string, number>>;
+  /** Images with a score above this are flagged as OOD. */
+  readonly threshold: number;
+  /** Holdout scores, ascending. */
+  readonly sorted: readonly number[];
+}
+
+export interface Calibration {
+  /** Fraction of ID images kept below the threshold. */
+  readonly tpr: number;
+  readonly holdoutCount: number;
+  readonly scores: Readonly<Record<string, ScoreCalibration>>;
+}
+
+/** Linear-interpolated quantile of an ascending array. */
+export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) throw new OodError('CONFIG_INVALID', 'quantile of an empty sample');
+  const pos = q * (sorted.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+export function calibrateScore(values: ArrayLike<number>, tpr: number): ScoreCalibration {
+  if (!(tpr > 0 && tpr < 1)) throw new OodError('CONFIG_INVALID', `invalid calibration TPR: expected a fraction in (0, 1), got ${tpr}`);
+  const sorted = Float64Array.from(values).sort();
+  if (sorted.length === 0) throw new OodError('CONFIG_INVALID', 'calibration: the ID holdout is empty (hold out more images)');
+  const n = sorted.length;
+  let mean = 0;
+  for (const v of sorted) mean += v;
+  mean /= n;
+  let ss = 0;
+  for (const v of sorted) ss += (v - mean) ** 2;
+  const quantiles: Record<string, number> = {};
+  for (const q of CALIBRATION_QUANTILES) quantiles[String(q)] = quantileSorted(sorted, q);
+  return { n, mean, std: Math.sqrt(ss / Math.max(1, n - 1)), quantiles, threshold: thresholdAtTpr(sorted, tpr), sorted: Array.from(sorted) };
+}
+
+export function calibrate(scores: Readonly<Record<string, ArrayLike<number>>>, tpr = 0.95): Calibration {
+  const out: Record<string, ScoreCalibration> = {};
+  let count = 0;
+  for (const [name, values] of Object.entries(scores)) {
+    out[name] = calibrateScore(values, tpr);
+    count = values.length;
+  }
+  return { tpr, holdoutCount: count, scores: out };
+}
+
+/** Fraction of holdout scores strictly below `value` plus half the ties: an ID-calibrated rank in [0, 1]. */
+export function calibratedRank(cal: ScoreCalibration, value: number): number {
+  const s = cal.sorted;
+  let lo = 0;
+  let hi = s.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (s[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  let eq = lo;
+  while (eq < s.length && s[eq] === value) eq++;
+  return (lo + (eq - lo) / 2) / s.length;
+}

@@ -1,0 +1,189 @@
+/**
+ * The model artifact, a folder (or object-store prefix):
+ *
+ *   model.json          format, config, encoder fingerprint, stage sizes, backend, versions, and the
+ *                       tfjs weights manifests of the final and first-epoch LFDN (EMA weights)
+ *   weights.bin         final LFDN weights (tfjs format)
+ *   weights-first.bin   first-epoch LFDN weights, for LR
+ *   baselines.bin       Mahalanobis mean/precision and the kNN bank (tensor bundle)
+ *   calibration.json    ID-holdout score statistics and thresholds
+ *   training-log.json   loss per epoch
+ *   checkpoints/epoch-0001.ckpt, checkpoints/latest.ckpt   full training state (resumable)
+ *
+ * model.json is written last, so a folder without it is an unfinished fit.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { OodError } from '../errors.js';
+import { Rng } from '../rng.js';
+import type { EncoderFingerprint } from '../encoder/encoder.js';
+import { paramSpecs, type LfdnParams } from '../diffusion/lfdn.js';
+import { makeDenoiser } from '../diffusion/ddim.js';
+import { stateFromTensors, type EpochResult, type TrainState } from '../diffusion/train.js';
+import type { Calibration } from '../calibration.js';
+import { getJson, joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
+import { decodeBundle, decodeWeights, encodeBundle, encodeWeights } from './bundle.js';
+import type { DlsrConfig } from './config.js';
+import { lfdnConfigFor } from './fit.js';
+import type { DlsrModel, ModelInfo } from './model.js';
+
+export const MODEL_FORMAT = 'ood-audit-dlsr-model';
+export const MODEL_FORMAT_VERSION = 1;
+
+export interface ModelJson {
+  readonly format: typeof MODEL_FORMAT;
+  readonly formatVersion: number;
+  readonly config: DlsrConfig;
+  readonly fingerprint: EncoderFingerprint;
+  readonly stageSizes: readonly number[];
+  readonly info: ModelInfo;
+  /** tfjs weights manifest of the final LFDN (conventional name). */
+  readonly weightsManifest: tf.io.WeightsManifestConfig;
+  readonly firstEpochWeightsManifest: tf.io.WeightsManifestConfig;
+  readonly baselines: { readonly path: string; readonly shrinkage: number; readonly knnK: number };
+}
+
+export const MODEL_FILES = {
+  model: 'model.json',
+  weights: 'weights.bin',
+  weightsFirst: 'weights-first.bin',
+  baselines: 'baselines.bin',
+  calibration: 'calibration.json',
+  trainingLog: 'training-log.json',
+  firstCheckpoint: 'checkpoints/epoch-0001.ckpt',
+  latestCheckpoint: 'checkpoints/latest.ckpt',
+} as const;
+
+export async function saveModel(store: ObjectStore, prefix: string, model: DlsrModel, log: readonly EpochResult[]): Promise<void> {
+  const k = (name: string): string => joinKey(prefix, name);
+  const final = await encodeWeights(model.final.params);
+  const first = await encodeWeights(model.first.params);
+  const d = model.stageSizes.reduce((a, b) => a + b, 0);
+  const baselineTensors = new Map<string, tf.Tensor>([
+    ['mahalanobis.mean', tf.tensor1d(model.mahalanobis.mean)],
+    ['mahalanobis.precision', tf.tensor2d(model.mahalanobis.precision, [d, d])],
+    ['knn.bank', tf.tensor2d(model.knn.bank, [model.knn.bank.length / d, d])],
+  ]);
+  let baselines: Uint8Array;
+  try {
+    baselines = await encodeBundle({ kind: 'baselines' }, baselineTensors);
+  } finally {
+    tf.dispose([...baselineTensors.values()]);
+  }
+  await store.put(k(MODEL_FILES.weights), final.data);
+  await store.put(k(MODEL_FILES.weightsFirst), first.data);
+  await store.put(k(MODEL_FILES.baselines), baselines);
+  if (model.calibration !== undefined) await putJson(store, k(MODEL_FILES.calibration), model.calibration);
+  await putJson(store, k(MODEL_FILES.trainingLog), { epochs: log });
+  const json: ModelJson = {
+    format: MODEL_FORMAT,
+    formatVersion: MODEL_FORMAT_VERSION,
+    config: model.config,
+    fingerprint: model.fingerprint,
+    stageSizes: model.stageSizes,
+    info: model.info,
+    weightsManifest: [{ paths: [MODEL_FILES.weights], weights: final.specs }],
+    firstEpochWeightsManifest: [{ paths: [MODEL_FILES.weightsFirst], weights: first.specs }],
+    baselines: { path: MODEL_FILES.baselines, shrinkage: model.mahalanobis.shrinkage, knnK: model.knn.k },
+  };
+  await putJson(store, k(MODEL_FILES.model), json);
+}
+
+export async function readModelJson(store: ObjectStore, prefix: string): Promise<ModelJson> {
+  const key = joinKey(prefix, MODEL_FILES.model);
+  if ((await store.head(key)) === undefined) {
+    throw new OodError('NOT_FOUND', `no model at ${joinKey(store.uri, prefix)}: ${MODEL_FILES.model} is missing (run ood-audit fit first)`);
+  }
+  const json = await getJson<ModelJson>(store, key);
+  if (json.format !== MODEL_FORMAT) throw new OodError('MODEL_INVALID', `${key}: not an ood-audit model (format ${JSON.stringify(json.format)})`);
+  if (json.formatVersion > MODEL_FORMAT_VERSION) throw new OodError('MODEL_INVALID', `${key}: model format ${json.formatVersion} is newer than this ood-audit (${MODEL_FORMAT_VERSION})`);
+  return json;
+}
+
+function checkParams(params: LfdnParams, json: ModelJson, what: string): void {
+  const d = json.stageSizes.reduce((a, b) => a + b, 0);
+  for (const spec of paramSpecs(lfdnConfigFor(json.config, d))) {
+    const t = params.get(spec.name);
+    if (t === undefined || t.shape.join('x') !== spec.shape.join('x')) {
+      throw new OodError('MODEL_INVALID', `${what}: parameter ${spec.name} expected shape [${spec.shape.join(', ')}], got ${t === undefined ? 'none' : `[${t.shape.join(', ')}]`}`);
+    }
+  }
+}
+
+export async function loadModel(store: ObjectStore, prefix: string): Promise<DlsrModel> {
+  const json = await readModelJson(store, prefix);
+  const k = (name: string): string => joinKey(prefix, name);
+  const d = json.stageSizes.reduce((a, b) => a + b, 0);
+  const lfdn = lfdnConfigFor(json.config, d);
+  const readWeights = async (manifest: tf.io.WeightsManifestConfig, what: string): Promise<LfdnParams> => {
+    const group = manifest[0];
+    if (group === undefined) throw new OodError('MODEL_INVALID', `${what}: empty weights manifest`);
+    const params = decodeWeights({ specs: group.weights, data: await store.get(k(group.paths[0]!)) });
+    checkParams(params, json, what);
+    return params;
+  };
+  const final = makeDenoiser(await readWeights(json.weightsManifest, 'final weights'), lfdn);
+  const first = makeDenoiser(await readWeights(json.firstEpochWeightsManifest, 'first-epoch weights'), lfdn);
+  const { tensors } = decodeBundle(await store.get(k(json.baselines.path)), k(json.baselines.path));
+  const take = (name: string): Float32Array => {
+    const t = tensors.get(name);
+    if (t === undefined) throw new OodError('MODEL_INVALID', `${k(json.baselines.path)}: ${name} missing`);
+    const v = t.dataSync() as Float32Array;
+    t.dispose();
+    return v;
+  };
+  const calKey = k(MODEL_FILES.calibration);
+  const calibration = (await store.head(calKey)) !== undefined ? await getJson<Calibration>(store, calKey) : undefined;
+  return {
+    config: json.config,
+    fingerprint: json.fingerprint,
+    stageSizes: json.stageSizes,
+    final,
+    first,
+    mahalanobis: { mean: take('mahalanobis.mean'), precision: take('mahalanobis.precision'), shrinkage: json.baselines.shrinkage },
+    knn: { bank: take('knn.bank'), k: json.baselines.knnK },
+    calibration,
+    info: json.info,
+  };
+}
+
+// ---- training checkpoints ------------------------------------------------------------------------
+
+interface CheckpointHeader {
+  readonly kind: 'train-state';
+  readonly epoch: number;
+  readonly step: number;
+  readonly rng: number[];
+  readonly fingerprintId: string;
+  readonly config: DlsrConfig;
+}
+
+export async function encodeCheckpoint(state: TrainState, firstEma: LfdnParams, cfg: DlsrConfig, fingerprintId: string): Promise<Uint8Array> {
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [group, map] of [['params', state.params], ['ema', state.ema], ['m', state.m], ['v', state.v], ['first', firstEma]] as const) {
+    for (const [name, t] of map) tensors.set(`${group}/${name}`, t);
+  }
+  const header: CheckpointHeader = { kind: 'train-state', epoch: state.epoch, step: state.step, rng: state.rng.state(), fingerprintId, config: cfg };
+  return encodeBundle({ ...header }, tensors);
+}
+
+export interface DecodedCheckpoint {
+  readonly state: TrainState;
+  readonly firstEpochEma: LfdnParams;
+  readonly config: DlsrConfig;
+  readonly fingerprintId: string;
+}
+
+export function decodeCheckpoint(bytes: Uint8Array, source: string, featureSize: number): DecodedCheckpoint {
+  const { header, tensors } = decodeBundle<CheckpointHeader>(bytes, source);
+  if (header.kind !== 'train-state') throw new OodError('MODEL_INVALID', `${source}: not a training checkpoint`);
+  const groups: Record<string, LfdnParams> = { params: new Map(), ema: new Map(), m: new Map(), v: new Map(), first: new Map() };
+  for (const [name, t] of tensors) {
+    const slash = name.indexOf('/');
+    const g = groups[name.slice(0, slash)];
+    if (g === undefined) throw new OodError('MODEL_INVALID', `${source}: unexpected tensor ${name}`);
+    g.set(name.slice(slash + 1), t);
+  }
+  const lfdn = lfdnConfigFor(header.config, featureSize);
+  const state = stateFromTensors(lfdn, { params: groups['params']!, ema: groups['ema']!, m: groups['m']!, v: groups['v']! }, header.epoch, header.step, Rng.fromState(header.rng));
+  return { state, firstEpochEma: groups['first']!, config: header.config, fingerprintId: header.fingerprintId };
+}

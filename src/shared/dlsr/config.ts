@@ -1,0 +1,92 @@
+/**
+ * The versioned model configuration, stored in model.json. Everything that changes what a model
+ * computes lives here; defaults are the measured choices documented in the README.
+ */
+import { OodError } from '../errors.js';
+import { DEFAULT_ENCODER, type EncoderSpec } from '../encoder/registry.js';
+import { DEFAULT_SCHEDULE, type ScheduleConfig } from '../diffusion/schedule.js';
+import { LFDN_PRESETS, type LfdnPreset } from '../diffusion/lfdn.js';
+import { DEFAULT_TRAIN, type TrainConfig } from '../diffusion/train.js';
+import { DEFAULT_RECONSTRUCT } from '../diffusion/ddim.js';
+
+export const SCORE_TYPES = ['mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const;
+export type ScoreType = (typeof SCORE_TYPES)[number];
+
+export interface ScoringConfig {
+  /** Distortion timestep (0-based schedule index). */
+  readonly t: number;
+  /** DDIM steps from t down to 1. */
+  readonly steps: number;
+  readonly eta: number;
+  /** Seed of the per-image scoring noise. */
+  readonly seed: number;
+  /** LR = lrSign * (error of first-epoch net - error of final net). Measured: see README. */
+  readonly lrSign: 1 | -1;
+  /** The score that decides `flagged`. */
+  readonly primary: ScoreType;
+  /** Fraction of ID holdout kept below the threshold. */
+  readonly tpr: number;
+  /** Rows per scoring batch. */
+  readonly batchSize: number;
+}
+
+export interface DlsrConfig {
+  readonly version: 1;
+  readonly encoder: EncoderSpec;
+  readonly lfdn: { readonly preset: LfdnPreset | 'custom'; readonly width: number; readonly depth: number };
+  readonly schedule: ScheduleConfig;
+  readonly train: TrainConfig;
+  readonly scoring: ScoringConfig;
+  /** Fraction of ID images held out for calibration (never trained on). */
+  readonly holdoutFraction: number;
+  /** k of the kNN baseline and the most ID features kept in its bank. */
+  readonly knn: { readonly k: number; readonly bankMax: number };
+}
+
+export const DEFAULT_SCORING: ScoringConfig = Object.freeze({
+  t: DEFAULT_RECONSTRUCT.t,
+  steps: DEFAULT_RECONSTRUCT.steps,
+  eta: DEFAULT_RECONSTRUCT.eta,
+  seed: 0,
+  lrSign: 1,
+  primary: 'mfsim',
+  tpr: 0.95,
+  batchSize: 512,
+});
+
+export function defaultConfig(): DlsrConfig {
+  return {
+    version: 1,
+    encoder: DEFAULT_ENCODER,
+    lfdn: { preset: 'cpu', ...LFDN_PRESETS.cpu },
+    schedule: DEFAULT_SCHEDULE,
+    train: DEFAULT_TRAIN,
+    scoring: DEFAULT_SCORING,
+    holdoutFraction: 0.1,
+    knn: { k: 10, bankMax: 50_000 },
+  };
+}
+
+export function validateDlsrConfig(cfg: DlsrConfig): DlsrConfig {
+  const check = (ok: boolean, option: string, value: unknown, expected: string): void => {
+    if (!ok) throw new OodError('CONFIG_INVALID', `invalid ${option}: expected ${expected}, got ${JSON.stringify(value)}`);
+  };
+  const int = (v: number): boolean => Number.isInteger(v);
+  check(int(cfg.train.epochs) && cfg.train.epochs >= 1, 'epochs', cfg.train.epochs, 'an integer >= 1');
+  check(int(cfg.train.batchSize) && cfg.train.batchSize >= 2, 'batch size', cfg.train.batchSize, 'an integer >= 2');
+  check(cfg.train.lr > 0, 'learning rate', cfg.train.lr, 'a positive number');
+  check(cfg.train.emaDecay >= 0 && cfg.train.emaDecay < 1, 'EMA decay', cfg.train.emaDecay, 'a number in [0, 1)');
+  check(int(cfg.train.seed), 'seed', cfg.train.seed, 'an integer');
+  check(int(cfg.lfdn.width) && cfg.lfdn.width >= 2 && cfg.lfdn.width % 2 === 0, 'LFDN width', cfg.lfdn.width, 'an even integer >= 2');
+  check(int(cfg.lfdn.depth) && cfg.lfdn.depth >= 1, 'LFDN depth', cfg.lfdn.depth, 'an integer >= 1');
+  check(int(cfg.scoring.t) && cfg.scoring.t >= 1 && cfg.scoring.t < cfg.schedule.steps, 'distortion timestep', cfg.scoring.t, `an integer in [1, ${cfg.schedule.steps - 1}]`);
+  check(int(cfg.scoring.steps) && cfg.scoring.steps >= 1 && cfg.scoring.steps <= cfg.scoring.t, 'DDIM steps', cfg.scoring.steps, `an integer in [1, ${cfg.scoring.t}]`);
+  check(cfg.scoring.eta >= 0 && cfg.scoring.eta <= 1, 'eta', cfg.scoring.eta, 'a number in [0, 1]');
+  check(int(cfg.scoring.seed), 'scoring seed', cfg.scoring.seed, 'an integer');
+  check(cfg.scoring.tpr > 0 && cfg.scoring.tpr < 1, 'calibration TPR', cfg.scoring.tpr, 'a fraction in (0, 1)');
+  check((SCORE_TYPES as readonly string[]).includes(cfg.scoring.primary), 'primary score', cfg.scoring.primary, SCORE_TYPES.join(' | '));
+  check(cfg.holdoutFraction > 0 && cfg.holdoutFraction < 0.9, 'holdout fraction', cfg.holdoutFraction, 'a fraction in (0, 0.9)');
+  check(int(cfg.encoder.inputSize) && cfg.encoder.inputSize >= 32 && cfg.encoder.inputSize <= 1024, 'input size', cfg.encoder.inputSize, 'an integer in [32, 1024]');
+  check(int(cfg.knn.k) && cfg.knn.k >= 1, 'kNN k', cfg.knn.k, 'an integer >= 1');
+  return cfg;
+}

@@ -1,0 +1,106 @@
+/**
+ * A fitted DLSR model and its scoring: raw pooled features in, every score type out.
+ * Scoring standardises the features stage by stage, distorts them with per-image noise, reconstructs
+ * them with the final LFDN (and the first-epoch LFDN for LR, with the same noise) and computes the
+ * reconstruction scores, plus the Mahalanobis and kNN baselines on the same standardised features.
+ */
+import { OodError } from '../errors.js';
+import type { EncoderFingerprint } from '../encoder/encoder.js';
+import { standardiseStages } from '../features.js';
+import { makeSchedule } from '../diffusion/schedule.js';
+import { drawNoise, ddimTimesteps, reconstruct, type Denoiser } from '../diffusion/ddim.js';
+import { disposeParams } from '../diffusion/lfdn.js';
+import { knnScores, mahalanobisScores, type KnnModel, type MahalanobisModel } from '../baselines.js';
+import { reconstructionScores, lrScore } from '../scores.js';
+import type { Calibration } from '../calibration.js';
+import { SCORE_TYPES, type DlsrConfig, type ScoreType } from './config.js';
+
+export interface ModelInfo {
+  /** Backend the model was trained on. */
+  readonly backend: string;
+  readonly versions: Readonly<Record<string, string>>;
+  readonly trainCount: number;
+  readonly holdoutCount: number;
+  readonly epochs: number;
+  readonly trainSeconds: number;
+}
+
+export interface DlsrModel {
+  readonly config: DlsrConfig;
+  readonly fingerprint: EncoderFingerprint;
+  readonly stageSizes: readonly number[];
+  readonly final: Denoiser;
+  /** The first-epoch network, for LR. */
+  readonly first: Denoiser;
+  readonly mahalanobis: MahalanobisModel;
+  readonly knn: KnnModel;
+  readonly calibration: Calibration | undefined;
+  readonly info: ModelInfo;
+}
+
+export type ScoreColumns = Record<ScoreType, Float32Array>;
+
+export interface ScoreTable {
+  readonly keys: readonly string[];
+  readonly scores: ScoreColumns;
+}
+
+export interface ScoreOptions {
+  /** Score types to compute (default: all). LR doubles the LFDN work; baselines are cheap. */
+  readonly types?: readonly ScoreType[];
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export function disposeModel(model: DlsrModel): void {
+  for (const den of [model.final, model.first]) {
+    disposeParams(den.params);
+    den.table.dispose();
+  }
+}
+
+/** Scores raw (unstandardised) pooled features, row-major [keys.length, D]. */
+export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonly string[], options: ScoreOptions = {}): ScoreTable {
+  const d = model.stageSizes.reduce((a, b) => a + b, 0);
+  if (raw.length !== keys.length * d) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features, got ${raw.length} values`);
+  const types = new Set(options.types ?? SCORE_TYPES);
+  const n = keys.length;
+  const z = standardiseStages(raw, model.stageSizes);
+  const cols = Object.fromEntries(SCORE_TYPES.map((t) => [t, new Float32Array(types.has(t) ? n : 0)])) as ScoreColumns;
+  const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr');
+  if (needRecon) {
+    const sc = model.config.scoring;
+    const schedule = makeSchedule(model.config.schedule);
+    const steps = ddimTimesteps(sc.t, sc.steps).length;
+    const bs = sc.batchSize;
+    for (let s = 0; s < n; s += bs) {
+      const m = Math.min(bs, n - s);
+      const zb = z.subarray(s * d, (s + m) * d);
+      const noise = drawNoise(keys.slice(s, s + m), sc.seed, steps, d);
+      const rec = reconstruct(model.final, schedule, zb, noise, m, sc);
+      const r = reconstructionScores(zb, rec, model.stageSizes);
+      cols.mse.set(r.mse, s);
+      if (types.has('mfsim')) cols.mfsim.set(r.mfsim, s);
+      if (types.has('mfsim_all')) cols.mfsim_all.set(r.mfsim_all, s);
+      if (types.has('lr')) {
+        const recFirst = reconstruct(model.first, schedule, zb, noise, m, sc);
+        const rf = reconstructionScores(zb, recFirst, model.stageSizes);
+        cols.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
+      }
+      options.onProgress?.(s + m, n);
+    }
+    if (!types.has('mse')) cols.mse = new Float32Array(0);
+  }
+  if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
+  if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
+  return { keys, scores: cols };
+}
+
+/** Whether each row's primary score is above the calibrated threshold. */
+export function flags(model: DlsrModel, table: ScoreTable): Uint8Array {
+  const primary = model.config.scoring.primary;
+  const cal = model.calibration?.scores[primary];
+  if (cal === undefined) throw new OodError('MODEL_INVALID', `the model has no calibration for its primary score ${primary}: refit it`);
+  const col = table.scores[primary];
+  if (col.length !== table.keys.length) throw new OodError('INTERNAL', `primary score ${primary} was not computed`);
+  return Uint8Array.from(col, (v) => (v > cal.threshold ? 1 : 0));
+}

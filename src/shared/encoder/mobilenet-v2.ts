@@ -1,0 +1,130 @@
+/**
+ * The default encoder: Keras MobileNetV2 1.0/224 with the weights bundled in `nsfwjs@4.3.0`
+ * (uint8-quantised, 3.6 MB, MIT), loaded from node_modules with no network. Layers up to
+ * `block_10_project_BN` keep their ImageNet weights; blocks 11-16 were fine-tuned by nsfwjs on a
+ * 5-class content classifier, so taps there lean towards that domain.
+ *
+ * Inference runs the fused program of keras-fused.ts (batch norm folded, ReLU6 fused).
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { OodError } from '../errors.js';
+import { compileKerasFused, type KerasLayerConfig } from './keras-fused.js';
+import { makeFingerprint, sha256Hex, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
+import { toEncoderInput } from './preprocess.js';
+
+/** Stage outputs that are frozen ImageNet features, shallow to deep. */
+export const IMAGENET_STAGES = ['block_2_add', 'block_5_add', 'block_9_add', 'block_10_project_BN'] as const;
+/** Later stages, fine-tuned by nsfwjs. */
+export const FINETUNED_STAGES = ['block_12_add', 'block_15_add', 'block_16_project_BN'] as const;
+
+export interface MobileNetV2Options {
+  readonly taps?: readonly string[];
+  readonly inputSize?: number;
+  readonly preprocessing?: Preprocessing;
+  readonly batchSize?: number;
+}
+
+export interface BundledModel {
+  readonly modelJson: { modelTopology: { model_config: { config: { layers: KerasLayerConfig[] } } }; weightsManifest: tf.io.WeightsManifestConfig };
+  readonly weightData: Uint8Array;
+  readonly weightsSha256: string;
+}
+
+let bundled: BundledModel | undefined;
+
+/** Reads the nsfwjs MobileNetV2 files (a model.json object and a base64 weight shard). */
+export function loadBundledMobileNetV2(): BundledModel {
+  if (bundled !== undefined) return bundled;
+  const require = createRequire(import.meta.url);
+  let dir: string;
+  try {
+    dir = path.join(path.dirname(require.resolve('nsfwjs')), '..', 'models', 'mobilenet_v2');
+  } catch (err) {
+    throw new OodError('NOT_FOUND', 'the nsfwjs package (MobileNetV2 weights) is not installed: run npm ci', { cause: err });
+  }
+  const modelJson = require(path.join(dir, 'model.min.js')) as BundledModel['modelJson'];
+  const shard = require(path.join(dir, 'group1-shard1of1.min.js')) as string;
+  const weightData = new Uint8Array(Buffer.from(shard, 'base64'));
+  bundled = { modelJson, weightData, weightsSha256: sha256Hex(weightData) };
+  return bundled;
+}
+
+export function decodeBundledWeights(model: BundledModel): tf.NamedTensorMap {
+  const specs = model.modelJson.weightsManifest.flatMap((g) => g.weights);
+  const buf = model.weightData.buffer.slice(model.weightData.byteOffset, model.weightData.byteOffset + model.weightData.byteLength) as ArrayBuffer;
+  return tf.io.decodeWeights(buf, specs);
+}
+
+/**
+ * A copy of the bundled topology with another input size and without the nsfwjs classifier head
+ * (its fixed 7x7 pooling only fits 224): the convolutional trunk up to `out_relu`. Used by the
+ * LayersModel parity check.
+ */
+export function bundledTopology(model: BundledModel, inputSize: number): unknown {
+  const topo = structuredClone(model.modelJson.modelTopology) as { model_config: { config: { layers: KerasLayerConfig[]; output_layers: unknown } } };
+  const cfg = topo.model_config.config;
+  const last = cfg.layers.findIndex((l) => l.name === 'out_relu');
+  cfg.layers = cfg.layers.slice(0, last + 1);
+  cfg.output_layers = [['out_relu', 0, 0]];
+  const input = cfg.layers.find((l) => l.class_name === 'InputLayer');
+  if (input !== undefined) (input.config as { batch_input_shape: unknown })['batch_input_shape'] = [null, inputSize, inputSize, 3];
+  return topo;
+}
+
+export function createMobileNetV2(options: MobileNetV2Options = {}): Encoder {
+  const taps = options.taps ?? IMAGENET_STAGES;
+  const inputSize = options.inputSize ?? 224;
+  const preprocessing = options.preprocessing ?? { kind: 'symmetric' };
+  if (!Number.isInteger(inputSize) || inputSize < 32 || inputSize > 1024) {
+    throw new OodError('CONFIG_INVALID', `invalid input size: expected an integer in [32, 1024], got ${inputSize}`);
+  }
+  if (taps.length === 0) throw new OodError('CONFIG_INVALID', 'invalid taps: expected at least one layer name, got none');
+  const model = loadBundledMobileNetV2();
+  const weights = decodeBundledWeights(model);
+  let program;
+  try {
+    program = compileKerasFused(model.modelJson.modelTopology.model_config.config.layers, weights, taps);
+  } finally {
+    tf.dispose(weights);
+  }
+  const stages: StageInfo[] = taps.map((name, i) => ({ name, channels: program.tapChannels[i]! }));
+  const featureSize = stages.reduce((s, x) => s + x.channels, 0);
+  const fingerprint = makeFingerprint({
+    encoder: 'mobilenet_v2',
+    weightsSha256: model.weightsSha256,
+    taps: [...taps],
+    inputSize,
+    preprocessing,
+    pooling: 'gap',
+  });
+  const batchSize = options.batchSize ?? 32;
+
+  const encoder: Encoder = {
+    fingerprint,
+    stages,
+    featureSize,
+    inputSize,
+    batchSize,
+    encode(images: readonly Uint8Array[]): Float32Array {
+      if (images.length === 0) return new Float32Array(0);
+      const pooled = tf.tidy(() => {
+        const x = toEncoderInput(images, inputSize, preprocessing);
+        const maps = program.run(x);
+        return tf.concat(maps.map((m) => tf.mean(m, [1, 2])), 1);
+      });
+      try {
+        return pooled.dataSync() as Float32Array;
+      } finally {
+        pooled.dispose();
+      }
+    },
+    dispose(): void {
+      program.dispose();
+    },
+  };
+  // Warm up once so the first real batch does not pay for kernel set-up.
+  encoder.encode([new Uint8Array(inputSize * inputSize * 3)]);
+  return encoder;
+}

@@ -1,0 +1,152 @@
+/**
+ * Any tfjs LayersModel or GraphModel as an encoder: loaded from a model.json and its weight files
+ * (through a `read` function, so a local folder or object storage both work), tapped at named layers
+ * (LayersModel) or graph nodes (GraphModel), each tap globally average-pooled. A LayersModel whose
+ * layers the fused compiler supports (MobileNet-style conv nets) runs fused; others run as-is.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { OodError } from '../errors.js';
+import { compileKerasFused, type FusedProgram, type KerasLayerConfig } from './keras-fused.js';
+import { makeFingerprint, sha256Hex, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
+import { toEncoderInput } from './preprocess.js';
+
+export interface TfjsModelSpec {
+  readonly kind: 'layers' | 'graph';
+  /** Location of model.json, for messages and the fingerprint. */
+  readonly uri: string;
+  readonly taps: readonly string[];
+  readonly inputSize: number;
+  readonly preprocessing: Preprocessing;
+  readonly batchSize?: number;
+}
+
+/** Reads a path relative to the model.json's folder. */
+export type ModelFileReader = (relativePath: string) => Promise<Uint8Array>;
+
+async function loadArtifacts(read: ModelFileReader, uri: string): Promise<{ artifacts: tf.io.ModelArtifacts; weightsHash: string }> {
+  let json: tf.io.ModelJSON;
+  try {
+    json = JSON.parse(new TextDecoder().decode(await read('model.json'))) as tf.io.ModelJSON;
+  } catch (err) {
+    if (err instanceof OodError) throw err;
+    throw new OodError('MODEL_INVALID', `${uri}: model.json is not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const parts: Uint8Array[] = [];
+  for (const group of json.weightsManifest ?? []) {
+    specs.push(...group.weights);
+    for (const p of group.paths) parts.push(await read(p));
+  }
+  const total = parts.reduce((s, p) => s + p.length, 0);
+  const weightData = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    weightData.set(p, off);
+    off += p.length;
+  }
+  const artifacts: tf.io.ModelArtifacts = {
+    modelTopology: json.modelTopology,
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy,
+    weightSpecs: specs,
+    weightData: weightData.buffer,
+    ...(json.signature !== undefined ? { signature: json.signature } : {}),
+    ...(json.userDefinedMetadata !== undefined ? { userDefinedMetadata: json.userDefinedMetadata } : {}),
+  };
+  return { artifacts, weightsHash: sha256Hex(weightData) };
+}
+
+function kerasLayers(topology: unknown): KerasLayerConfig[] | undefined {
+  const t = topology as { model_config?: { config?: { layers?: KerasLayerConfig[] } }; config?: { layers?: KerasLayerConfig[] } } | undefined;
+  return t?.model_config?.config?.layers ?? t?.config?.layers;
+}
+
+export async function createTfjsModelEncoder(spec: TfjsModelSpec, read: ModelFileReader): Promise<Encoder> {
+  if (spec.taps.length === 0) throw new OodError('CONFIG_INVALID', `invalid taps for ${spec.uri}: expected at least one ${spec.kind === 'layers' ? 'layer' : 'node'} name`);
+  const { artifacts, weightsHash } = await loadArtifacts(read, spec.uri);
+  const handler = tf.io.fromMemory(artifacts);
+  let run: (x: tf.Tensor4D) => tf.Tensor[];
+  let release: () => void;
+  let fused: FusedProgram | undefined;
+
+  if (spec.kind === 'layers') {
+    const layers = kerasLayers(artifacts.modelTopology);
+    if (layers !== undefined) {
+      try {
+        const weights = tf.io.decodeWeights(artifacts.weightData as ArrayBuffer, artifacts.weightSpecs ?? []);
+        try {
+          fused = compileKerasFused(layers, weights, spec.taps);
+        } finally {
+          tf.dispose(weights);
+        }
+      } catch (err) {
+        if (!(err instanceof OodError) || err.code !== 'MODEL_INVALID') throw err;
+        fused = undefined; // unsupported layer: fall back to the LayersModel
+      }
+    }
+    if (fused !== undefined) {
+      const program = fused;
+      run = (x) => program.run(x);
+      release = () => program.dispose();
+    } else {
+      const model = await tf.loadLayersModel(handler);
+      const outputs = spec.taps.map((name) => {
+        try {
+          return model.getLayer(name).output as tf.SymbolicTensor;
+        } catch {
+          throw new OodError('CONFIG_INVALID', `invalid tap: no layer named ${JSON.stringify(name)} in ${spec.uri}`);
+        }
+      });
+      const sub = tf.model({ inputs: model.inputs, outputs });
+      run = (x) => {
+        const y = sub.predict(x);
+        return Array.isArray(y) ? y : [y];
+      };
+      release = () => model.dispose();
+    }
+  } else {
+    const model = await tf.loadGraphModel(handler);
+    run = (x) => {
+      const y = model.execute(x, [...spec.taps]);
+      return Array.isArray(y) ? y : [y];
+    };
+    release = () => model.dispose();
+  }
+
+  const pool = (t: tf.Tensor): tf.Tensor2D => {
+    if (t.rank === 4) return tf.mean(t, [1, 2]) as tf.Tensor2D;
+    if (t.rank === 2) return t as tf.Tensor2D;
+    throw new OodError('SHAPE_MISMATCH', `tap output of rank ${t.rank}: expected NHWC (rank 4) or pooled (rank 2)`);
+  };
+  // Probe the tap widths with one blank image.
+  const widths = tf.tidy(() => run(toEncoderInput([new Uint8Array(spec.inputSize * spec.inputSize * 3)], spec.inputSize, spec.preprocessing)).map((t) => pool(t).shape[1]));
+  const stages: StageInfo[] = spec.taps.map((name, i) => ({ name, channels: widths[i]! }));
+  const fingerprint = makeFingerprint({
+    encoder: `tfjs-${spec.kind}-model`,
+    weightsSha256: weightsHash,
+    taps: [...spec.taps],
+    inputSize: spec.inputSize,
+    preprocessing: spec.preprocessing,
+    pooling: 'gap',
+  });
+  return {
+    fingerprint,
+    stages,
+    featureSize: widths.reduce((a, b) => a + b, 0),
+    inputSize: spec.inputSize,
+    batchSize: spec.batchSize ?? 32,
+    encode(images: readonly Uint8Array[]): Float32Array {
+      if (images.length === 0) return new Float32Array(0);
+      const out = tf.tidy(() => tf.concat(run(toEncoderInput(images, spec.inputSize, spec.preprocessing)).map(pool), 1));
+      try {
+        return out.dataSync() as Float32Array;
+      } finally {
+        out.dispose();
+      }
+    },
+    dispose(): void {
+      release();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Image decoding with sharp: any format libvips reads -> RGB uint8, alpha removed, greyscale expanded,
+ * EXIF orientation applied, resized to size x size (bilinear, aspect ratio not kept, as the encoders
+ * were evaluated). `limitInputPixels` stays on so a decompression bomb is refused, and a truncated file
+ * is an error, not junk pixels. A failure is a value (`DecodeFailure`) naming the key and sharp's
+ * reason, so one bad file never sinks a batch.
+ */
+import sharp from 'sharp';
+
+export interface DecodedImage {
+  readonly ok: true;
+  readonly key: string;
+  /** size * size * 3 bytes, row-major RGB. */
+  readonly pixels: Uint8Array;
+}
+
+export interface DecodeFailure {
+  readonly ok: false;
+  readonly key: string;
+  readonly reason: string;
+}
+
+export type DecodeResult = DecodedImage | DecodeFailure;
+
+export interface DecodeOptions {
+  /** Output side in pixels. */
+  readonly size: number;
+  /** Largest accepted input, in pixels (width * height). Default: sharp's 268,402,689 (16383^2). */
+  readonly limitInputPixels?: number;
+}
+
+/** Image file extensions ood-audit treats as images when listing a folder or prefix. */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.bmp',
+]);
+
+export function isImageKey(key: string): boolean {
+  const dot = key.lastIndexOf('.');
+  return dot >= 0 && IMAGE_EXTENSIONS.has(key.slice(dot).toLowerCase());
+}
+
+function describe(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.replace(/\s+/g, ' ').trim() || 'unknown decoder error';
+}
+
+export async function decodeImage(key: string, data: Uint8Array, options: DecodeOptions): Promise<DecodeResult> {
+  if (data.byteLength === 0) return { ok: false, key, reason: 'empty file (0 bytes)' };
+  try {
+    const { data: raw, info } = await sharp(data, {
+      limitInputPixels: options.limitInputPixels ?? 268_402_689,
+      failOn: 'warning',
+      sequentialRead: true,
+    })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(options.size, options.size, { fit: 'fill', kernel: 'linear' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || raw.byteLength !== options.size * options.size * 3) {
+      return { ok: false, key, reason: `decoder produced ${info.channels} channels, ${raw.byteLength} bytes; expected 3 channels` };
+    }
+    return { ok: true, key, pixels: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) };
+  } catch (err) {
+    return { ok: false, key, reason: describe(err) };
+  }
+}
+
+/**
+ * Decodes many images with at most `concurrency` in flight (libvips works on its own threads, so a
+ * few in flight overlap with tensor work on the main thread). Results keep the input order.
+ */
+export async function decodeMany(
+  items: readonly { key: string; data: Uint8Array }[],
+  options: DecodeOptions & { concurrency?: number },
+): Promise<DecodeResult[]> {
+  const out = new Array<DecodeResult>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      const item = items[i]!;
+      out[i] = await decodeImage(item.key, item.data, options);
+    }
+  };
+  const n = Math.max(1, Math.min(options.concurrency ?? 4, items.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  return out;
+}

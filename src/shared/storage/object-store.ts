@@ -1,0 +1,38 @@
+/**
+ * The object-store contract shared by the local-folder and S3 implementations. Keys are
+ * '/'-separated relative paths. `put` is atomic: a reader sees the old object or the whole new one,
+ * never a partial write.
+ */
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** Opaque change token (S3 ETag; size + mtime for local files). Never parse it. */
+  readonly etag: string;
+}
+
+export interface ObjectStore {
+  /** Root URI, for messages (never includes credentials). */
+  readonly uri: string;
+  /** All objects under `prefix`, in ascending key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  get(key: string): Promise<Uint8Array>;
+  head(key: string): Promise<ObjectInfo | undefined>;
+  put(key: string, data: Uint8Array | string): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export async function getJson<T>(store: ObjectStore, key: string): Promise<T> {
+  return JSON.parse(new TextDecoder().decode(await store.get(key))) as T;
+}
+
+export async function putJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
+  await store.put(key, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Joins key segments with single slashes. */
+export function joinKey(...parts: string[]): string {
+  return parts
+    .filter((p) => p !== '')
+    .map((p, i) => (i === 0 ? p.replace(/\/+$/, '') : p.replace(/^\/+|\/+$/g, '')))
+    .join('/');
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { decodeImage, decodeMany, isImageKey } from '../../src/shared/image/decode.js';
+import { hugePngHeader, solidImage, textAsPng, truncatedJpeg } from '../helpers/images.js';
+
+describe('decodeImage', () => {
+  it('decodes RGB, greyscale and RGBA images to size x size x 3', async () => {
+    for (const [fmt, ch] of [['jpeg', 3], ['png', 1], ['png', 4], ['webp', 3]] as const) {
+      const r = await decodeImage(`a.${fmt}`, await solidImage(fmt, 40, 28, ch), { size: 32 });
+      expect(r.ok, `${fmt}/${ch}`).toBe(true);
+      if (r.ok) expect(r.pixels.length).toBe(32 * 32 * 3);
+    }
+  });
+
+  it('expands greyscale to three equal channels', async () => {
+    const r = await decodeImage('g.png', await solidImage('png', 16, 16, 1), { size: 16 });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    for (let i = 0; i < r.pixels.length; i += 3) {
+      expect(r.pixels[i]).toBe(r.pixels[i + 1]);
+      expect(r.pixels[i]).toBe(r.pixels[i + 2]);
+    }
+  });
+
+  it('reports broken files by key with the decoder reason', async () => {
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['trunc.jpg', await truncatedJpeg(), /premature end|corrupt|truncat/i],
+      ['empty.jpg', new Uint8Array(0), /empty file/],
+      ['text.png', textAsPng(), /unsupported image format/i],
+      ['bomb.png', hugePngHeader(), /pixel limit/i],
+    ];
+    for (const [key, data, reason] of cases) {
+      const r = await decodeImage(key, data, { size: 32 });
+      expect(r.ok, key).toBe(false);
+      if (!r.ok) {
+        expect(r.key).toBe(key);
+        expect(r.reason).toMatch(reason);
+      }
+    }
+  });
+
+  it('keeps order and isolates failures in a batch', async () => {
+    const good = await solidImage('jpeg', 20, 20);
+    const out = await decodeMany(
+      [{ key: 'a.jpg', data: good }, { key: 'b.jpg', data: new Uint8Array(0) }, { key: 'c.jpg', data: good }],
+      { size: 8, concurrency: 2 },
+    );
+    expect(out.map((r) => [r.key, r.ok])).toEqual([['a.jpg', true], ['b.jpg', false], ['c.jpg', true]]);
+  });
+
+  it('recognises image keys by extension', () => {
+    expect(isImageKey('x/y/IMG_1.JPG')).toBe(true);
+    expect(isImageKey('x/y/readme.txt')).toBe(false);
+    expect(isImageKey('noext')).toBe(false);
+  });
+});
