@@ -3,7 +3,7 @@
  * re-encoded like the originals (32x32 JPEG quality 75, 4:2:0 chroma) so that only the corruption
  * differs, not the encoding (METHOD.md §6). The `jpeg` corruption is the exception: it is the encoding.
  */
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { Rng, seedFor } from '../../src/shared/rng.js';
 
 export const CORRUPTIONS = ['blur', 'noise', 'jpeg', 'saturate', 'brightness', 'downscale'] as const;
@@ -23,7 +23,7 @@ export function corruptionParam(kind: Corruption, strength: number): number {
   return PARAMS[kind][strength - 1]!;
 }
 
-async function reencode(img: sharp.Sharp, quality = 75): Promise<Buffer> {
+async function reencode(img: Sharp, quality = 75): Promise<Buffer> {
   return img.jpeg({ quality, chromaSubsampling: '4:2:0', mozjpeg: false }).toBuffer();
 }
 

@@ -3,6 +3,7 @@
  * for uniforms, Box-Muller for normals. Per-image noise is derived from (seed, image key), so an
  * image's score is the same whichever shard or batch it lands in.
  */
+import { OodError } from './errors.js';
 
 function splitmix32(a: number): () => number {
   return () => {
@@ -30,16 +31,19 @@ export class Rng {
     this.spare = undefined;
   }
 
-  /** Snapshot of the generator state, for checkpoints. */
-  state(): number[] {
-    return [this.s0, this.s1, this.s2, this.s3, this.spare ?? Number.NaN];
+  /** Snapshot of the generator state, for checkpoints (JSON-safe: no NaN). */
+  state(): (number | null)[] {
+    return [this.s0, this.s1, this.s2, this.s3, this.spare ?? null];
   }
 
-  static fromState(state: readonly number[]): Rng {
+  static fromState(state: readonly (number | null)[]): Rng {
+    if (state.length < 4 || state.slice(0, 4).some((x) => typeof x !== 'number')) {
+      throw new OodError('MODEL_INVALID', `invalid random generator state ${JSON.stringify(state)}`);
+    }
     const r = new Rng(0);
-    [r.s0, r.s1, r.s2, r.s3] = state.slice(0, 4).map((x) => x >>> 0) as [number, number, number, number];
+    [r.s0, r.s1, r.s2, r.s3] = state.slice(0, 4).map((x) => (x as number) >>> 0) as [number, number, number, number];
     const spare = state[4];
-    r.spare = spare === undefined || Number.isNaN(spare) ? undefined : spare;
+    r.spare = typeof spare === 'number' && Number.isFinite(spare) ? spare : undefined;
     return r;
   }
 

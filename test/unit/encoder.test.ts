@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { bundledTopology, createMobileNetV2, decodeBundledWeights, FINETUNED_STAGES, IMAGENET_STAGES, loadBundledMobileNetV2 } from '../../src/shared/encoder/mobilenet-v2.js';
+import { bundledTopology, createMobileNetV2, FINETUNED_STAGES, IMAGENET_STAGES, loadBundledMobileNetV2 } from '../../src/shared/encoder/mobilenet-v2.js';
 import { toEncoderInput } from '../../src/shared/encoder/preprocess.js';
 import { assertSameEncoder } from '../../src/shared/encoder/encoder.js';
 import { createEncoder, DEFAULT_ENCODER } from '../../src/shared/encoder/registry.js';
@@ -28,7 +28,7 @@ async function referenceFeatures(images: Uint8Array[], size: number, taps: reado
   );
   const sub = tf.model({ inputs: model.inputs, outputs: taps.map((n) => model.getLayer(n).output as tf.SymbolicTensor) });
   const out = tf.tidy(() => {
-    const ys = sub.predict(toEncoderInput(images, size, { kind: 'symmetric' })) as tf.Tensor[];
+    const ys = sub.predict(toEncoderInput(images, size, { kind: 'unit' })) as tf.Tensor[];
     return tf.concat(ys.map((y) => tf.mean(y, [1, 2])), 1);
   });
   const v = out.dataSync() as Float32Array;

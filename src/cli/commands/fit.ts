@@ -8,11 +8,11 @@ export const FIT_USAGE = `ood-audit fit --id <dir> --model <dir> [options]
   Extracts features of every image under --id (recursively), trains the LFDN, calibrates on a
   held-out 10% of the ID images and saves the model folder. A killed fit resumes from its last
   checkpoint when run again with the same options.
-  --epochs N            training epochs (default 100)
+  --epochs N            training epochs (default 30)
   --preset cpu|paper    LFDN size: cpu = 512 x 4 (default), paper = 1440 x 16; or --width/--depth
   --input-size N        encoder input side (default 224)
   --taps a,b,c          encoder layers to pool (default block_2_add,block_5_add,block_9_add,block_10_project_BN)
-  --preprocessing P     symmetric (default) | unit | imagenet | raw
+  --preprocessing P     unit = [0, 1] (default) | symmetric = [-1, 1] | imagenet | raw
   --encoder NAME        mobilenet_v2 (default) | layers | graph, with --encoder-uri <dir of model.json>
   --seed N              training seed (default 0)
   --t N --steps N --eta X --score-seed N   scoring: distortion timestep (3), DDIM steps (3), eta (1), seed (0)

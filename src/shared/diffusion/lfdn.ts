@@ -29,10 +29,10 @@ export interface LfdnConfig {
 }
 
 export const LFDN_PRESETS = {
-  /** The paper's network: 1440 x 16 (about 87 M parameters at D = 720). */
-  paper: { width: 1440, depth: 16 },
   /** The CPU default, chosen by measurement (README, "Choosing the CPU preset"). */
   cpu: { width: 512, depth: 4 },
+  /** The paper's network: 1440 x 16 (about 87 M parameters at D = 720). */
+  paper: { width: 1440, depth: 16 },
 } as const satisfies Record<string, { width: number; depth: number }>;
 export type LfdnPreset = keyof typeof LFDN_PRESETS;
 

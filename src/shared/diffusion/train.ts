@@ -24,7 +24,7 @@ export interface TrainConfig {
   readonly seed: number;
 }
 
-export const DEFAULT_TRAIN: TrainConfig = Object.freeze({ epochs: 100, batchSize: 256, lr: 1e-4, weightDecay: 1e-4, emaDecay: 0.999, seed: 0 });
+export const DEFAULT_TRAIN: TrainConfig = Object.freeze({ epochs: 30, batchSize: 256, lr: 1e-4, weightDecay: 1e-4, emaDecay: 0.999, seed: 0 });
 
 const BETA1 = 0.9;
 const BETA2 = 0.999;
@@ -118,18 +118,19 @@ export function trainEpoch(state: TrainState, lfdn: LfdnConfig, schedule: Schedu
       }
     }
     state.step += 1;
-    const lossValue = tf.tidy(() => {
-      const x0t = tf.tensor2d(x0, [b, d]);
-      const ztt = tf.tensor2d(zt, [b, d]);
-      const { value, grads } = tf.variableGrads(() => {
-        const table = timeTable(state.params, lfdn);
-        const emb = embeddingsFor(table, ts, T);
-        const pred = forward(state.params, lfdn, ztt, emb);
-        return tf.mean(tf.square(tf.sub(pred, x0t))) as tf.Scalar;
-      }, varList);
-      adamwUpdate(state, cfg, grads);
-      return value.dataSync()[0]!;
-    });
+    const x0t = tf.tensor2d(x0, [b, d]);
+    const ztt = tf.tensor2d(zt, [b, d]);
+    const { value, grads } = tf.variableGrads(() => {
+      const table = timeTable(state.params, lfdn);
+      const emb = embeddingsFor(table, ts, T);
+      const pred = forward(state.params, lfdn, ztt, emb);
+      return tf.mean(tf.square(tf.sub(pred, x0t))) as tf.Scalar;
+    }, varList);
+    tf.dispose([x0t, ztt]);
+    // One parameter at a time, so the paper-size network's update temporaries stay small.
+    adamwUpdate(state, cfg, grads);
+    const lossValue = value.dataSync()[0]!;
+    value.dispose();
     if (!Number.isFinite(lossValue)) throw new OodError('INTERNAL', `training diverged: loss ${lossValue} at epoch ${state.epoch + 1}, step ${state.step}`);
     lossSum += lossValue;
     batches += 1;
@@ -144,20 +145,27 @@ function adamwUpdate(state: TrainState, cfg: TrainConfig, grads: tf.NamedTensorM
   const bc1 = 1 - BETA1 ** step;
   const bc2 = 1 - BETA2 ** step;
   const emaDecay = Math.min(cfg.emaDecay, (1 + step) / (10 + step));
-  for (const [name, param] of state.params) {
-    const g = grads[param.name];
-    if (g === undefined) throw new OodError('INTERNAL', `no gradient for ${name}`);
-    const m = state.m.get(name)!;
-    const v = state.v.get(name)!;
-    const ema = state.ema.get(name)!;
-    const mNew = tf.add(tf.mul(m, BETA1), tf.mul(g, 1 - BETA1));
-    const vNew = tf.add(tf.mul(v, BETA2), tf.mul(tf.square(g), 1 - BETA2));
-    const update = tf.div(tf.div(mNew, bc1), tf.add(tf.sqrt(tf.div(vNew, bc2)), ADAM_EPS));
-    const pNew = tf.sub(tf.mul(param, 1 - cfg.lr * cfg.weightDecay), tf.mul(update, cfg.lr));
-    m.assign(mNew);
-    v.assign(vNew);
-    param.assign(pNew);
-    ema.assign(tf.add(tf.mul(ema, emaDecay), tf.mul(pNew, 1 - emaDecay)));
+  try {
+    for (const [name, param] of state.params) {
+      const g = grads[param.name];
+      if (g === undefined) throw new OodError('INTERNAL', `no gradient for ${name}`);
+      const m = state.m.get(name)!;
+      const v = state.v.get(name)!;
+      const ema = state.ema.get(name)!;
+      tf.tidy(() => {
+        const mNew = tf.add(tf.mul(m, BETA1), tf.mul(g, 1 - BETA1));
+        const vNew = tf.add(tf.mul(v, BETA2), tf.mul(tf.square(g), 1 - BETA2));
+        const update = tf.div(tf.div(mNew, bc1), tf.add(tf.sqrt(tf.div(vNew, bc2)), ADAM_EPS));
+        const pNew = tf.sub(tf.mul(param, 1 - cfg.lr * cfg.weightDecay), tf.mul(update, cfg.lr));
+        m.assign(mNew);
+        v.assign(vNew);
+        param.assign(pNew);
+        ema.assign(tf.add(tf.mul(ema, emaDecay), tf.mul(pNew, 1 - emaDecay)));
+      });
+      g.dispose();
+    }
+  } finally {
+    tf.dispose(Object.values(grads));
   }
 }
 

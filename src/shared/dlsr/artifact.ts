@@ -152,7 +152,7 @@ interface CheckpointHeader {
   readonly kind: 'train-state';
   readonly epoch: number;
   readonly step: number;
-  readonly rng: number[];
+  readonly rng: (number | null)[];
   readonly fingerprintId: string;
   readonly config: DlsrConfig;
 }

@@ -76,7 +76,7 @@ export function bundledTopology(model: BundledModel, inputSize: number): unknown
 export function createMobileNetV2(options: MobileNetV2Options = {}): Encoder {
   const taps = options.taps ?? IMAGENET_STAGES;
   const inputSize = options.inputSize ?? 224;
-  const preprocessing = options.preprocessing ?? { kind: 'symmetric' };
+  const preprocessing = options.preprocessing ?? { kind: 'unit' };
   if (!Number.isInteger(inputSize) || inputSize < 32 || inputSize > 1024) {
     throw new OodError('CONFIG_INVALID', `invalid input size: expected an integer in [32, 1024], got ${inputSize}`);
   }

@@ -1,0 +1,206 @@
+/**
+ * bench:accuracy: DLSR's scores next to the Mahalanobis and kNN baselines, on the shared datasets.
+ *
+ *   far        CIFAR-10 train (ID, 10% held out for calibration) -> CIFAR-10 test vs Fashion-MNIST test
+ *   covariate  the same model -> CIFAR-10 test vs CIFAR-10 test images corrupted (blur, noise, JPEG,
+ *              saturation, brightness, downscale) at 3 strengths, re-encoded like the originals
+ *   near       CIFAR-10 5-vs-5 class splits: train on 5 classes, test their test images vs the other 5
+ *   ablations  (--suite ablations) stage taps, input size, LFDN preset and epochs on a training subset
+ *
+ * Features are extracted once per encoder configuration (cached) with one process per core.
+ * Prints tables and writes bench/results/accuracy-<suite>.json.
+ *
+ * Options: --suite default|ablations|all, --epochs N (default: the model default), --seeds N,
+ * --near-splits N (1-3), --train-limit N (ID training images), --corrupt-per-class N (default 100).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../src/shared/backend.js';
+import { defaultConfig, type DlsrConfig, type ScoreType, SCORE_TYPES } from '../src/shared/dlsr/config.js';
+import { fitDlsr } from '../src/shared/dlsr/fit.js';
+import { disposeModel, scoreFeatures, type DlsrModel } from '../src/shared/dlsr/model.js';
+import { detectionMetrics, type DetectionMetrics } from '../src/shared/metrics.js';
+import { gatherRows } from '../src/shared/features.js';
+import type { FeatureSet } from '../src/shared/feature-set.js';
+import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilenet-v2.js';
+import type { EncoderSpec } from '../src/shared/encoder/registry.js';
+import { LFDN_PRESETS } from '../src/shared/diffusion/lfdn.js';
+import { ALL_CORRUPTIONS, classOf, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
+import { featuresFor } from './lib/features.js';
+
+const { values: opt } = parseArgs({
+  options: {
+    suite: { type: 'string', default: 'default' },
+    epochs: { type: 'string' },
+    seeds: { type: 'string', default: '1' },
+    'near-splits': { type: 'string', default: '3' },
+    'train-limit': { type: 'string' },
+    'corrupt-per-class': { type: 'string', default: '100' },
+  },
+});
+const backend = await initBackend('auto');
+const processes = cpus().length;
+const log = (m: string): void => console.log(m);
+const base = defaultConfig();
+const seeds = Array.from({ length: Number(opt.seeds) }, (_, i) => i);
+const perClass = Number(opt['corrupt-per-class']);
+
+interface Row {
+  readonly protocol: string;
+  readonly ood: string;
+  readonly config: string;
+  readonly seed: number;
+  readonly score: ScoreType;
+  readonly metrics: DetectionMetrics;
+}
+const rows: Row[] = [];
+const timings: Record<string, unknown>[] = [];
+
+const SPLITS: [string, string[]][] = [
+  ['first5', ['airplane', 'automobile', 'bird', 'cat', 'deer']],
+  ['even', ['airplane', 'bird', 'deer', 'frog', 'ship']],
+  ['animals', ['bird', 'cat', 'deer', 'dog', 'frog']],
+];
+
+function subset(set: FeatureSet, idx: readonly number[]): FeatureSet {
+  const d = set.stageSizes.reduce((a, b) => a + b, 0);
+  return { ...set, keys: idx.map((i) => set.keys[i]!), features: gatherRows(set.features, d, idx) };
+}
+const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): number[] => set.keys.flatMap((k, i) => (pred(k) ? [i] : []));
+
+async function loadSets(spec: EncoderSpec, withCorruptions: boolean): Promise<{ train: FeatureSet; test: FeatureSet; fmnist: FeatureSet; corrupt: Map<string, FeatureSet>; extractImgPerS: number }> {
+  let images = 0;
+  let seconds = 0;
+  const get = async (name: string, dir: string): Promise<FeatureSet> => {
+    const r = await featuresFor(name, dir, listKeys(dir), spec, processes, log);
+    if (!r.stats.cached) {
+      images += r.stats.images;
+      seconds += r.stats.seconds;
+    }
+    return r.set;
+  };
+  const train = await get('cifar10-train', datasetDir('cifar10/train'));
+  const test = await get('cifar10-test', datasetDir('cifar10/test'));
+  const fmnist = await get('fashion-mnist-test', datasetDir('fashion-mnist/test'));
+  const corrupt = new Map<string, FeatureSet>();
+  if (withCorruptions) {
+    for (const { kind, strength } of ALL_CORRUPTIONS) corrupt.set(`${kind}-${strength}`, await get(`cifar10-c${perClass}-${kind}-${strength}`, await corruptedDir(kind, strength, perClass)));
+  }
+  return { train, test, fmnist, corrupt, extractImgPerS: seconds > 0 ? images / seconds : Number.NaN };
+}
+
+async function fitOn(set: FeatureSet, cfg: DlsrConfig, label: string): Promise<DlsrModel> {
+  const started = performance.now();
+  const { model, log: epochs } = await fitDlsr(set, cfg, { backend: backend.provider, versions: {} });
+  const seconds = (performance.now() - started) / 1000;
+  timings.push({ label, images: set.keys.length, epochs: cfg.train.epochs, seconds, finalLoss: epochs[epochs.length - 1]?.loss });
+  log(`  fitted ${label}: ${model.info.trainCount} training images, ${cfg.train.epochs} epochs, ${(seconds / 60).toFixed(1)} min, final loss ${epochs[epochs.length - 1]?.loss.toFixed(5)}`);
+  return model;
+}
+
+function evaluate(model: DlsrModel, protocol: string, config: string, seed: number, id: FeatureSet, oods: Map<string, FeatureSet>): void {
+  const t = performance.now();
+  const sId = scoreFeatures(model, id.features, id.keys);
+  timings.push({ label: `score ${protocol}/${config}`, images: id.keys.length, seconds: (performance.now() - t) / 1000 });
+  for (const [name, set] of oods) {
+    const sO = scoreFeatures(model, set.features, set.keys);
+    for (const score of SCORE_TYPES) rows.push({ protocol, ood: name, config, seed, score, metrics: detectionMetrics(sId.scores[score], sO.scores[score]) });
+  }
+}
+
+function withTaps(spec: EncoderSpec, taps: readonly string[], inputSize = spec.inputSize): EncoderSpec {
+  return { ...spec, taps: [...taps], inputSize };
+}
+
+function configFor(overrides: Partial<{ epochs: number; seed: number; width: number; depth: number; preset: 'cpu' | 'paper' | 'custom' }>, encoder: EncoderSpec = base.encoder): DlsrConfig {
+  return {
+    ...base,
+    encoder,
+    lfdn: { preset: overrides.preset ?? base.lfdn.preset, width: overrides.width ?? base.lfdn.width, depth: overrides.depth ?? base.lfdn.depth },
+    train: { ...base.train, epochs: overrides.epochs ?? (opt.epochs !== undefined ? Number(opt.epochs) : base.train.epochs), seed: overrides.seed ?? 0 },
+  };
+}
+
+function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
+  if (limit === undefined || set.keys.length <= limit) return set;
+  const step = set.keys.length / limit;
+  return subset(set, Array.from({ length: limit }, (_, i) => Math.floor(i * step)));
+}
+
+const suite = opt.suite!;
+const trainLimit = opt['train-limit'] !== undefined ? Number(opt['train-limit']) : undefined;
+const summary: Record<string, unknown> = { date: new Date().toISOString(), backend: backend.provider, suite, processes };
+
+if (suite === 'default' || suite === 'all') {
+  log('== default configuration: far, covariate and near OOD ==');
+  const sets = await loadSets(base.encoder, true);
+  summary['extractImgPerS'] = sets.extractImgPerS;
+  const train = limitTrain(sets.train, trainLimit);
+  for (const seed of seeds) {
+    const model = await fitOn(train, configFor({ seed }), `default seed ${seed}`);
+    evaluate(model, 'far', 'default', seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
+    evaluate(model, 'covariate', 'default', seed, sets.test, sets.corrupt);
+    disposeModel(model);
+    for (const [name, classes] of SPLITS.slice(0, Number(opt['near-splits']))) {
+      const inId = (k: string): boolean => classes.includes(classOf(k));
+      const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed }), `near ${name} seed ${seed}`);
+      evaluate(m, 'near-5v5', `default/${name}`, seed, subset(sets.test, indicesWhere(sets.test, inId)), new Map([[`5v5-${name}`, subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
+      disposeModel(m);
+    }
+  }
+}
+
+if (suite === 'ablations' || suite === 'all') {
+  const limit = trainLimit ?? 10_000;
+  const epochs = opt.epochs !== undefined ? Number(opt.epochs) : 30;
+  log(`== ablations on ${limit} CIFAR-10 training images, ${epochs} epochs (near: the "even" split) ==`);
+  const run = async (label: string, spec: EncoderSpec, cfg: DlsrConfig): Promise<void> => {
+    const sets = await loadSets(spec, true);
+    const train = limitTrain(sets.train, limit);
+    const model = await fitOn(train, cfg, label);
+    evaluate(model, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
+    evaluate(model, 'covariate', label, 0, sets.test, sets.corrupt);
+    disposeModel(model);
+    const [, classes] = SPLITS[1]!;
+    const inId = (k: string): boolean => classes.includes(classOf(k));
+    const m = await fitOn(subset(train, indicesWhere(train, inId)), cfg, `${label} near`);
+    evaluate(m, 'near-5v5', label, 0, subset(sets.test, indicesWhere(sets.test, inId)), new Map([['5v5-even', subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
+    disposeModel(m);
+  };
+  const enc = base.encoder;
+  for (const [name, taps] of [['taps=imagenet4', IMAGENET_STAGES], ['taps=finetuned3', FINETUNED_STAGES], ['taps=both7', [...IMAGENET_STAGES, ...FINETUNED_STAGES]]] as const) {
+    await run(name, withTaps(enc, taps), configFor({ epochs }, withTaps(enc, taps)));
+  }
+  for (const size of [128, 96]) await run(`input=${size}`, withTaps(enc, enc.taps, size), configFor({ epochs }, withTaps(enc, enc.taps, size)));
+  for (const [w, dpt] of [[256, 4], [1024, 4], [512, 8]] as const) await run(`lfdn=${w}x${dpt}`, enc, configFor({ epochs, width: w, depth: dpt, preset: 'custom' }));
+  await run('lfdn=paper', enc, configFor({ epochs: Math.max(3, Math.round(epochs / 6)), ...LFDN_PRESETS.paper, preset: 'paper' }));
+  for (const e of [10, 100]) await run(`epochs=${e}`, enc, configFor({ epochs: e }));
+}
+
+// ---- report ------------------------------------------------------------------------------------
+const pct = (x: number): string => (x * 100).toFixed(2);
+const groups = new Map<string, Row[]>();
+for (const r of rows) {
+  const k = `${r.protocol}|${r.ood}|${r.config}`;
+  groups.set(k, [...(groups.get(k) ?? []), r]);
+}
+console.log(`\n| protocol | OOD set | config | ${SCORE_TYPES.map((s) => `${s} AUROC`).join(' | ')} |`);
+console.log(`|---|---|---|${SCORE_TYPES.map(() => '---').join('|')}|`);
+for (const [k, rs] of groups) {
+  const [protocol, ood, config] = k.split('|');
+  const cells = SCORE_TYPES.map((s) => {
+    const v = rs.filter((r) => r.score === s).map((r) => r.metrics.auroc);
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length - 1));
+    return v.length > 1 ? `${pct(mean)} ± ${pct(sd)}` : pct(mean);
+  });
+  console.log(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
+}
+summary['rows'] = rows;
+summary['timings'] = timings;
+mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
+const out = path.join(REPO, 'bench/results', `accuracy-${suite}.json`);
+writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
+console.log(`wrote ${path.relative(REPO, out)}`);

@@ -1,0 +1,58 @@
+/**
+ * Cached feature extraction for the benchmarks: a set's features are extracted once per encoder
+ * configuration by `processes` child processes (one per core; wasm is single-threaded), merged in
+ * key order and cached under OOD_BENCH_CACHE/features/<spec hash>/<set>.oodf.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { EncoderSpec } from '../../src/shared/encoder/registry.js';
+import { concatFeatureSets, decodeFeatureSet, encodeFeatureSet, type FeatureSet } from '../../src/shared/feature-set.js';
+import { CACHE, REPO } from './data.js';
+
+export function specHash(spec: EncoderSpec): string {
+  return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12);
+}
+
+function runChild(job: object): Promise<{ seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'bench/lib/extract-child.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as { seconds: number }) : reject(new Error(`extract child exited with ${code}`))));
+  });
+}
+
+export interface ExtractStats {
+  readonly images: number;
+  readonly seconds: number;
+  readonly cached: boolean;
+}
+
+export async function featuresFor(name: string, dir: string, keys: readonly string[], spec: EncoderSpec, processes = 2, log: (m: string) => void = () => undefined): Promise<{ set: FeatureSet; stats: ExtractStats }> {
+  const folder = path.join(CACHE, 'features', specHash(spec));
+  const file = path.join(folder, `${name}.oodf`);
+  if (existsSync(file)) {
+    const set = decodeFeatureSet(readFileSync(file), file);
+    if (set.keys.length + set.failures.length === keys.length) return { set, stats: { images: keys.length, seconds: 0, cached: true } };
+  }
+  mkdirSync(folder, { recursive: true });
+  log(`extracting ${keys.length} images of ${name} with ${processes} processes...`);
+  const started = performance.now();
+  const parts = Array.from({ length: processes }, (_, p) => ({ dir, keys: keys.filter((_, i) => i % processes === p), spec, out: `${file}.part${p}` }));
+  await Promise.all(parts.map((job) => runChild(job)));
+  const seconds = (performance.now() - started) / 1000;
+  const merged = concatFeatureSets(parts.map((p) => decodeFeatureSet(readFileSync(p.out), p.out)));
+  // Restore the requested key order.
+  const d = merged.stageSizes.reduce((a, b) => a + b, 0);
+  const pos = new Map(merged.keys.map((k, i) => [k, i] as const));
+  const ordered = keys.filter((k) => pos.has(k));
+  const features = new Float32Array(ordered.length * d);
+  ordered.forEach((k, i) => features.set(merged.features.subarray(pos.get(k)! * d, (pos.get(k)! + 1) * d), i * d));
+  const set: FeatureSet = { ...merged, keys: ordered, features };
+  writeFileSync(file, encodeFeatureSet(set));
+  for (const p of parts) rmSync(p.out, { force: true });
+  return { set, stats: { images: keys.length, seconds, cached: false } };
+}

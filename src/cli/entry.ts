@@ -1,0 +1,12 @@
+// Process entry of the `ood-audit` command (bin/ood-audit.js loads the compiled copy).
+import { main } from './main.js';
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`ood-audit: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,121 @@
+import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultConfig, type DlsrConfig } from '../../src/shared/dlsr/config.js';
+import { fitDlsr, splitHoldout } from '../../src/shared/dlsr/fit.js';
+import { decodeCheckpoint, encodeCheckpoint, loadModel, saveModel } from '../../src/shared/dlsr/artifact.js';
+import { disposeModel, scoreFeatures } from '../../src/shared/dlsr/model.js';
+import { LocalStore } from '../../src/shared/storage/local-store.js';
+import { makeFingerprint } from '../../src/shared/encoder/encoder.js';
+import type { FeatureSet } from '../../src/shared/feature-set.js';
+import { decodeFeatureSet, encodeFeatureSet } from '../../src/shared/feature-set.js';
+import type { LfdnParams } from '../../src/shared/diffusion/lfdn.js';
+import type { TrainState } from '../../src/shared/diffusion/train.js';
+import { Rng } from '../../src/shared/rng.js';
+import { useWasm } from '../helpers/tf.js';
+
+useWasm();
+
+const stageSizes = [4, 6, 6];
+const d = 16;
+function synthetic(n: number, seed: number, shift = 0): FeatureSet {
+  const rng = new Rng(seed);
+  const features = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    const a = rng.normal();
+    for (let j = 0; j < d; j++) features[i * d + j] = Math.sin(j + a) * 3 + shift * (j % 3) + 0.3 * rng.normal();
+  }
+  return {
+    fingerprint: makeFingerprint({ encoder: 'synthetic', weightsSha256: 'x', taps: ['a', 'b', 'c'], inputSize: 32, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
+    stageSizes,
+    keys: Array.from({ length: n }, (_, i) => `img/${seed}-${i}.jpg`),
+    features,
+    failures: [{ key: 'img/bad.jpg', reason: 'premature end of JPEG image' }],
+  };
+}
+
+function smallConfig(epochs: number): DlsrConfig {
+  const base = defaultConfig();
+  return { ...base, lfdn: { preset: 'custom', width: 32, depth: 2 }, train: { ...base.train, epochs, batchSize: 32, lr: 3e-3 }, scoring: { ...base.scoring, batchSize: 64 } };
+}
+
+describe('holdout split', () => {
+  it('is deterministic, disjoint, and independent of listing order', () => {
+    const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+    const a = splitHoldout(keys, 0.1, 3);
+    expect(a.holdout).toHaveLength(100);
+    expect(a.train).toHaveLength(900);
+    expect(new Set([...a.train, ...a.holdout]).size).toBe(1000);
+    const rev = [...keys].reverse();
+    const b = splitHoldout(rev, 0.1, 3);
+    expect(new Set(b.holdout.map((i) => rev[i]))).toEqual(new Set(a.holdout.map((i) => keys[i])));
+  });
+});
+
+describe('feature sets', () => {
+  it('round-trip through bytes, failures included', () => {
+    const s = synthetic(5, 1);
+    const back = decodeFeatureSet(encodeFeatureSet(s));
+    expect(back.keys).toEqual(s.keys);
+    expect(Array.from(back.features)).toEqual(Array.from(s.features));
+    expect(back.failures).toEqual(s.failures);
+    expect(() => decodeFeatureSet(new Uint8Array(20))).toThrow(/bad magic/);
+  });
+});
+
+describe('model artifact', () => {
+  it('saves and loads a model that scores identically, without leaking tensors', async () => {
+    const set = synthetic(300, 2);
+    const { model, log } = await fitDlsr(set, smallConfig(3), { backend: 'wasm', versions: { test: '1' } });
+    expect(log).toHaveLength(3);
+    expect(model.calibration?.scores['mfsim']?.threshold).toBeTypeOf('number');
+    const dir = mkdtempSync(path.join(tmpdir(), 'ood-artifact-'));
+    const store = new LocalStore(dir);
+    await saveModel(store, 'models/m1', model, log);
+    const loaded = await loadModel(store, 'models/m1');
+    const probe = synthetic(40, 9, 2);
+    const a = scoreFeatures(model, probe.features, probe.keys);
+    const before = tf.memory().numTensors;
+    const b = scoreFeatures(loaded, probe.features, probe.keys);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const t of ['mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const) expect(Array.from(b.scores[t])).toEqual(Array.from(a.scores[t]));
+    expect(loaded.calibration).toEqual(model.calibration);
+    expect(loaded.fingerprint).toEqual(model.fingerprint);
+    disposeModel(model);
+    disposeModel(loaded);
+    await expect(loadModel(store, 'models/none')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('resumes from a checkpoint to exactly the weights of an uninterrupted run', async () => {
+    const set = synthetic(200, 3);
+    const cfg = smallConfig(4);
+    const full = await fitDlsr(set, cfg, { backend: 'wasm', versions: {} });
+    // Interrupted run: checkpoint after epoch 2, then "crash".
+    let saved: Uint8Array | undefined;
+    const crash = new AbortController();
+    await expect(
+      fitDlsr(set, cfg, {
+        backend: 'wasm',
+        versions: {},
+        signal: crash.signal,
+        onEpoch: async (r, state: TrainState, first: LfdnParams) => {
+          if (r.epoch === 2) {
+            saved = await encodeCheckpoint(state, first, cfg, set.fingerprint.id);
+            crash.abort();
+          }
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'ABORTED' });
+    const ck = decodeCheckpoint(saved!, 'test', d);
+    expect(ck.state.epoch).toBe(2);
+    const resumed = await fitDlsr(set, cfg, { backend: 'wasm', versions: {}, resume: { state: ck.state, firstEpochEma: ck.firstEpochEma } });
+    expect(resumed.log.map((l) => l.epoch)).toEqual([3, 4]);
+    expect(resumed.log.map((l) => l.loss)).toEqual(full.log.slice(2).map((l) => l.loss));
+    const probe = synthetic(20, 4);
+    expect(Array.from(scoreFeatures(resumed.model, probe.features, probe.keys).scores.lr)).toEqual(Array.from(scoreFeatures(full.model, probe.features, probe.keys).scores.lr));
+    disposeModel(full.model);
+    disposeModel(resumed.model);
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * End to end through the CLI on the committed demo sample: fit on a few hundred CIFAR-10 images,
+ * score a mixed folder (CIFAR-10 test, Fashion-MNIST, broken files), evaluate; plus the error paths.
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it, beforeAll } from 'vitest';
+import { parquetReadObjects } from 'hyparquet';
+import { runCli, ROOT } from '../helpers/cli.js';
+import { hugePngHeader, textAsPng, truncatedJpeg } from '../helpers/images.js';
+
+const demo = path.join(ROOT, 'examples/demo');
+const work = mkdtempSync(path.join(tmpdir(), 'ood-e2e-'));
+const model = path.join(work, 'model');
+const scan = path.join(work, 'scan');
+const out = path.join(work, 'out');
+
+beforeAll(async () => {
+  cpSync(path.join(demo, 'scan'), scan, { recursive: true });
+  mkdirSync(path.join(scan, 'broken'));
+  writeFileSync(path.join(scan, 'broken/truncated.jpg'), await truncatedJpeg());
+  writeFileSync(path.join(scan, 'broken/empty.jpg'), new Uint8Array(0));
+  writeFileSync(path.join(scan, 'broken/text.png'), textAsPng());
+  writeFileSync(path.join(scan, 'broken/bomb.png'), hugePngHeader());
+  writeFileSync(path.join(scan, 'notes.txt'), 'not an image');
+});
+
+describe('CLI end to end', () => {
+  it('fits, scores and evaluates the demo sample', async () => {
+    // A small LFDN so the test stays fast; the default preset is exercised by the benchmarks.
+    const fit = await runCli(['fit', '--id', path.join(demo, 'id'), '--model', model, '--epochs', '12', '--width', '128', '--depth', '2', '--lr', '1e-3', '--backend', 'wasm']);
+    expect(fit.stderr).toContain('model saved');
+    expect(fit.code).toBe(0);
+    for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/epoch-0001.ckpt', 'checkpoints/latest.ckpt', 'features/id.oodf']) {
+      expect(existsSync(path.join(model, f)), f).toBe(true);
+    }
+    const log = JSON.parse(readFileSync(path.join(model, 'training-log.json'), 'utf8')) as { epochs: { loss: number }[] };
+    expect(log.epochs).toHaveLength(12);
+    expect(log.epochs[11]!.loss).toBeLessThan(log.epochs[0]!.loss);
+    const modelJson = JSON.parse(readFileSync(path.join(model, 'model.json'), 'utf8')) as { info: { trainCount: number; holdoutCount: number; backend: string }; fingerprint: { inputSize: number } };
+    expect(modelJson.info.trainCount + modelJson.info.holdoutCount).toBe(800);
+    expect(modelJson.info.holdoutCount).toBe(80);
+    expect(modelJson.info.backend).toBe('wasm');
+
+    const score = await runCli(['score', '--model', model, '--input', scan, '--out', out]);
+    expect(score.code, score.stderr).toBe(0);
+    const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { input: { scored: number; failed: number; skippedNonImages: number }; flagged: number };
+    expect(summary.input).toMatchObject({ scored: 200, failed: 4, skippedNonImages: 1 });
+    const failures = readFileSync(path.join(out, 'failures.csv'), 'utf8');
+    expect(failures).toMatch(/broken\/bomb.png,.*pixel limit/);
+    expect(failures).toMatch(/broken\/empty.jpg,empty file/);
+    const rows = await parquetReadObjects({ file: readFileSync(path.join(out, 'scores.parquet')).buffer as ArrayBuffer });
+    expect(rows).toHaveLength(200);
+    const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('key,mfsim,mfsim_all,mse,lr,mahalanobis,knn,rank,flagged');
+    expect(csv).toHaveLength(201);
+    // Fashion-MNIST is far OOD: it must be flagged far more often than CIFAR-10 test.
+    const flaggedShare = (prefix: string): number => {
+      const r = rows.filter((x) => String(x['key']).startsWith(prefix));
+      return r.filter((x) => x['flagged'] === true).length / r.length;
+    };
+    expect(flaggedShare('fashion-mnist/')).toBeGreaterThan(0.8);
+    expect(flaggedShare('cifar10/')).toBeLessThan(0.35);
+
+    const evalJson = path.join(work, 'eval.json');
+    const ev = await runCli(['eval', '--model', model, '--id', path.join(scan, 'cifar10'), '--ood', `fmnist=${path.join(scan, 'fashion-mnist')}`, '--json', evalJson]);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect(ev.stdout).toMatch(/fmnist\s+mfsim/);
+    const report = JSON.parse(readFileSync(evalJson, 'utf8')) as { results: { ood: string; score: string; auroc: number }[]; sets: Record<string, { count: number }> };
+    expect(report.sets).toEqual({ id: { count: 150, failed: 0 }, fmnist: { count: 50, failed: 0 } });
+    const mfsim = report.results.find((r) => r.score === 'mfsim')!;
+    expect(mfsim.auroc).toBeGreaterThan(0.9);
+  });
+
+  it('gives one clear line and a non-zero exit for bad paths and a missing model', async () => {
+    const a = await runCli(['score', '--model', path.join(work, 'nope'), '--input', scan, '--out', out]);
+    expect(a.code).toBe(1);
+    expect(a.stderr.trim()).toMatch(/no such folder/);
+    expect(a.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    const emptyModel = path.join(work, 'empty-model');
+    mkdirSync(emptyModel, { recursive: true });
+    const b = await runCli(['score', '--model', emptyModel, '--input', scan, '--out', out]);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/no model at .*model.json is missing/);
+    const c = await runCli(['fit', '--id', scan, '--model', model, '--preset', 'huge']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(/invalid --preset: expected cpu \| paper, got "huge"/);
+  });
+});
