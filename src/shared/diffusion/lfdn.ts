@@ -147,25 +147,27 @@ export function timeTable(params: LfdnParams, cfg: LfdnConfig): tf.Tensor2D {
 }
 
 /**
- * The denoiser. `emb` is the time embedding per row ([B, D]) or shared by all rows ([1, D]).
- * Returns the predicted z0, [B, D]. Call inside tf.tidy.
+ * The denoiser. `emb` is the time embedding per row ([B, D]) or shared by all rows ([1, D]); or,
+ * with `select` ([B, T] one-hot rows), the embedding table of all T timesteps ([T, D]): each block's
+ * embedding projection is then computed once per timestep and selected per row, which is cheaper
+ * than projecting B rows when B > T (training). Returns the predicted z0, [B, D]. Call inside tf.tidy.
  */
-export function forward(params: LfdnParams, cfg: LfdnConfig, x: tf.Tensor2D, emb: tf.Tensor2D): tf.Tensor2D {
+export function forward(params: LfdnParams, cfg: LfdnConfig, x: tf.Tensor2D, emb: tf.Tensor2D, select?: tf.Tensor2D): tf.Tensor2D {
   let h = linear(params, 'input', silu(x));
   const embAct = silu(emb);
   for (let i = 0; i < cfg.depth; i++) {
     const b = `block${i}`;
-    let r: tf.Tensor2D = tf.add(linear(params, `${b}.lin1`, silu(norm(params, `${b}.norm1`, h))), linear(params, `${b}.emb`, embAct));
+    const embTerm = select === undefined ? linear(params, `${b}.emb`, embAct) : dense(select, linear(params, `${b}.emb`, embAct));
+    let r: tf.Tensor2D = tf.add(linear(params, `${b}.lin1`, silu(norm(params, `${b}.norm1`, h))), embTerm);
     r = linear(params, `${b}.lin2`, silu(norm(params, `${b}.norm2`, r)));
     h = tf.add(h, r);
   }
   return linear(params, 'out', silu(norm(params, 'out.norm', h)));
 }
 
-/** One-hot rows selecting each sample's timestep from a [T, D] table (gather has no gradient on wasm). */
-export function embeddingsFor(table: tf.Tensor2D, t: Int32Array, timesteps: number): tf.Tensor2D {
-  const onehot = tf.oneHot(tf.tensor1d(t, 'int32'), timesteps).toFloat() as tf.Tensor2D;
-  return dense(onehot, table) as tf.Tensor2D;
+/** One-hot rows [B, T] selecting each sample's timestep (gather has no gradient on wasm). */
+export function timestepSelector(t: Int32Array, timesteps: number): tf.Tensor2D {
+  return tf.oneHot(tf.tensor1d(t, 'int32'), timesteps).toFloat() as tf.Tensor2D;
 }
 
 export function disposeParams(params: LfdnParams): void {

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { embeddingsFor, forward, initParams, paramSpecs, timeTable, type LfdnConfig, type LfdnParams } from './lfdn.js';
+import { timestepSelector, forward, initParams, paramSpecs, timeTable, type LfdnConfig, type LfdnParams } from './lfdn.js';
 import type { Schedule } from './schedule.js';
 
 export interface TrainConfig {
@@ -121,9 +121,7 @@ export function trainEpoch(state: TrainState, lfdn: LfdnConfig, schedule: Schedu
     const x0t = tf.tensor2d(x0, [b, d]);
     const ztt = tf.tensor2d(zt, [b, d]);
     const { value, grads } = tf.variableGrads(() => {
-      const table = timeTable(state.params, lfdn);
-      const emb = embeddingsFor(table, ts, T);
-      const pred = forward(state.params, lfdn, ztt, emb);
+      const pred = forward(state.params, lfdn, ztt, timeTable(state.params, lfdn), timestepSelector(ts, T));
       return tf.mean(tf.square(tf.sub(pred, x0t))) as tf.Scalar;
     }, varList);
     tf.dispose([x0t, ztt]);
