@@ -6,7 +6,7 @@ import { createEncoder, type EncoderSpec } from '../../src/shared/encoder/regist
 import { extractFeatures } from '../../src/shared/extract.js';
 import { encodeFeatureSet } from '../../src/shared/feature-set.js';
 
-const job = JSON.parse(process.argv[2]!) as { dir: string; keys: string[]; spec: EncoderSpec; out: string };
+const job = JSON.parse(await readFile(process.argv[2]!, 'utf8')) as { dir: string; keys: string[]; spec: EncoderSpec; out: string };
 const backend = await initBackend('auto');
 const encoder = await createEncoder(job.spec);
 const started = performance.now();

@@ -15,9 +15,12 @@ export function specHash(spec: EncoderSpec): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12);
 }
 
-function runChild(job: object): Promise<{ seconds: number }> {
+function runChild(job: { out: string }): Promise<{ seconds: number }> {
+  // The job (with its key list) goes through a file: argv is too small for 25,000 keys.
+  const jobFile = `${job.out}.job.json`;
+  writeFileSync(jobFile, JSON.stringify(job));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'bench/lib/extract-child.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'bench/lib/extract-child.ts'), jobFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
@@ -53,6 +56,6 @@ export async function featuresFor(name: string, dir: string, keys: readonly stri
   ordered.forEach((k, i) => features.set(merged.features.subarray(pos.get(k)! * d, (pos.get(k)! + 1) * d), i * d));
   const set: FeatureSet = { ...merged, keys: ordered, features };
   writeFileSync(file, encodeFeatureSet(set));
-  for (const p of parts) rmSync(p.out, { force: true });
+  for (const p of parts) for (const f of [p.out, `${p.out}.job.json`]) rmSync(f, { force: true });
   return { set, stats: { images: keys.length, seconds, cached: false } };
 }

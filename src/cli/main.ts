@@ -5,11 +5,16 @@
 import { coerceError } from '../shared/errors.js';
 import { evalCommand, EVAL_USAGE } from './commands/eval.js';
 import { fitCommand, FIT_USAGE } from './commands/fit.js';
-import { scoreCommand, SCORE_USAGE } from './commands/score.js';
+import { scanCommand, SCAN_USAGE } from './commands/scan.js';
+import { statusCommand, STATUS_USAGE } from './commands/status.js';
+import { workerCommand, WORKER_USAGE } from './commands/worker.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; usage: string }> = {
   fit: { run: fitCommand, usage: FIT_USAGE },
-  score: { run: scoreCommand, usage: SCORE_USAGE },
+  scan: { run: scanCommand, usage: SCAN_USAGE },
+  score: { run: scanCommand, usage: SCAN_USAGE.replace('ood-audit scan', 'ood-audit score') },
+  worker: { run: workerCommand, usage: WORKER_USAGE },
+  status: { run: statusCommand, usage: STATUS_USAGE },
   eval: { run: evalCommand, usage: EVAL_USAGE },
 };
 

@@ -10,11 +10,14 @@ export interface CliResult {
 }
 
 /** Runs the CLI from source (through tsx) as a separate process, as a user would. */
+/** A queue prefix of its own for every test process, so parallel test files never share jobs. */
+export const TEST_QUEUE_PREFIX = `test${process.pid}${Math.random().toString(36).slice(2, 8)}`;
+
 export function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/entry.ts'), ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: { ...process.env, OOD_QUEUE_PREFIX: TEST_QUEUE_PREFIX, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -6,16 +6,11 @@ import { disposeModel } from '../../shared/dlsr/model.js';
 import { OodError } from '../../shared/errors.js';
 import { joinKey } from '../../shared/storage/object-store.js';
 import { locate } from '../../shared/storage/locate.js';
-import { BACKEND_OPTION, backendChoice, parse, required } from '../options.js';
+import { backendChoice, required, type Values } from '../options.js';
 import { cliContext } from '../context.js';
 
-export const SCORE_USAGE = `ood-audit score --model <dir> --input <dir> --out <dir> [--backend B]
-  Scores every image under --input with the model: per-image scores (every score type, the
-  calibrated rank and whether it is flagged) as scores.csv and scores.parquet, failures.csv with
-  the images that could not be decoded, and summary.json.`;
-
-export async function scoreCommand(argv: readonly string[]): Promise<void> {
-  const v = parse(argv, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, ...BACKEND_OPTION });
+/** `scan --in-process`: the whole scan in this process, same outputs as the queue pipeline. */
+export async function scoreInProcess(v: Values): Promise<void> {
   const modelLoc = locate(required(v, 'model'), { mustExist: true });
   const input = locate(required(v, 'input'), { mustExist: true });
   const out = locate(required(v, 'out'), { mustExist: false });

@@ -76,12 +76,36 @@ export async function fitModel(p: FitParams, ctx: RunContext): Promise<FitOutcom
   for (const f of features.failures.slice(0, 20)) ctx.log(`skipped ${f.key}: ${f.reason}`);
   if (features.failures.length > 20) ctx.log(`... and ${features.failures.length - 20} more failed images`);
 
+  const trained = await trainAndSave(features, p.modelStore, p.modelPrefix, p.config, ctx);
+  return { ...trained, features, skipped };
+}
+
+export interface TrainOutcome {
+  readonly model: DlsrModel;
+  readonly log: readonly EpochResult[];
+  readonly resumedFromEpoch: number;
+}
+
+/**
+ * Trains on ID features with a checkpoint per epoch in the model folder, calibrates and saves. A
+ * checkpoint left there by a killed run with the same configuration and encoder is resumed.
+ * `onEpoch` lets a queue job record its progress and latest checkpoint.
+ */
+export async function trainAndSave(
+  features: FeatureSet,
+  modelStore: ObjectStore,
+  modelPrefix: string,
+  config: DlsrConfig,
+  ctx: RunContext,
+  onEpoch?: (epoch: number, loss: number, checkpointKey: string) => Promise<void>,
+): Promise<TrainOutcome> {
+  const mk = (name: string): string => joinKey(modelPrefix, name);
   const d = features.stageSizes.reduce((a, b) => a + b, 0);
   let resume: Awaited<ReturnType<typeof decodeCheckpoint>> | undefined;
-  if ((await p.modelStore.head(mk(MODEL_FILES.latestCheckpoint))) !== undefined) {
-    const ck = decodeCheckpoint(await p.modelStore.get(mk(MODEL_FILES.latestCheckpoint)), mk(MODEL_FILES.latestCheckpoint), d);
-    const sameConfig = JSON.stringify({ ...ck.config, train: { ...ck.config.train, epochs: 0 } }) === JSON.stringify({ ...p.config, train: { ...p.config.train, epochs: 0 } });
-    if (sameConfig && ck.fingerprintId === features.fingerprint.id && ck.state.epoch <= p.config.train.epochs) {
+  if ((await modelStore.head(mk(MODEL_FILES.latestCheckpoint))) !== undefined) {
+    const ck = decodeCheckpoint(await modelStore.get(mk(MODEL_FILES.latestCheckpoint)), mk(MODEL_FILES.latestCheckpoint), d);
+    const sameConfig = JSON.stringify({ ...ck.config, train: { ...ck.config.train, epochs: 0 } }) === JSON.stringify({ ...config, train: { ...config.train, epochs: 0 } });
+    if (sameConfig && ck.fingerprintId === features.fingerprint.id && ck.state.epoch <= config.train.epochs) {
       ctx.log(`resuming training from the checkpoint after epoch ${ck.state.epoch}`);
       resume = ck;
     } else {
@@ -90,24 +114,25 @@ export async function fitModel(p: FitParams, ctx: RunContext): Promise<FitOutcom
     }
   }
   const resumedFromEpoch = resume?.state.epoch ?? 0;
-  const bar = ctx.progress('train', p.config.train.epochs, 'epochs');
+  const bar = ctx.progress('train', config.train.epochs, 'epochs');
   if (resumedFromEpoch > 0) bar.update(resumedFromEpoch);
-  const { model, log } = await fitDlsr(features, p.config, {
+  const { model, log } = await fitDlsr(features, config, {
     backend: ctx.backend.provider,
     versions: versions(ctx.backend),
     ...(resume !== undefined ? { resume: { state: resume.state, firstEpochEma: resume.firstEpochEma } } : {}),
     ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
     onEpoch: async (result, state, firstEma) => {
-      const bytes = await encodeCheckpoint(state, firstEma, p.config, features.fingerprint.id);
-      if (result.epoch === 1) await p.modelStore.put(mk(MODEL_FILES.firstCheckpoint), bytes);
-      await p.modelStore.put(mk(MODEL_FILES.latestCheckpoint), bytes);
+      const bytes = await encodeCheckpoint(state, firstEma, config, features.fingerprint.id);
+      if (result.epoch === 1) await modelStore.put(mk(MODEL_FILES.firstCheckpoint), bytes);
+      await modelStore.put(mk(MODEL_FILES.latestCheckpoint), bytes);
       bar.update(result.epoch, `loss ${result.loss.toFixed(5)}`);
-      ctx.log(`epoch ${result.epoch}/${p.config.train.epochs} loss ${result.loss.toFixed(5)} (${result.seconds.toFixed(1)}s)`);
+      ctx.log(`epoch ${result.epoch}/${config.train.epochs} loss ${result.loss.toFixed(5)} (${result.seconds.toFixed(1)}s)`);
+      await onEpoch?.(result.epoch, result.loss, mk(MODEL_FILES.latestCheckpoint));
     },
   });
   bar.done();
-  await saveModel(p.modelStore, p.modelPrefix, model, log);
-  return { model, log, features, resumedFromEpoch, skipped };
+  await saveModel(modelStore, modelPrefix, model, log);
+  return { model, log, resumedFromEpoch };
 }
 
 export async function openModel(store: ObjectStore, prefix: string): Promise<DlsrModel> {

@@ -27,6 +27,7 @@ export interface RunSummary {
   readonly throughput: { readonly extractImgPerS: number; readonly scoreImgPerS: number; readonly seconds: number };
   readonly backend: string;
   readonly outputs: Readonly<Record<string, string>>;
+  readonly run?: { readonly id: string; readonly missingShards: readonly number[] };
 }
 
 export interface WriteRunParams {
@@ -42,6 +43,8 @@ export interface WriteRunParams {
   readonly scoreSeconds: number;
   readonly totalSeconds: number;
   readonly backend: string;
+  /** The queue run that produced the outputs, and shards whose images could not be scored. */
+  readonly run?: { readonly id: string; readonly missingShards: readonly number[] };
 }
 
 function median(sorted: Float64Array, q: number): number {
@@ -83,6 +86,7 @@ export async function writeRunOutputs(p: WriteRunParams): Promise<RunSummary> {
       seconds: p.totalSeconds,
     },
     backend: p.backend,
+    ...(p.run !== undefined ? { run: p.run } : {}),
     outputs: Object.fromEntries(Object.entries(OUTPUT_FILES).map(([name, file]) => [name, k(file)])),
   };
   await putJson(p.store, k(OUTPUT_FILES.summary), summary);

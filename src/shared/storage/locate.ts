@@ -42,3 +42,10 @@ export function locate(uri: string, options: LocateOptions): Location {
   }
   return { store: new LocalStore(dir), prefix: '', uri };
 }
+
+/** Appends '/'-separated segments to a location string (s3:// URI, file:// URL or folder path). */
+export function joinUri(base: string, ...parts: string[]): string {
+  const tail = parts.filter((p) => p !== '').map((p) => p.replace(/^\/+|\/+$/g, '')).join('/');
+  if (tail === '') return base;
+  return `${base.replace(/\/+$/, '')}/${tail}`;
+}

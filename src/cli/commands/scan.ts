@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { parseEnv } from '../../shared/config/env.js';
+import { readModelJson, MODEL_FILES } from '../../shared/dlsr/artifact.js';
+import { joinKey } from '../../shared/storage/object-store.js';
+import { openLocation } from '../../shared/storage/open.js';
+import { stableHash, type ReportResult } from '../../shared/queue/contract.js';
+import type { RunSummary } from '../../shared/app/outputs.js';
+import { getJson } from '../../shared/storage/object-store.js';
+import { enqueueScan } from '../../producers/runs.js';
+import { BACKEND_OPTION, int, parse, required, str } from '../options.js';
+import { followRun, openPipeline } from '../pipeline.js';
+import { scoreInProcess } from './score.js';
+
+export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc> [--shard-size N] [--cache <loc>] [--workers N]
+  Scores every image under --input through the queue pipeline (locations are folders or s3://
+  URIs): extract and score jobs per shard, then a report job that writes scores.parquet,
+  scores.csv, failures.csv and summary.json under --out. "ood-audit score" is the same command.
+  --shard-size N   images per shard (default 1000)
+  --cache <loc>    feature cache (default <model>/cache); an unchanged shard is never re-encoded
+  --workers N      local worker processes to start if none serves the queues (default: one per core)
+  --in-process     score in this process, without Redis and workers
+  Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded redis-server.`;
+
+/** Local folders become absolute paths so workers in other working directories find them. */
+export function absolute(uri: string): string {
+  return uri.startsWith('s3://') || uri.startsWith('file://') ? uri : path.resolve(uri);
+}
+
+export async function scanCommand(argv: readonly string[]): Promise<void> {
+  const v = parse(argv, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, 'shard-size': { type: 'string' }, cache: { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...BACKEND_OPTION });
+  if (v['in-process'] === true) return scoreInProcess(v);
+  const env = parseEnv(process.env);
+  const modelUri = absolute(required(v, 'model'));
+  const inputUri = absolute(required(v, 'input'));
+  const outUri = absolute(required(v, 'out'));
+  const cacheArg = str(v, 'cache');
+  const model = openLocation(modelUri, env, true);
+  const input = openLocation(inputUri, env, true);
+  const json = await readModelJson(model.store, model.prefix);
+  const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
+  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  const workers = int(v, 'workers', 1, 256);
+  const backend = str(v, 'backend');
+  const session = await openPipeline(env, { log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  try {
+    const run = await enqueueScan(session, {
+      input,
+      model: modelUri,
+      out: outUri,
+      ...(cacheArg !== undefined ? { cache: absolute(cacheArg) } : {}),
+      encoder: json.config.encoder,
+      modelIdentity: stableHash(json.fingerprint.id, head?.etag ?? ''),
+      shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000,
+      openWork: (uri) => openLocation(uri, env),
+    });
+    log(`${run.created ? 'queued' : 'already queued or done:'} run ${run.runId}: ${run.images} images in ${run.shards} shards (${run.skippedNonImages} non-image files skipped)`);
+    const result = (await followRun(session, run)) as ReportResult;
+    const out = openLocation(outUri, env);
+    const summary = await getJson<RunSummary>(out.store, joinKey(out.prefix, 'summary.json'));
+    process.stdout.write(
+      `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
+        `(${(summary.flaggedFraction * 100).toFixed(1)}% vs ${(summary.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
+        `${result.missingShards.length > 0 ? `; shards not scored: ${result.missingShards.join(', ')}` : ''}; outputs in ${outUri}\n`,
+    );
+  } finally {
+    await session.close();
+  }
+}

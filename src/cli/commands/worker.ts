@@ -1,0 +1,31 @@
+import { parseEnv } from '../../shared/config/env.js';
+import { OodError } from '../../shared/errors.js';
+import { QUEUE_KINDS, type QueueKind } from '../../shared/queue/contract.js';
+import { ensureRedis } from '../../shared/queue/redis.js';
+import { runWorkersUntilSignal } from '../../workers/worker.js';
+import { int, list, parse } from '../options.js';
+
+export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,report] [--concurrency N] [--shutdown-timeout S]
+  Serves the queues until SIGTERM/SIGINT. Connects to REDIS_URL (default 127.0.0.1:6379); S3 from
+  the AWS SDK's standard environment. OOD_BACKEND picks the tensor backend (default auto).
+  --queues        queues to serve (default all)
+  --concurrency   jobs in parallel per queue, each in its own child process (default 1)
+  --shutdown-timeout  seconds to let running jobs release after a signal before forcing (default 60)`;
+
+export async function workerCommand(argv: readonly string[]): Promise<void> {
+  const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' } });
+  const queues = (list(v, 'queues') ?? QUEUE_KINDS) as QueueKind[];
+  for (const q of queues) if (!(QUEUE_KINDS as readonly string[]).includes(q)) throw new OodError('CONFIG_INVALID', `invalid --queues: expected some of ${QUEUE_KINDS.join(', ')}, got ${JSON.stringify(q)}`);
+  const env = parseEnv(process.env);
+  const log = (m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  // A worker never starts its own Redis: it must share the producers' one.
+  const redis = await ensureRedis(env.redisUrl ?? 'redis://127.0.0.1:6379');
+  await runWorkersUntilSignal({
+    redisUrl: redis.url,
+    prefix: env.queuePrefix,
+    queues,
+    concurrency: int(v, 'concurrency', 1, 64) ?? 1,
+    shutdownTimeout: int(v, 'shutdown-timeout', 1, 86_400) ?? 60,
+    log,
+  });
+}

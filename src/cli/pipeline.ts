@@ -1,0 +1,159 @@
+/**
+ * The CLI side of the queue pipeline: connect to Redis (or start an embedded one), make sure some
+ * worker serves the queues (else start local worker processes, one per core, and stop them at the
+ * end), then follow a run to its end with progress per stage.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpus } from 'node:os';
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { EnvConfig } from '../shared/config/env.js';
+import { OodError } from '../shared/errors.js';
+import { ensureRedis, redisConnection, type RedisHandle } from '../shared/queue/redis.js';
+import { QUEUES, QUEUE_KINDS, jobId, type QueueKind } from '../shared/queue/contract.js';
+import type { QueueTarget, RunHandle } from '../producers/runs.js';
+import { progress, type ProgressLine } from './progress.js';
+
+export interface PipelineSession extends QueueTarget {
+  readonly redis: RedisHandle;
+  readonly localWorkers: number;
+  close(): Promise<void>;
+}
+
+async function workersOn(target: QueueTarget, kind: QueueKind): Promise<number> {
+  const q = new Queue(QUEUES[kind], { connection: target.connection, prefix: target.prefix });
+  try {
+    return (await q.getWorkers()).length;
+  } finally {
+    await q.close();
+  }
+}
+
+export interface OpenOptions {
+  /** Local worker processes to start when no worker serves the queues (default: one per core). */
+  readonly workers?: number;
+  /** Tensor backend of the local workers. */
+  readonly backend?: string;
+  readonly log: (m: string) => void;
+}
+
+export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<PipelineSession> {
+  const redis = await ensureRedis(env.redisUrl, opts.log);
+  const connection: Redis = redisConnection(redis.url);
+  try {
+    await connection.ping();
+  } catch (err) {
+    await redis.stop();
+    connection.disconnect();
+    throw new OodError('CONFIG_INVALID', `cannot reach Redis: ${(err as Error).message}`, { cause: err });
+  }
+  const target = { connection, prefix: env.queuePrefix };
+  const children: ChildProcess[] = [];
+  const missing = [];
+  for (const kind of QUEUE_KINDS) if ((await workersOn(target, kind)) === 0) missing.push(kind);
+  if (missing.length > 0) {
+    const n = opts.workers ?? cpus().length;
+    opts.log(`no worker serves ${missing.join(', ')}: starting ${n} local worker process${n > 1 ? 'es' : ''}`);
+    const entry = process.argv[1];
+    if (entry === undefined) throw new OodError('INTERNAL', 'cannot locate the ood-audit entry script to start workers');
+    for (let i = 0; i < n; i++) {
+      const child = spawn(process.execPath, [...process.execArgv, entry, 'worker', '--queues', QUEUE_KINDS.join(','), '--concurrency', '1'], {
+        env: { ...process.env, REDIS_URL: redis.url, OOD_QUEUE_PREFIX: env.queuePrefix, ...(opts.backend !== undefined ? { OOD_BACKEND: opts.backend } : {}) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      child.stderr?.on('data', (d: Buffer) => {
+        for (const line of d.toString().split('\n')) if (/failed|error/i.test(line)) opts.log(`worker ${child.pid}: ${line.trim()}`);
+      });
+      children.push(child);
+    }
+    // Wait until they have registered, so the run does not sit unseen.
+    for (let i = 0; i < 200 && (await workersOn(target, 'extract')) < 1; i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    ...target,
+    redis,
+    localWorkers: children.length,
+    async close(): Promise<void> {
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null) return resolve();
+              const t = setTimeout(() => c.kill('SIGKILL'), 60_000);
+              c.once('exit', () => {
+                clearTimeout(t);
+                resolve();
+              });
+              c.kill('SIGTERM');
+            }),
+        ),
+      );
+      await connection.quit().catch(() => connection.disconnect());
+      await redis.stop();
+    },
+  };
+}
+
+interface StageBar {
+  readonly kind: QueueKind;
+  readonly bar: ProgressLine;
+  done: boolean;
+}
+
+/** Follows a run until its final job completes; returns the final job's result. */
+export async function followRun(session: QueueTarget, run: RunHandle, signal?: AbortSignal): Promise<unknown> {
+  const queues = Object.fromEntries(QUEUE_KINDS.map((k) => [k, new Queue(QUEUES[k], { connection: session.connection, prefix: session.prefix })])) as Record<QueueKind, Queue>;
+  const stages: StageBar[] =
+    run.kind === 'scan'
+      ? [
+          { kind: 'extract', bar: progress('extract', run.images, 'img'), done: false },
+          { kind: 'score', bar: progress('score', run.shards, 'shards'), done: false },
+        ]
+      : [{ kind: 'extract', bar: progress('extract', run.images, 'img'), done: false }];
+  let trainBar: ProgressLine | undefined;
+  try {
+    for (;;) {
+      if (signal?.aborted === true) throw new OodError('ABORTED', `stopped following run ${run.runId}; it continues in the queue (ood-audit status)`);
+      const final = await Job.fromId(queues[run.final.queue], run.final.id);
+      if (final === undefined) throw new OodError('INTERNAL', `run ${run.runId}: its ${run.final.queue} job disappeared`);
+      const state = await final.getState();
+      // Stage progress from the per-shard jobs.
+      for (const st of stages) {
+        if (st.done) continue;
+        let images = 0;
+        let finished = 0;
+        for (let s = 0; s < run.shards; s++) {
+          const j = await Job.fromId(queues[st.kind], jobId(run.runId, st.kind, s));
+          if (j === undefined) continue;
+          const jstate = await j.getState();
+          if (jstate === 'completed' || jstate === 'failed') {
+            finished += 1;
+            images += Number((j.returnvalue as { images?: number; failed?: number } | null)?.images ?? 0) + Number((j.returnvalue as { failed?: number } | null)?.failed ?? 0);
+          } else if (typeof j.progress === 'object' && j.progress !== null) {
+            images += Number((j.progress as { done?: number }).done ?? 0);
+          }
+        }
+        st.bar.update(st.kind === 'extract' ? images : finished);
+        if (finished === run.shards) {
+          st.bar.done();
+          st.done = true;
+        }
+      }
+      if (run.kind === 'fit' && state === 'active') {
+        const pr = final.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
+        if (typeof pr === 'object' && pr.stage === 'train' && pr.total !== undefined) {
+          trainBar ??= progress('train', pr.total, 'epochs');
+          trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
+        }
+      }
+      if (state === 'completed') {
+        trainBar?.done();
+        return final.returnvalue;
+      }
+      if (state === 'failed') throw new OodError('INTERNAL', `run ${run.runId} failed: ${final.failedReason}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+  }
+}

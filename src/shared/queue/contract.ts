@@ -1,0 +1,168 @@
+/**
+ * The queue contract: queue names, job payloads and results, job ids and default job options, in one
+ * place for producers and workers. Payloads are re-validated when a job starts (job data from Redis
+ * is untyped JSON). Payloads carry locations (URIs) and keys, never credentials or signed URLs.
+ */
+import { z } from 'zod';
+import { createHash } from 'node:crypto';
+import type { DefaultJobOptions } from 'bullmq';
+import { OodError } from '../errors.js';
+
+export const QUEUES = {
+  extract: 'ood-extract',
+  train: 'ood-train',
+  score: 'ood-score',
+  report: 'ood-report',
+} as const;
+export type QueueKind = keyof typeof QUEUES;
+export const QUEUE_KINDS = Object.keys(QUEUES) as QueueKind[];
+
+/** Redis key prefix of every ood-audit queue (BullMQ's `prefix`). */
+export const DEFAULT_QUEUE_PREFIX = 'ood';
+
+const location = z.string().min(1).refine((s) => !/[?&](X-Amz-|Signature=|AWSAccessKeyId=)/i.test(s), 'must not be a signed URL');
+
+const encoderSpec = z.object({
+  name: z.string(),
+  uri: z.string().optional(),
+  taps: z.array(z.string()).min(1).readonly(),
+  inputSize: z.number().int().min(32).max(1024),
+  preprocessing: z.object({ kind: z.enum(['symmetric', 'unit', 'imagenet', 'raw']) }),
+  batchSize: z.number().int().positive().optional(),
+});
+
+export const shardSchema = z.object({
+  /** Shard number within the run, 0-based. */
+  index: z.number().int().min(0),
+  /** Key of the shard manifest (JSON list of keys, sizes, ETags) in the work store. */
+  manifestKey: z.string(),
+  /** Images in the shard. */
+  count: z.number().int().min(0),
+  /** Content hash of the manifest (keys + ETags): the feature cache key. */
+  contentHash: z.string(),
+});
+export type Shard = z.infer<typeof shardSchema>;
+
+export const extractPayload = z.object({
+  runId: z.string(),
+  /** Where the images are (s3:// or a folder). */
+  input: location,
+  /** Where run-private files (manifests, shard outputs) live. */
+  work: location,
+  shard: shardSchema,
+  encoder: encoderSpec,
+  /** Feature cache location (features keyed by encoder fingerprint + shard content). */
+  cache: location,
+});
+export type ExtractPayload = z.infer<typeof extractPayload>;
+
+export const extractResult = z.object({
+  shard: z.number().int().min(0),
+  /** Location (URI) of the store holding the features, and their key in it. */
+  cache: location,
+  featuresKey: z.string(),
+  cached: z.boolean(),
+  images: z.number().int(),
+  failed: z.number().int(),
+  seconds: z.number(),
+});
+export type ExtractResult = z.infer<typeof extractResult>;
+
+export const trainPayload = z.object({
+  runId: z.string(),
+  work: location,
+  /** Model folder to write. */
+  model: location,
+  /** The DLSR configuration (validated again by the core). */
+  config: z.record(z.string(), z.unknown()),
+  /** Number of extract shards (their feature keys come from the children's results). */
+  shards: z.number().int().min(1),
+});
+export type TrainPayload = z.infer<typeof trainPayload>;
+
+export const trainResult = z.object({ model: z.string(), epochs: z.number().int(), resumedFromEpoch: z.number().int(), trainCount: z.number().int(), holdoutCount: z.number().int(), failed: z.number().int() });
+export type TrainResult = z.infer<typeof trainResult>;
+
+export const scorePayload = z.object({
+  runId: z.string(),
+  work: location,
+  model: location,
+  shard: shardSchema,
+});
+export type ScorePayload = z.infer<typeof scorePayload>;
+
+export const scoreResult = z.object({ shard: z.number().int().min(0), scoresKey: z.string(), images: z.number().int(), failed: z.number().int(), extractSeconds: z.number(), scoreSeconds: z.number(), cached: z.boolean() });
+export type ScoreResult = z.infer<typeof scoreResult>;
+
+export const reportPayload = z.object({
+  runId: z.string(),
+  work: location,
+  model: location,
+  input: location,
+  out: location,
+  shards: z.number().int().min(0),
+  skippedNonImages: z.number().int().min(0),
+  startedAt: z.number(),
+});
+export type ReportPayload = z.infer<typeof reportPayload>;
+
+export const reportResult = z.object({ summaryKey: z.string(), scored: z.number().int(), failed: z.number().int(), flagged: z.number().int(), missingShards: z.array(z.number().int()) });
+export type ReportResult = z.infer<typeof reportResult>;
+
+export interface PayloadOf {
+  extract: ExtractPayload;
+  train: TrainPayload;
+  score: ScorePayload;
+  report: ReportPayload;
+}
+export interface ResultOf {
+  extract: ExtractResult;
+  train: TrainResult;
+  score: ScoreResult;
+  report: ReportResult;
+}
+
+const PAYLOADS = { extract: extractPayload, train: trainPayload, score: scorePayload, report: reportPayload } as const;
+
+/** Validates job data at the start of a job; a bad payload is permanent (never retried). */
+export function parsePayload<K extends QueueKind>(kind: K, data: unknown): PayloadOf[K] {
+  const r = PAYLOADS[kind].safeParse(data);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new OodError('PAYLOAD_INVALID', `invalid ${kind} job payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data as PayloadOf[K];
+}
+
+/** Default options per queue: retries with exponential backoff, bounded history in Redis. */
+export const JOB_OPTIONS: Record<QueueKind, DefaultJobOptions> = {
+  extract: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  train: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  score: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  report: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+};
+
+/** Lock settings: tensor work runs in sandboxed children, so the parent renews locks on time. */
+export const WORKER_LOCK = { lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: 3 } as const;
+
+/** Job ids: deterministic, no ':' (BullMQ reserves it), never all digits. */
+export function jobId(runId: string, kind: QueueKind, shard?: number): string {
+  return shard === undefined ? `${runId}.${kind}` : `${runId}.${kind}.${String(shard).padStart(5, '0')}`;
+}
+
+/** A short, stable hash for ids and cache keys. */
+export function stableHash(...parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+/** Keys of run-private files in the work store. */
+export const workKeys = {
+  manifest: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.manifest.json`,
+  features: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.oodf`,
+  scores: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.scores.json`,
+  plan: 'plan.json',
+} as const;
+
+export function cacheKey(fingerprintId: string, contentHash: string): string {
+  return `features/${fingerprintId}/${contentHash}.oodf`;
+}

@@ -1,0 +1,101 @@
+/**
+ * Redis for the queues: the URL from REDIS_URL (passwords and rediss:// TLS work), else a server
+ * answering on 127.0.0.1:6379, else an embedded `redis-server` started from PATH on a free port with a
+ * temporary folder, stopped when the CLI ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis, type RedisOptions } from 'ioredis';
+import { OodError } from '../errors.js';
+import { redactUrl } from '../config/env.js';
+
+/** Connection options BullMQ workers need (no request retry limit: blocking commands wait). */
+export function redisConnection(url: string, extra: Partial<RedisOptions> = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...extra });
+}
+
+function canConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('error', () => done(false));
+    s.connect(port, host, () => {
+      s.write('PING\r\n');
+      s.once('data', (d: Buffer) => done(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH')));
+    });
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisHandle {
+  readonly url: string;
+  /** True when this process started the server. */
+  readonly embedded: boolean;
+  stop(): Promise<void>;
+}
+
+export async function ensureRedis(explicitUrl: string | undefined, log: (m: string) => void = () => undefined): Promise<RedisHandle> {
+  if (explicitUrl !== undefined) return { url: explicitUrl, embedded: false, stop: async () => undefined };
+  if (await canConnect('127.0.0.1', 6379, 500)) return { url: 'redis://127.0.0.1:6379', embedded: false, stop: async () => undefined };
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'ood-redis-'));
+  let child: ChildProcess;
+  try {
+    child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw noRedis(err);
+  }
+  const spawned = await new Promise<boolean>((resolve) => {
+    child.once('error', () => resolve(false));
+    child.once('spawn', () => resolve(true));
+  });
+  if (!spawned) {
+    rmSync(dir, { recursive: true, force: true });
+    throw noRedis(undefined);
+  }
+  for (let i = 0; i < 100 && !(await canConnect('127.0.0.1', port, 200)); i++) await new Promise((r) => setTimeout(r, 50));
+  log(`started an embedded redis-server on 127.0.0.1:${port} (data in ${dir}, removed at exit)`);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    embedded: true,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function noRedis(cause: unknown): OodError {
+  return new OodError(
+    'CONFIG_INVALID',
+    'no Redis: nothing answers on 127.0.0.1:6379, REDIS_URL is not set, and redis-server is not on PATH. ' +
+      'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:6379',
+    { cause },
+  );
+}
+
+export { redactUrl };

@@ -1,0 +1,27 @@
+/**
+ * Opens locations with the process's S3 settings; one client per bucket per process.
+ */
+import type { EnvConfig } from '../config/env.js';
+import { locate, type Location } from './locate.js';
+import { S3Store } from './s3-store.js';
+
+const s3Stores = new Map<string, S3Store>();
+
+export function openLocation(uri: string, env: EnvConfig, mustExist = false): Location {
+  return locate(uri, {
+    mustExist,
+    openS3: (bucket) => {
+      let s = s3Stores.get(bucket);
+      if (s === undefined) {
+        s = new S3Store(bucket, env.s3);
+        s3Stores.set(bucket, s);
+      }
+      return s;
+    },
+  });
+}
+
+export function closeStores(): void {
+  for (const s of s3Stores.values()) s.destroy();
+  s3Stores.clear();
+}

@@ -1,0 +1,166 @@
+/**
+ * S3 (and any S3-compatible store: MinIO, s3rver, ...) as an object store. Region, credentials and
+ * endpoint come from the AWS SDK's standard configuration (AWS_REGION, the credentials chain,
+ * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL); whenever a custom endpoint is set, path-style addressing is
+ * used so MinIO-like stores work from environment variables alone. Large writes use multipart
+ * uploads (@aws-sdk/lib-storage); an S3 PUT is atomic, so readers never see half an object.
+ *
+ * Errors: throttling, 5xx and connection resets are retried with jittered exponential backoff;
+ * a missing bucket, denied access or bad credentials fail at once with the URI in the message.
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  paginateListObjectsV2,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { OodError } from '../errors.js';
+import type { ObjectInfo, ObjectStore } from './object-store.js';
+import { withRetry, type RetryOptions } from './retry.js';
+
+export interface S3Settings {
+  /** Custom endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL), if any. */
+  readonly endpoint?: string;
+  /** Region (AWS_REGION); the SDK's own resolution applies when unset. */
+  readonly region?: string;
+  /** Force path-style addressing (default: whenever an endpoint is set). */
+  readonly forcePathStyle?: boolean;
+  /** Objects larger than this are uploaded in parts. Default 16 MiB. */
+  readonly multipartThreshold?: number;
+  readonly retry?: Partial<RetryOptions>;
+}
+
+const PERMANENT = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AllAccessDisabled', 'InvalidBucketName', 'PermanentRedirect', 'AuthorizationHeaderMalformed']);
+const TRANSIENT_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'TooManyRequestsException', 'TimeoutError']);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+
+/** Maps an SDK error to our taxonomy, naming the object URI. Never includes credentials. */
+export function classifyS3Error(err: unknown, uri: string): OodError {
+  if (err instanceof OodError) return err;
+  const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number }; cause?: { code?: string } };
+  const name = e.name ?? '';
+  const status = e.$metadata?.httpStatusCode;
+  const code = e.code ?? e.cause?.code ?? '';
+  const msg = (e.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 300);
+  if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) return new OodError('NOT_FOUND', `${uri}: no such object`, { cause: err });
+  if (PERMANENT.has(name) || status === 403 || status === 400 || status === 301) return new OodError('STORAGE_PERMANENT', `${uri}: ${name || `HTTP ${status}`}: ${msg}`, { cause: err });
+  if (TRANSIENT_NAMES.has(name) || TRANSIENT_CODES.has(code) || (status !== undefined && (status >= 500 || status === 429)) || /socket hang up|ECONNRESET|ECONNREFUSED|timed? ?out/i.test(msg)) {
+    return new OodError('STORAGE_TRANSIENT', `${uri}: ${name || code || `HTTP ${status}`}: ${msg}`, { cause: err });
+  }
+  return new OodError('STORAGE_PERMANENT', `${uri}: ${name || 'error'}: ${msg}`, { cause: err });
+}
+
+export class S3Store implements ObjectStore {
+  readonly uri: string;
+  readonly bucket: string;
+  private readonly client: S3Client;
+  private readonly settings: S3Settings;
+
+  constructor(bucket: string, settings: S3Settings = {}, client?: S3Client) {
+    this.bucket = bucket;
+    this.uri = `s3://${bucket}`;
+    this.settings = settings;
+    const config: S3ClientConfig = {
+      // Our own retry loop decides (and logs) retries; the SDK's would hide them and double the waits.
+      maxAttempts: 1,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      ...(settings.region !== undefined ? { region: settings.region } : {}),
+      ...(settings.endpoint !== undefined ? { endpoint: settings.endpoint } : {}),
+      forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
+    };
+    if (config.region === undefined && settings.endpoint !== undefined) config.region = 'us-east-1';
+    this.client = client ?? new S3Client(config);
+  }
+
+  private key(key: string): string {
+    if (key.includes('\0')) throw new OodError('KEY_UNSAFE', `unsafe object key ${JSON.stringify(key)}: contains NUL`);
+    return key.replace(/^\/+/, '');
+  }
+
+  private objectUri(key: string): string {
+    return `${this.uri}/${key}`;
+  }
+
+  private run<T>(key: string, what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetry(async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        throw classifyS3Error(err, this.objectUri(key));
+      }
+    }, { ...this.settings.retry, label: `${what} ${this.objectUri(key)}` });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const p = this.key(prefix);
+    const pages = paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.bucket, Prefix: p });
+    const iterator = pages[Symbol.asyncIterator]();
+    for (;;) {
+      const page = await this.run(p, 'list', () => iterator.next());
+      if (page.done === true) return;
+      for (const o of page.value.Contents ?? []) {
+        if (o.Key === undefined || o.Key.endsWith('/')) continue;
+        yield { key: o.Key, size: o.Size ?? 0, etag: o.ETag ?? '' };
+      }
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const k = this.key(key);
+    return this.run(k, 'get', async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k }));
+      if (res.Body === undefined) throw new OodError('STORAGE_TRANSIENT', `${this.objectUri(k)}: empty response body`);
+      return res.Body.transformToByteArray();
+    });
+  }
+
+  /** A readable stream of the object, for large reads. */
+  async stream(key: string): Promise<NodeJS.ReadableStream> {
+    const k = this.key(key);
+    return this.run(k, 'get', async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k }));
+      if (res.Body === undefined) throw new OodError('STORAGE_TRANSIENT', `${this.objectUri(k)}: empty response body`);
+      return res.Body as NodeJS.ReadableStream;
+    });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const k = this.key(key);
+    try {
+      return await this.run(k, 'head', async () => {
+        const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: k }));
+        return { key: k, size: res.ContentLength ?? 0, etag: res.ETag ?? '' };
+      });
+    } catch (err) {
+      if (err instanceof OodError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  async put(key: string, data: Uint8Array | string): Promise<void> {
+    const k = this.key(key);
+    const body = typeof data === 'string' ? Buffer.from(data) : data;
+    const threshold = this.settings.multipartThreshold ?? 16 * 1024 * 1024;
+    await this.run(k, 'put', async () => {
+      if (body.byteLength > threshold) {
+        await new Upload({ client: this.client, params: { Bucket: this.bucket, Key: k, Body: body }, partSize: Math.max(5 * 1024 * 1024, Math.ceil(body.byteLength / 9000)), queueSize: 4 }).done();
+      } else {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body }));
+      }
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    const k = this.key(key);
+    await this.run(k, 'delete', () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: k })));
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}
