@@ -24,6 +24,9 @@ export interface WorkerOptions {
   readonly concurrency: number;
   /** Seconds to wait for running jobs to release on shutdown before forcing. */
   readonly shutdownTimeout: number;
+  /** Job lock duration and stalled-job check interval, ms (a crashed worker's job is taken over after about their sum). */
+  readonly lockDuration?: number;
+  readonly stalledInterval?: number;
   readonly log: (message: string) => void;
 }
 
@@ -54,6 +57,8 @@ export function startWorkers(opts: WorkerOptions): WorkerSet {
       useWorkerThreads: false,
       name: `ood-audit:${kind}:${process.pid}`,
       ...WORKER_LOCK,
+      ...(opts.lockDuration !== undefined ? { lockDuration: opts.lockDuration } : {}),
+      ...(opts.stalledInterval !== undefined ? { stalledInterval: opts.stalledInterval } : {}),
     });
     w.on('failed', (job, err) => opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`));
     w.on('error', (err) => opts.log(`[${kind}] worker error: ${err.message}`));

@@ -6,7 +6,8 @@ import { evaluateScores, formatEvalTable, type EvalReport } from '../../shared/a
 import { disposeModel } from '../../shared/dlsr/model.js';
 import { OodError } from '../../shared/errors.js';
 import { joinKey } from '../../shared/storage/object-store.js';
-import { locate } from '../../shared/storage/locate.js';
+import { openLocation } from '../../shared/storage/open.js';
+import { parseEnv } from '../../shared/config/env.js';
 import { BACKEND_OPTION, backendChoice, int, parse, required, str } from '../options.js';
 import { cliContext } from '../context.js';
 
@@ -17,14 +18,15 @@ export const EVAL_USAGE = `ood-audit eval --model <dir> --id <dir> --ood <name>=
 
 export async function evalCommand(argv: readonly string[]): Promise<void> {
   const v = parse(argv, { model: { type: 'string' }, id: { type: 'string' }, ood: { type: 'string', multiple: true }, json: { type: 'string' }, limit: { type: 'string' }, ...BACKEND_OPTION });
-  const modelLoc = locate(required(v, 'model'), { mustExist: true });
-  const idLoc = locate(required(v, 'id'), { mustExist: true });
+  const env = parseEnv(process.env);
+  const modelLoc = openLocation(required(v, 'model'), env, true);
+  const idLoc = openLocation(required(v, 'id'), env, true);
   const oodArgs = (v['ood'] as string[] | undefined) ?? [];
   if (oodArgs.length === 0) throw new OodError('CONFIG_INVALID', 'missing --ood <name>=<dir> (at least one OOD set)');
   const oods = oodArgs.map((arg) => {
     const eq = arg.indexOf('=');
     if (eq <= 0 || eq === arg.length - 1) throw new OodError('CONFIG_INVALID', `invalid --ood: expected <name>=<dir>, got ${JSON.stringify(arg)}`);
-    return { name: arg.slice(0, eq), loc: locate(arg.slice(eq + 1), { mustExist: true }) };
+    return { name: arg.slice(0, eq), loc: openLocation(arg.slice(eq + 1), env, true) };
   });
   const names = new Set(oods.map((o) => o.name));
   if (names.size !== oods.length || names.has('id')) throw new OodError('CONFIG_INVALID', 'invalid --ood: set names must be unique and not "id"');

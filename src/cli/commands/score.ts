@@ -5,15 +5,17 @@ import { writeRunOutputs } from '../../shared/app/outputs.js';
 import { disposeModel } from '../../shared/dlsr/model.js';
 import { OodError } from '../../shared/errors.js';
 import { joinKey } from '../../shared/storage/object-store.js';
-import { locate } from '../../shared/storage/locate.js';
+import { openLocation } from '../../shared/storage/open.js';
+import { parseEnv } from '../../shared/config/env.js';
 import { backendChoice, required, type Values } from '../options.js';
 import { cliContext } from '../context.js';
 
 /** `scan --in-process`: the whole scan in this process, same outputs as the queue pipeline. */
 export async function scoreInProcess(v: Values): Promise<void> {
-  const modelLoc = locate(required(v, 'model'), { mustExist: true });
-  const input = locate(required(v, 'input'), { mustExist: true });
-  const out = locate(required(v, 'out'), { mustExist: false });
+  const env = parseEnv(process.env);
+  const modelLoc = openLocation(required(v, 'model'), env, true);
+  const input = openLocation(required(v, 'input'), env, true);
+  const out = openLocation(required(v, 'out'), env);
   const backend = await initBackend(backendChoice(v));
   const ctx = cliContext(backend);
   const started = performance.now();

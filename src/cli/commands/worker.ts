@@ -10,10 +10,14 @@ export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,repo
   the AWS SDK's standard environment. OOD_BACKEND picks the tensor backend (default auto).
   --queues        queues to serve (default all)
   --concurrency   jobs in parallel per queue, each in its own child process (default 1)
-  --shutdown-timeout  seconds to let running jobs release after a signal before forcing (default 60)`;
+  --shutdown-timeout  seconds to let running jobs release after a signal before forcing (default 60)
+  --lock-duration MS, --stalled-interval MS   job lock and stalled check (default 30000, 15000): a
+                  crashed worker's job goes to another worker after about their sum`;
 
 export async function workerCommand(argv: readonly string[]): Promise<void> {
-  const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' } });
+  const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' } });
+  const lockDuration = int(v, 'lock-duration', 1000, 3_600_000);
+  const stalledInterval = int(v, 'stalled-interval', 500, 3_600_000);
   const queues = (list(v, 'queues') ?? QUEUE_KINDS) as QueueKind[];
   for (const q of queues) if (!(QUEUE_KINDS as readonly string[]).includes(q)) throw new OodError('CONFIG_INVALID', `invalid --queues: expected some of ${QUEUE_KINDS.join(', ')}, got ${JSON.stringify(q)}`);
   const env = parseEnv(process.env);
@@ -26,6 +30,8 @@ export async function workerCommand(argv: readonly string[]): Promise<void> {
     queues,
     concurrency: int(v, 'concurrency', 1, 64) ?? 1,
     shutdownTimeout: int(v, 'shutdown-timeout', 1, 86_400) ?? 60,
+    ...(lockDuration !== undefined ? { lockDuration } : {}),
+    ...(stalledInterval !== undefined ? { stalledInterval } : {}),
     log,
   });
 }

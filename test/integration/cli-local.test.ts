@@ -1,6 +1,8 @@
 /**
- * End to end through the CLI on the committed demo sample: fit on a few hundred CIFAR-10 images,
- * score a mixed folder (CIFAR-10 test, Fashion-MNIST, broken files), evaluate; plus the error paths.
+ * End to end through the CLI on the committed demo sample, with local folders, the real Redis on
+ * 127.0.0.1:6379 (a queue prefix of its own) and local worker processes the CLI starts: fit on a few
+ * hundred CIFAR-10 images, score a mixed folder (CIFAR-10 test, Fashion-MNIST, broken files),
+ * evaluate; plus the error paths.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,10 +31,11 @@ beforeAll(async () => {
 describe('CLI end to end', () => {
   it('fits, scores and evaluates the demo sample', async () => {
     // A small LFDN so the test stays fast; the default preset is exercised by the benchmarks.
-    const fit = await runCli(['fit', '--id', path.join(demo, 'id'), '--model', model, '--epochs', '12', '--width', '128', '--depth', '2', '--lr', '1e-3', '--backend', 'wasm']);
+    const fit = await runCli(['fit', '--id', path.join(demo, 'id'), '--model', model, '--epochs', '12', '--width', '128', '--depth', '2', '--lr', '1e-3', '--backend', 'wasm', '--shard-size', '300', '--workers', '2']);
     expect(fit.stderr).toContain('model saved');
+    expect(fit.stderr).toMatch(/800 ID images in 3 shards/);
     expect(fit.code).toBe(0);
-    for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/epoch-0001.ckpt', 'checkpoints/latest.ckpt', 'features/id.oodf']) {
+    for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/epoch-0001.ckpt', 'checkpoints/latest.ckpt', 'cache/features']) {
       expect(existsSync(path.join(model, f)), f).toBe(true);
     }
     const log = JSON.parse(readFileSync(path.join(model, 'training-log.json'), 'utf8')) as { epochs: { loss: number }[] };
@@ -43,8 +46,9 @@ describe('CLI end to end', () => {
     expect(modelJson.info.holdoutCount).toBe(80);
     expect(modelJson.info.backend).toBe('wasm');
 
-    const score = await runCli(['score', '--model', model, '--input', scan, '--out', out]);
+    const score = await runCli(['score', '--model', model, '--input', scan, '--out', out, '--shard-size', '64', '--workers', '2']);
     expect(score.code, score.stderr).toBe(0);
+    expect(score.stderr).toMatch(/204 images in 4 shards \(1 non-image files skipped\)/);
     const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { input: { scored: number; failed: number; skippedNonImages: number }; flagged: number };
     expect(summary.input).toMatchObject({ scored: 200, failed: 4, skippedNonImages: 1 });
     const failures = readFileSync(path.join(out, 'failures.csv'), 'utf8');
@@ -52,6 +56,12 @@ describe('CLI end to end', () => {
     expect(failures).toMatch(/broken\/empty.jpg,empty file/);
     const rows = await parquetReadObjects({ file: readFileSync(path.join(out, 'scores.parquet')).buffer as ArrayBuffer });
     expect(rows).toHaveLength(200);
+    // The in-process core gives the same scores as the sharded pipeline (per-image seeded noise).
+    const out2 = path.join(work, 'out-in-process');
+    const inProc = await runCli(['scan', '--in-process', '--model', model, '--input', scan, '--out', out2]);
+    expect(inProc.code, inProc.stderr).toBe(0);
+    const rows2 = await parquetReadObjects({ file: readFileSync(path.join(out2, 'scores.parquet')).buffer as ArrayBuffer });
+    expect(rows2).toEqual(rows);
     const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe('key,mfsim,mfsim_all,mse,lr,mahalanobis,knn,rank,flagged');
     expect(csv).toHaveLength(201);

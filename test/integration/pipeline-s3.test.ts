@@ -1,0 +1,224 @@
+/**
+ * The distributed pipeline against real services: a real S3-protocol server (s3rver) on loopback,
+ * real Redis, real worker processes (each with its own sandboxed children), crashed with SIGKILL.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { Job, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { parquetReadObjects } from 'hyparquet';
+import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
+import { hugePngHeader, textAsPng, truncatedJpeg } from '../helpers/images.js';
+import { startFaultProxy, startRedis, startS3rver, startWorker, upload, type S3Server, type WorkerProcess } from '../helpers/services.js';
+import { QUEUES, jobId } from '../../src/shared/queue/contract.js';
+
+const REDIS = 'redis://127.0.0.1:6379';
+const FAST_LOCKS = ['--lock-duration', '3000', '--stalled-interval', '1500'];
+let s3: S3Server;
+let env: Record<string, string>;
+const workers: WorkerProcess[] = [];
+
+const demo = path.join(ROOT, 'examples/demo');
+function demoFiles(sub: string, perClass: number): { rel: string; abs: string }[] {
+  const root = path.join(demo, sub);
+  return readdirSync(root).sort().flatMap((c) => readdirSync(path.join(root, c)).sort().slice(0, perClass).map((f) => ({ rel: `${c}/${f}`, abs: path.join(root, c, f) })));
+}
+
+async function listKeys(prefix: string): Promise<string[]> {
+  const r = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
+  return (r.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+async function getBytes(key: string): Promise<Uint8Array> {
+  const r = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  return r.Body!.transformToByteArray();
+}
+
+async function parquetRows(key: string): Promise<Record<string, unknown>[]> {
+  const b = await getBytes(key);
+  return parquetReadObjects({ file: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer });
+}
+
+function runIdFrom(stderr: string): string {
+  const m = /run ((?:scan|fit)-[0-9a-f]+)/.exec(stderr);
+  if (m === null) throw new Error(`no run id in: ${stderr}`);
+  return m[1]!;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The worker process holding a job (from BullMQ's processedBy = "ood-audit:<queue>:<pid>"). */
+function holder(job: Job): WorkerProcess | undefined {
+  const pid = Number(/:(\d+)$/.exec(job.processedBy ?? '')?.[1]);
+  return workers.find((w) => w.pid === pid);
+}
+
+beforeAll(async () => {
+  s3 = await startS3rver('lake');
+  env = { ...s3.env, REDIS_URL: REDIS };
+  for (const f of demoFiles('id', 30)) await upload(s3, `datasets/id/${f.rel}`, readFileSync(f.abs));
+  for (const f of demoFiles('scan/cifar10', 10)) await upload(s3, `datasets/scan/cifar10/${f.rel}`, readFileSync(f.abs));
+  for (const f of demoFiles('scan/fashion-mnist', 5)) await upload(s3, `datasets/scan/fashion-mnist/${f.rel}`, readFileSync(f.abs));
+  await upload(s3, 'datasets/scan/broken/truncated.jpg', await truncatedJpeg());
+  await upload(s3, 'datasets/scan/broken/empty.jpg', new Uint8Array(0));
+  await upload(s3, 'datasets/scan/broken/text.png', textAsPng());
+  await upload(s3, 'datasets/scan/broken/bomb.png', hugePngHeader());
+  await upload(s3, 'datasets/scan/README.txt', 'not an image');
+  workers.push(startWorker(env, FAST_LOCKS), startWorker(env, FAST_LOCKS));
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.stop()));
+  await s3?.stop();
+}, 120_000);
+
+describe('pipeline on S3', () => {
+  it('fits, then scans with bad inputs itemised; outputs land under the expected keys; scores equal the in-process core', async () => {
+    const fit = await runCli(['fit', '--id', 's3://lake/datasets/id/', '--model', 's3://lake/models/m1', '--epochs', '6', '--width', '128', '--depth', '2', '--lr', '1e-3', '--shard-size', '100'], env);
+    expect(fit.code, fit.stderr).toBe(0);
+    expect(fit.stderr).toMatch(/300 ID images in 3 shards/);
+    expect(fit.stderr).not.toMatch(/starting \d+ local worker/);
+    const modelKeys = await listKeys('models/m1/');
+    for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/latest.ckpt', 'checkpoints/epoch-0001.ckpt']) expect(modelKeys).toContain(`models/m1/${f}`);
+
+    const scan = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
+    expect(scan.code, scan.stderr).toBe(0);
+    expect(scan.stderr).toMatch(/154 images in 4 shards \(1 non-image files skipped\)/);
+    const outKeys = await listKeys('reports/r1/');
+    for (const f of ['scores.parquet', 'scores.csv', 'failures.csv', 'summary.json']) expect(outKeys).toContain(`reports/r1/${f}`);
+    const summary = JSON.parse(new TextDecoder().decode(await getBytes('reports/r1/summary.json'))) as { input: Record<string, number>; run: { id: string; missingShards: number[] } };
+    expect(summary.input).toMatchObject({ images: 154, scored: 150, failed: 4, skippedNonImages: 1 });
+    expect(summary.run.missingShards).toEqual([]);
+    const failures = new TextDecoder().decode(await getBytes('reports/r1/failures.csv'));
+    expect(failures).toMatch(/datasets\/scan\/broken\/truncated.jpg,.*(premature end|corrupt)/i);
+    expect(failures).toMatch(/datasets\/scan\/broken\/empty.jpg,empty file/);
+    expect(failures).toMatch(/datasets\/scan\/broken\/text.png,.*unsupported image format/i);
+    expect(failures).toMatch(/datasets\/scan\/broken\/bomb.png,.*pixel limit/i);
+    const rows = await parquetRows('reports/r1/scores.parquet');
+    expect(rows).toHaveLength(150);
+    // Credentials never reach outputs.
+    expect(JSON.stringify(summary)).not.toMatch(/S3RVER/);
+
+    const local = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1-core'], env);
+    expect(local.code, local.stderr).toBe(0);
+    expect(await parquetRows('reports/r1-core/scores.parquet')).toEqual(rows);
+  });
+
+  it('adds nothing when the same scan is enqueued twice, and a re-scan of the unchanged prefix hits the feature cache', async () => {
+    const again = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/already queued or done/);
+    const rescan = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2', '--shard-size', '40'], env);
+    expect(rescan.code, rescan.stderr).toBe(0);
+    const runId = runIdFrom(rescan.stderr);
+    const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
+    const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+    try {
+      for (let s = 0; s < 4; s++) {
+        const j = await q.getJob(jobId(runId, 'extract', s));
+        expect((j?.returnvalue as { cached: boolean }).cached, `shard ${s}`).toBe(true);
+      }
+    } finally {
+      await q.close();
+      connection.disconnect();
+    }
+    expect(await parquetRows('reports/r2/scores.parquet')).toEqual(await parquetRows('reports/r1/scores.parquet'));
+  });
+
+  it('completes an extract shard on another worker when its worker is SIGKILLed, with exactly one score row per image', async () => {
+    const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
+    const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+    try {
+      // A fresh cache so the shards are really encoded.
+      const scan = runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r3', '--cache', 's3://lake/cache-r3', '--shard-size', '80'], env);
+      const victim = await waitFor('an extract job in progress', async () => {
+        const active = await q.getJobs(['active']);
+        const j = active.find((x) => x.id?.includes('.extract.') === true && typeof x.progress === 'object' && Number((x.progress as { done?: number }).done ?? 0) > 0);
+        return j;
+      });
+      const w = holder(victim);
+      expect(w, `holder of ${victim.id} (${victim.processedBy})`).toBeDefined();
+      w!.crash();
+      workers.push(startWorker(env, FAST_LOCKS)); // the fleet replaces the node
+      const r = await scan;
+      expect(r.code, r.stderr).toBe(0);
+      const rows = await parquetRows('reports/r3/scores.parquet');
+      const keys = rows.map((x) => String(x['key']));
+      expect(new Set(keys).size).toBe(keys.length);
+      expect(keys).toHaveLength(150);
+      const done = await q.getJob(victim.id!);
+      expect(await done?.getState()).toBe('completed');
+    } finally {
+      await q.close();
+      connection.disconnect();
+    }
+  });
+
+  it('resumes training from the last checkpoint when the training worker is SIGKILLed', async () => {
+    const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
+    const q = new Queue(QUEUES.train, { connection, prefix: TEST_QUEUE_PREFIX });
+    try {
+      const fit = runCli(['fit', '--id', 's3://lake/datasets/id/', '--model', 's3://lake/models/m2', '--epochs', '20', '--width', '512', '--depth', '4', '--batch-size', '32', '--shard-size', '150'], env);
+      const victim = await waitFor('a train job past epoch 3', async () => {
+        const active = await q.getJobs(['active']);
+        return active.find((x) => typeof x.progress === 'object' && (x.progress as { stage?: string; done?: number }).stage === 'train' && Number((x.progress as { done?: number }).done) >= 3 && (x.progress as { checkpoint?: string }).checkpoint !== undefined);
+      }, 300_000);
+      const epochAtCrash = Number((victim.progress as { done: number }).done);
+      holder(victim)!.crash();
+      workers.push(startWorker(env, FAST_LOCKS));
+      const r = await fit;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/training resumed after epoch (\d+)/);
+      const resumed = Number(/training resumed after epoch (\d+)/.exec(r.stderr)![1]);
+      expect(resumed).toBeGreaterThanOrEqual(epochAtCrash);
+      const log = JSON.parse(new TextDecoder().decode(await getBytes('models/m2/training-log.json'))) as { epochs: { epoch: number }[] };
+      expect(log.epochs[0]!.epoch).toBe(resumed + 1);
+      expect(log.epochs[log.epochs.length - 1]!.epoch).toBe(20);
+    } finally {
+      await q.close();
+      connection.disconnect();
+    }
+  });
+});
+
+describe('pipeline under faults', () => {
+  it('completes with nothing lost or duplicated while S3 answers 503 for a while and Redis restarts mid-run', async () => {
+    const redis = await startRedis();
+    const proxy = await startFaultProxy(s3.endpoint);
+    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
+    const own = [startWorker(faultEnv, FAST_LOCKS), startWorker(faultEnv, FAST_LOCKS)];
+    try {
+      const scan = runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
+      const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+      const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+      await waitFor('extraction to start', async () => ((await q.getJobs(['active'])).length > 0 ? true : undefined));
+      await q.close();
+      connection.disconnect();
+      proxy.failUntil(Date.now() + 4000);
+      await new Promise((r) => setTimeout(r, 1500));
+      await redis.restart();
+      const r = await scan;
+      expect(r.code, r.stderr).toBe(0);
+      expect(proxy.failures).toBeGreaterThan(0);
+      const rows = await parquetRows('reports/r4/scores.parquet');
+      const keys = rows.map((x) => String(x['key']));
+      expect(keys).toHaveLength(150);
+      expect(new Set(keys).size).toBe(150);
+      expect(rows).toEqual(await parquetRows('reports/r1/scores.parquet'));
+    } finally {
+      await Promise.all(own.map((w) => w.stop()));
+      await proxy.stop();
+      await redis.stop();
+    }
+  });
+});
