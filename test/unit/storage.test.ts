@@ -1,0 +1,113 @@
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalStore } from '../../src/shared/storage/local-store.js';
+import { classifyS3Error } from '../../src/shared/storage/s3-store.js';
+import { withRetry } from '../../src/shared/storage/retry.js';
+import { OodError } from '../../src/shared/errors.js';
+import { joinUri, locate } from '../../src/shared/storage/locate.js';
+import { parseEnv, redactUrl } from '../../src/shared/config/env.js';
+import { jobId, parsePayload } from '../../src/shared/queue/contract.js';
+import { cutShards } from '../../src/producers/plan.js';
+
+describe('local store', () => {
+  it('writes atomically, lists sorted with etags, and refuses keys that escape the root', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'ood-store-'));
+    const s = new LocalStore(root);
+    await s.put('b/2.txt', 'two');
+    await s.put('a/1.txt', 'one');
+    await s.put('a/sub/3.txt', new Uint8Array([1, 2, 3]));
+    const listed = [];
+    for await (const o of s.list('')) listed.push(o);
+    expect(listed.map((o) => o.key)).toEqual(['a/1.txt', 'a/sub/3.txt', 'b/2.txt']);
+    expect(listed[1]!.size).toBe(3);
+    const inA = [];
+    for await (const o of s.list('a/')) inA.push(o.key);
+    expect(inA).toEqual(['a/1.txt', 'a/sub/3.txt']);
+    const before = (await s.head('a/1.txt'))!.etag;
+    await new Promise((r) => setTimeout(r, 5));
+    await s.put('a/1.txt', 'one again');
+    expect((await s.head('a/1.txt'))!.etag).not.toBe(before);
+    expect(readdirSync(path.join(root, 'a')).filter((f) => f.startsWith('.ood-tmp'))).toEqual([]);
+    for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a\0b']) await expect(s.put(bad, 'x')).rejects.toMatchObject({ code: 'KEY_UNSAFE' });
+    await expect(s.get('missing.txt')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('parses locations and joins URIs', () => {
+    expect(() => locate('s3://', { mustExist: false, openS3: () => new LocalStore('/tmp') })).toThrow(/no bucket/);
+    expect(() => locate('gs://bucket/x', { mustExist: false })).toThrow(/unsupported location/);
+    expect(() => locate('/no/such/dir', { mustExist: true })).toThrow(/no such folder/);
+    expect(joinUri('s3://b/p/', 'x', '/y/')).toBe('s3://b/p/x/y');
+    expect(joinUri('/data/out', '.work', 'run-1')).toBe('/data/out/.work/run-1');
+  });
+});
+
+describe('S3 errors and retries', () => {
+  const err = (name: string, status?: number, extra: object = {}): unknown => Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode: status }, ...extra });
+
+  it('classifies throttling, 5xx and resets as transient, and access or bucket errors as permanent, naming the URI', () => {
+    expect(classifyS3Error(err('SlowDown', 503), 's3://b/k').code).toBe('STORAGE_TRANSIENT');
+    expect(classifyS3Error(err('InternalError', 500), 's3://b/k').code).toBe('STORAGE_TRANSIENT');
+    expect(classifyS3Error(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 's3://b/k').code).toBe('STORAGE_TRANSIENT');
+    const denied = classifyS3Error(err('AccessDenied', 403), 's3://b/k');
+    expect(denied.code).toBe('STORAGE_PERMANENT');
+    expect(denied.message).toContain('s3://b/k');
+    expect(classifyS3Error(err('NoSuchBucket', 404), 's3://b/k').code).toBe('STORAGE_PERMANENT');
+    expect(classifyS3Error(err('NoSuchKey', 404), 's3://b/k').code).toBe('NOT_FOUND');
+  });
+
+  it('retries transient errors with backoff and fails fast on permanent ones', async () => {
+    let calls = 0;
+    const delays: number[] = [];
+    const v = await withRetry(async () => {
+      calls += 1;
+      if (calls < 3) throw new OodError('STORAGE_TRANSIENT', 'busy');
+      return 'ok';
+    }, { baseMs: 10, maxMs: 40, onRetry: (_a, d) => delays.push(d) });
+    expect(v).toBe('ok');
+    expect(calls).toBe(3);
+    expect(delays.every((d) => d >= 0 && d <= 40)).toBe(true);
+    let permanentCalls = 0;
+    await expect(withRetry(async () => {
+      permanentCalls += 1;
+      throw new OodError('STORAGE_PERMANENT', 'denied');
+    })).rejects.toMatchObject({ code: 'STORAGE_PERMANENT' });
+    expect(permanentCalls).toBe(1);
+    await expect(withRetry(async () => {
+      throw new OodError('STORAGE_TRANSIENT', 'down');
+    }, { attempts: 3, baseMs: 1, maxMs: 2 })).rejects.toThrow(/gave up after 3 attempts/);
+  });
+});
+
+describe('environment and queue contract', () => {
+  it('parses the environment once, redacting secrets in messages', () => {
+    const e = parseEnv({ REDIS_URL: 'rediss://user:secret@redis.example:6380/1', AWS_ENDPOINT_URL: 'http://minio:9000', AWS_REGION: 'eu-west-1' });
+    expect(e.redisUrl).toBe('rediss://user:secret@redis.example:6380/1');
+    expect(e.s3).toEqual({ endpoint: 'http://minio:9000', region: 'eu-west-1' });
+    expect(e.queuePrefix).toBe('ood');
+    expect(redactUrl('redis://:pw@h:1')).toBe('redis://***@h:1');
+    expect(() => parseEnv({ REDIS_URL: 'http://user:secret@x' })).toThrow(/invalid REDIS_URL/);
+    try {
+      parseEnv({ REDIS_URL: 'http://user:secret@x' });
+    } catch (err) {
+      expect((err as Error).message).not.toContain('secret');
+    }
+    expect(parseEnv({ AWS_ENDPOINT_URL_S3: 'http://a', AWS_ENDPOINT_URL: 'http://b' }).s3.endpoint).toBe('http://a');
+  });
+
+  it('validates payloads when a job starts and refuses signed URLs', () => {
+    const good = { runId: 'scan-1', work: '/w', model: '/m', shard: { index: 0, manifestKey: 'k', count: 2, contentHash: 'h' } };
+    expect(parsePayload('score', good).shard.index).toBe(0);
+    expect(() => parsePayload('score', { ...good, shard: { ...good.shard, index: -1 } })).toThrow(/invalid score job payload: shard.index/);
+    expect(() => parsePayload('score', { ...good, model: 'https://b.s3.amazonaws.com/m?X-Amz-Signature=abc' })).toThrow(/signed URL/);
+    expect(jobId('scan-abc', 'extract', 7)).toBe('scan-abc.extract.00007');
+    expect(jobId('scan-abc', 'report')).not.toContain(':');
+  });
+
+  it('cuts deterministic shards', () => {
+    const objs = Array.from({ length: 7 }, (_, i) => ({ key: `k${i}`, size: 1, etag: 'e' }));
+    expect(cutShards(objs, 3).map((s) => s.map((o) => o.key))).toEqual([['k0', 'k1', 'k2'], ['k3', 'k4', 'k5'], ['k6']]);
+    expect(() => cutShards(objs, 0)).toThrow(/shard size/);
+  });
+});
