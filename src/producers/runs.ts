@@ -29,6 +29,7 @@ import {
   type TrainPayload,
 } from '../shared/queue/contract.js';
 import { cutShards, listInput, writeManifests } from './plan.js';
+import { spreadSample } from '../shared/app/listing.js';
 
 export interface QueueTarget {
   readonly connection: Redis;
@@ -89,12 +90,15 @@ export interface ScanParams {
   /** Identity of the model (its encoder fingerprint and config hash), part of the run id. */
   readonly modelIdentity: string;
   readonly shardSize: number;
+  /** Scan at most this many images: an evenly spread, deterministic subset (eval's --limit). */
+  readonly limit?: number;
   /** Opens a work location (same store kinds as the inputs). */
   readonly openWork: (uri: string) => Location;
 }
 
 export async function enqueueScan(target: QueueTarget, p: ScanParams): Promise<RunHandle> {
-  const listing = await listInput(p.input);
+  const full = await listInput(p.input);
+  const listing = p.limit === undefined ? full : { ...full, images: spreadSample(full.images, p.limit), hash: stableHash(full.hash, p.limit) };
   const runId = `scan-${stableHash(p.modelIdentity, p.model, p.input.uri, listing.hash, p.shardSize, p.out)}`;
   const final = { queue: 'report' as const, id: jobId(runId, 'report') };
   const base = { runId, kind: 'scan' as const, final, images: listing.images.length, skippedNonImages: listing.skippedNonImages };

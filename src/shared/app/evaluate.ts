@@ -4,7 +4,15 @@
  */
 import { detectionMetrics } from '../metrics.js';
 import { SCORE_TYPES, type ScoreType } from '../dlsr/config.js';
-import type { ScoredSet } from './operations.js';
+import type { ScoreTable } from '../dlsr/model.js';
+
+/** One evaluated set: its scores, how many images failed, and the time spent on it. */
+export interface EvalSet {
+  readonly table: ScoreTable;
+  readonly failed: number;
+  readonly extractSeconds: number;
+  readonly scoreSeconds: number;
+}
 
 export interface EvalResult {
   readonly ood: string;
@@ -21,7 +29,7 @@ export interface EvalReport {
   readonly throughput: { extract_img_per_s: number; score_img_per_s: number };
 }
 
-export function evaluateScores(id: ScoredSet, oods: Readonly<Record<string, ScoredSet>>): EvalReport {
+export function evaluateScores(id: EvalSet, oods: Readonly<Record<string, EvalSet>>): EvalReport {
   const results: EvalResult[] = [];
   const computed = SCORE_TYPES.filter((t) => id.table.scores[t].length > 0 && id.table.scores[t].length === id.table.keys.length);
   for (const [name, set] of Object.entries(oods)) {
@@ -31,12 +39,12 @@ export function evaluateScores(id: ScoredSet, oods: Readonly<Record<string, Scor
     }
   }
   const all = [id, ...Object.values(oods)];
-  const images = all.reduce((s, x) => s + x.features.keys.length + x.features.failures.length, 0);
-  const scored = all.reduce((s, x) => s + x.features.keys.length, 0);
+  const images = all.reduce((s, x) => s + x.table.keys.length + x.failed, 0);
+  const scored = all.reduce((s, x) => s + x.table.keys.length, 0);
   return {
     results,
     sets: Object.fromEntries(
-      ([['id', id], ...Object.entries(oods)] as [string, ScoredSet][]).map(([n, s]) => [n, { count: s.features.keys.length, failed: s.features.failures.length }]),
+      ([['id', id], ...Object.entries(oods)] as [string, EvalSet][]).map(([n, s]) => [n, { count: s.table.keys.length, failed: s.failed }]),
     ),
     throughput: {
       extract_img_per_s: images / Math.max(1e-9, all.reduce((s, x) => s + x.extractSeconds, 0)),
