@@ -30,6 +30,8 @@ async function workersOn(target: QueueTarget, kind: QueueKind): Promise<number> 
 }
 
 export interface OpenOptions {
+  /** Queues the run needs; local workers start only if one of them has no worker. */
+  readonly needs: readonly QueueKind[];
   /** Local worker processes to start when no worker serves the queues (default: one per core). */
   readonly workers?: number;
   /** Tensor backend of the local workers. */
@@ -49,8 +51,8 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
   }
   const target = { connection, prefix: env.queuePrefix };
   const children: ChildProcess[] = [];
-  const missing = [];
-  for (const kind of QUEUE_KINDS) if ((await workersOn(target, kind)) === 0) missing.push(kind);
+  const missing: QueueKind[] = [];
+  for (const kind of opts.needs) if ((await workersOn(target, kind)) === 0) missing.push(kind);
   if (missing.length > 0) {
     const n = opts.workers ?? cpus().length;
     opts.log(`no worker serves ${missing.join(', ')}: starting ${n} local worker process${n > 1 ? 'es' : ''}`);
@@ -67,7 +69,7 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
       children.push(child);
     }
     // Wait until they have registered, so the run does not sit unseen.
-    for (let i = 0; i < 200 && (await workersOn(target, 'extract')) < 1; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 200 && (await workersOn(target, missing[0]!)) < 1; i++) await new Promise((r) => setTimeout(r, 100));
   }
   return {
     ...target,

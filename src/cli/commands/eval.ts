@@ -71,7 +71,7 @@ async function evalThroughPipeline(v: Values, env: EnvConfig, modelUri: string, 
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
   const workers = int(v, 'workers', 1, 256);
   const backend = str(v, 'backend');
-  const session = await openPipeline(env, { log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const session = await openPipeline(env, { needs: ['extract', 'score', 'report'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   const out: EvalSet[] = [];
   try {
     for (const set of sets) {

@@ -54,7 +54,7 @@ export async function fitCommand(argv: readonly string[]): Promise<void> {
   backendChoice(v); // validate early
   const workers = int(v, 'workers', 1, 256);
   const backend = str(v, 'backend');
-  const session = await openPipeline(env, { log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const session = await openPipeline(env, { needs: ['extract', 'train'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
     const run = await enqueueFit(session, { input: id, model: modelUri, config, shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000, openWork: (uri) => openLocation(uri, env) });
     log(`${run.created ? 'queued' : 'already queued or done:'} run ${run.runId}: ${run.images} ID images in ${run.shards} shards (${run.skippedNonImages} non-image files skipped); LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);

@@ -41,7 +41,7 @@ export async function scanCommand(argv: readonly string[]): Promise<void> {
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
   const workers = int(v, 'workers', 1, 256);
   const backend = str(v, 'backend');
-  const session = await openPipeline(env, { log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const session = await openPipeline(env, { needs: ['extract', 'score', 'report'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
     const run = await enqueueScan(session, {
       input,
