@@ -22,9 +22,9 @@ export interface Listing {
   readonly hash: string;
 }
 
-export async function listInput(input: Location): Promise<Listing> {
+export async function listInput(input: Location, allowEmpty = false): Promise<Listing> {
   const { images, skipped } = await listImages(input.store, input.prefix);
-  if (images.length === 0) throw new OodError('NOT_FOUND', `no images under ${input.uri} (${skipped.length} other files)`);
+  if (images.length === 0 && !allowEmpty) throw new OodError('NOT_FOUND', `no images under ${input.uri} (${skipped.length} other files)`);
   return { images, skippedNonImages: skipped.length, hash: stableHash(images.map((o) => [o.key, o.etag])) };
 }
 

@@ -27,9 +27,12 @@ import {
   type ScorePayload,
   type Shard,
   type TrainPayload,
+  workKeys,
 } from '../shared/queue/contract.js';
 import { cutShards, listInput, writeManifests } from './plan.js';
 import { spreadSample } from '../shared/app/listing.js';
+import { changedSince, readScanState } from '../shared/app/scan-report.js';
+import { joinKey } from '../shared/storage/object-store.js';
 
 export interface QueueTarget {
   readonly connection: Redis;
@@ -44,6 +47,8 @@ export interface RunHandle {
   readonly shards: number;
   readonly images: number;
   readonly skippedNonImages: number;
+  /** Images left out of an incremental scan because they did not change. */
+  readonly skippedUnchanged?: number;
   /** False when the run was already enqueued (nothing added). */
   readonly created: boolean;
 }
@@ -92,24 +97,59 @@ export interface ScanParams {
   readonly shardSize: number;
   /** Scan at most this many images: an evenly spread, deterministic subset (eval's --limit). */
   readonly limit?: number;
+  /**
+   * Incremental scan: only objects new or changed (by ETag) since the last completed scan of this
+   * prefix with this model. Off for eval; on by default for scan (--full turns it off).
+   */
+  readonly incremental: boolean;
+  /** Record what this scan saw as the prefix's scan state (scan: yes; eval: no). */
+  readonly recordState: boolean;
+  /** Report options. */
+  readonly partitionDepth?: number;
+  readonly topK?: number;
   /** Opens a work location (same store kinds as the inputs). */
   readonly openWork: (uri: string) => Location;
 }
 
+/** Where the scan state of an input prefix lives: <model>/scans/<hash of the input URI>.json. */
+export function scanStateOf(model: string, inputUri: string): { uri: string; name: string } {
+  return { uri: joinUri(model, 'scans'), name: `${stableHash(inputUri)}.json` };
+}
+
 export async function enqueueScan(target: QueueTarget, p: ScanParams): Promise<RunHandle> {
-  const full = await listInput(p.input);
-  const listing = p.limit === undefined ? full : { ...full, images: spreadSample(full.images, p.limit), hash: stableHash(full.hash, p.limit) };
-  const runId = `scan-${stableHash(p.modelIdentity, p.model, p.input.uri, listing.hash, p.shardSize, p.out)}`;
+  const full = await listInput(p.input, p.incremental);
+  const state = scanStateOf(p.model, p.input.uri);
+  const stateLoc = p.openWork(state.uri);
+  const previous = p.incremental ? await readScanState(stateLoc.store, joinKey(stateLoc.prefix, state.name)) : undefined;
+  const { changed, unchanged } = changedSince(p.limit === undefined ? full.images : spreadSample(full.images, p.limit), previous);
+  const hash = stableHash(changed.map((o) => [o.key, o.etag]), p.limit ?? null, previous?.runId ?? null);
+  const runId = `scan-${stableHash(p.modelIdentity, p.model, p.input.uri, hash, p.shardSize, p.out, p.partitionDepth ?? 1, p.topK ?? 24)}`;
   const final = { queue: 'report' as const, id: jobId(runId, 'report') };
-  const base = { runId, kind: 'scan' as const, final, images: listing.images.length, skippedNonImages: listing.skippedNonImages };
-  const state = await existingJobState(target, 'report', final.id);
-  const shardsOf = cutShards(listing.images, p.shardSize);
-  if (state !== undefined && state !== 'failed') return { ...base, shards: shardsOf.length, created: false };
-  if (state === 'failed') await removeFailed(target, 'report', final.id);
+  const shardsOf = cutShards(changed, p.shardSize);
+  const base = { runId, kind: 'scan' as const, final, images: changed.length, skippedNonImages: full.skippedNonImages, skippedUnchanged: unchanged, shards: shardsOf.length };
+  const existing = await existingJobState(target, 'report', final.id);
+  if (existing !== undefined && existing !== 'failed') return { ...base, created: false };
+  if (existing === 'failed') await removeFailed(target, 'report', final.id);
   const workUri = joinUri(p.out, '.work', runId);
-  const shards = await writeManifests(p.openWork(workUri), shardsOf);
+  const work = p.openWork(workUri);
+  const shards = await writeManifests(work, shardsOf);
+  await work.store.put(joinKey(work.prefix, workKeys.listing), JSON.stringify(Object.fromEntries(full.images.map((o) => [o.key, o.etag]))));
   const cache = p.cache ?? joinUri(p.model, 'cache');
-  const report: ReportPayload = { runId, work: workUri, model: p.model, input: p.input.uri, out: p.out, shards: shards.length, skippedNonImages: listing.skippedNonImages, startedAt: Date.now() };
+  const report: ReportPayload = {
+    runId,
+    work: workUri,
+    model: p.model,
+    input: p.input.uri,
+    out: p.out,
+    shards: shards.length,
+    skippedNonImages: full.skippedNonImages,
+    startedAt: Date.now(),
+    partitionDepth: p.partitionDepth ?? 1,
+    topK: p.topK ?? 24,
+    incremental: previous !== undefined,
+    skippedUnchanged: unchanged,
+    ...(p.recordState ? { state } : {}),
+  };
   const flow: FlowJob = {
     name: 'report',
     queueName: QUEUES.report,
@@ -118,7 +158,7 @@ export async function enqueueScan(target: QueueTarget, p: ScanParams): Promise<R
     children: shards.map((shard) => scoreNode(runId, workUri, p, shard, cache)),
   };
   await addFlow(target, flow);
-  return { ...base, shards: shards.length, created: true };
+  return { ...base, created: true };
 }
 
 function scoreNode(runId: string, work: string, p: ScanParams, shard: Shard, cache: string): FlowJob {

@@ -11,6 +11,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import { parquetReadObjects } from 'hyparquet';
 import { runCli, ROOT } from '../helpers/cli.js';
 import { hugePngHeader, textAsPng, truncatedJpeg } from '../helpers/images.js';
+import { checkPage } from '../helpers/browser.js';
 
 const demo = path.join(ROOT, 'examples/demo');
 const work = mkdtempSync(path.join(tmpdir(), 'ood-e2e-'));
@@ -72,6 +73,31 @@ describe('CLI end to end', () => {
     };
     expect(flaggedShare('fashion-mnist/')).toBeGreaterThan(0.8);
     expect(flaggedShare('cifar10/')).toBeLessThan(0.35);
+
+    // The report: the Fashion-MNIST partition is the shifted one, in JSON, Markdown and a real browser.
+    const scanReport = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as {
+      schema: string;
+      verdict: { level: string; text: string };
+      partitions: { list: { name: string; level: string; flaggedFraction: number }[] };
+      failures: { count: number; byReason: { reason: string; count: number }[] };
+      mostOod: { key: string }[];
+    };
+    expect(scanReport.schema).toBe('ood-audit/report@1');
+    expect(scanReport.verdict.level).toBe('shifted');
+    expect(scanReport.partitions.list[0]!.name).toBe('fashion-mnist');
+    expect(scanReport.partitions.list[0]!.level).toBe('shifted');
+    expect(scanReport.partitions.list.find((p) => p.name === 'cifar10')!.level).not.toBe('shifted');
+    expect(scanReport.failures.count).toBe(4);
+    expect(scanReport.failures.byReason.map((r) => r.reason)).toContain('image too large (pixel limit)');
+    expect(scanReport.mostOod.filter((e) => e.key.startsWith('fashion-mnist/')).length).toBeGreaterThan(scanReport.mostOod.length / 2);
+    expect(readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\*\*SHIFTED\*\*: shifted: \d+(\.\d)?% flagged vs 5\.0% expected/);
+    const page = await checkPage(path.join(out, 'report.html'));
+    expect(page.consoleErrors).toEqual([]);
+    expect(page.failedRequests).toEqual([]);
+    expect(page.verdict).toMatch(/^shifted: /);
+    expect(page.svgCount).toBeGreaterThanOrEqual(1);
+    expect(page.imagesTotal).toBe(48);
+    expect(page.imagesLoaded).toBe(48);
 
     const evalJson = path.join(work, 'eval.json');
     const ev = await runCli(['eval', '--model', model, '--id', path.join(scan, 'cifar10'), '--ood', `fmnist=${path.join(scan, 'fashion-mnist')}`, '--json', evalJson]);

@@ -115,10 +115,10 @@ describe('pipeline on S3', () => {
   });
 
   it('adds nothing when the same scan is enqueued twice, and a re-scan of the unchanged prefix hits the feature cache', async () => {
-    const again = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
+    const again = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/already queued or done/);
-    const rescan = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2', '--shard-size', '40'], env);
+    const rescan = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2', '--shard-size', '40'], env);
     expect(rescan.code, rescan.stderr).toBe(0);
     const runId = runIdFrom(rescan.stderr);
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
@@ -135,12 +135,30 @@ describe('pipeline on S3', () => {
     expect(await parquetRows('reports/r2/scores.parquet')).toEqual(await parquetRows('reports/r1/scores.parquet'));
   });
 
+  it('scans only new or changed objects incrementally and compares with the previous scan', async () => {
+    const f = demoFiles('scan/cifar10', 12);
+    await upload(s3, 'datasets/scan/cifar10/new/extra-1.jpg', readFileSync(f[10]!.abs));
+    await upload(s3, 'datasets/scan/cifar10/new/extra-2.jpg', readFileSync(f[11]!.abs));
+    // Rewrite one existing object with other content: a new ETag.
+    await upload(s3, `datasets/scan/cifar10/${f[0]!.rel}`, readFileSync(f[1]!.abs));
+    const inc = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r5', '--shard-size', '40'], env);
+    expect(inc.code, inc.stderr).toBe(0);
+    expect(inc.stderr).toMatch(/3 images in 1 shards .*153 unchanged since the previous scan skipped/);
+    const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/r5/report.json'))) as { run: { incremental: boolean; skippedUnchanged: number }; input: { scored: number }; previous: { change: string } | null };
+    expect(report.run).toMatchObject({ incremental: true, skippedUnchanged: 153 });
+    expect(report.input.scored).toBe(3);
+    expect(report.previous?.change).toMatch(/flagged now vs .* in the previous scan/);
+    const full = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r6', '--shard-size', '40'], env);
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stderr).toMatch(/156 images in 4 shards/);
+  });
+
   it('completes an extract shard on another worker when its worker is SIGKILLed, with exactly one score row per image', async () => {
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
     const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
     try {
       // A fresh cache so the shards are really encoded.
-      const scan = runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r3', '--cache', 's3://lake/cache-r3', '--shard-size', '80'], env);
+      const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r3', '--cache', 's3://lake/cache-r3', '--shard-size', '80'], env);
       const victim = await waitFor('an extract job in progress', async () => {
         const active = await q.getJobs(['active']);
         const j = active.find((x) => x.id?.includes('.extract.') === true && typeof x.progress === 'object' && Number((x.progress as { done?: number }).done ?? 0) > 0);
@@ -155,7 +173,7 @@ describe('pipeline on S3', () => {
       const rows = await parquetRows('reports/r3/scores.parquet');
       const keys = rows.map((x) => String(x['key']));
       expect(new Set(keys).size).toBe(keys.length);
-      expect(keys).toHaveLength(150);
+      expect(keys).toHaveLength(152);
       const done = await q.getJob(victim.id!);
       expect(await done?.getState()).toBe('completed');
     } finally {
@@ -198,7 +216,7 @@ describe('pipeline under faults', () => {
     const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
     const own = [startWorker(faultEnv, FAST_LOCKS), startWorker(faultEnv, FAST_LOCKS)];
     try {
-      const scan = runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
+      const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
       const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
       const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
       await waitFor('extraction to start', async () => ((await q.getJobs(['active'])).length > 0 ? true : undefined));
@@ -212,9 +230,9 @@ describe('pipeline under faults', () => {
       expect(proxy.failures).toBeGreaterThan(0);
       const rows = await parquetRows('reports/r4/scores.parquet');
       const keys = rows.map((x) => String(x['key']));
-      expect(keys).toHaveLength(150);
-      expect(new Set(keys).size).toBe(150);
-      expect(rows).toEqual(await parquetRows('reports/r1/scores.parquet'));
+      expect(keys).toHaveLength(152);
+      expect(new Set(keys).size).toBe(152);
+      expect(rows).toEqual(await parquetRows('reports/r6/scores.parquet'));
     } finally {
       await Promise.all(own.map((w) => w.stop()));
       await proxy.stop();

@@ -84,6 +84,8 @@ async function evalThroughPipeline(v: Values, env: EnvConfig, modelUri: string, 
         modelIdentity: stableHash(json.fingerprint.id, head?.etag ?? ''),
         shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000,
         ...(limit !== undefined ? { limit } : {}),
+        incremental: false,
+        recordState: false,
         openWork: (uri) => openLocation(uri, env),
       });
       log(`[${set.name}] run ${run.runId}: ${run.images} images in ${run.shards} shards`);

@@ -18,6 +18,10 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
   --shard-size N   images per shard (default 1000)
   --cache <loc>    feature cache (default <model>/cache); an unchanged shard is never re-encoded
   --workers N      local worker processes to start if none serves the queues (default: one per core)
+  --full           scan every image (default: only images new or changed since the last completed
+                   scan of this prefix with this model; the report says how many were skipped)
+  --partition-depth N  report partitions: the first N path segments below the input (default 1)
+  --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
   --in-process     score in this process, without Redis and workers
   Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded redis-server.`;
 
@@ -27,7 +31,10 @@ export function absolute(uri: string): string {
 }
 
 export async function scanCommand(argv: readonly string[]): Promise<void> {
-  const v = parse(argv, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, 'shard-size': { type: 'string' }, cache: { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...BACKEND_OPTION });
+  const v = parse(argv, {
+    model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, 'shard-size': { type: 'string' }, cache: { type: 'string' }, workers: { type: 'string' },
+    'in-process': { type: 'boolean' }, full: { type: 'boolean' }, 'partition-depth': { type: 'string' }, 'top-k': { type: 'string' }, ...BACKEND_OPTION,
+  });
   if (v['in-process'] === true) return scoreInProcess(v);
   const env = parseEnv(process.env);
   const modelUri = absolute(required(v, 'model'));
@@ -51,9 +58,14 @@ export async function scanCommand(argv: readonly string[]): Promise<void> {
       encoder: json.config.encoder,
       modelIdentity: stableHash(json.fingerprint.id, head?.etag ?? ''),
       shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000,
+      incremental: v['full'] !== true,
+      recordState: true,
+      partitionDepth: int(v, 'partition-depth', 1, 16) ?? 1,
+      topK: int(v, 'top-k', 0, 500) ?? 24,
       openWork: (uri) => openLocation(uri, env),
     });
-    log(`${run.created ? 'queued' : 'already queued or done:'} run ${run.runId}: ${run.images} images in ${run.shards} shards (${run.skippedNonImages} non-image files skipped)`);
+    const unchanged = run.skippedUnchanged !== undefined && run.skippedUnchanged > 0 ? `, ${run.skippedUnchanged} unchanged since the previous scan skipped (--full rescans them)` : '';
+    log(`${run.created ? 'queued' : 'already queued or done:'} run ${run.runId}: ${run.images} images in ${run.shards} shards (${run.skippedNonImages} non-image files skipped${unchanged})`);
     const result = (await followRun(session, run)) as ReportResult;
     const out = openLocation(outUri, env);
     const summary = await getJson<RunSummary>(out.store, joinKey(out.prefix, 'summary.json'));

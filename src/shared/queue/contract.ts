@@ -103,6 +103,15 @@ export const reportPayload = z.object({
   shards: z.number().int().min(0),
   skippedNonImages: z.number().int().min(0),
   startedAt: z.number(),
+  /** Partitions of the report: the first N path segments below the input prefix. */
+  partitionDepth: z.number().int().min(1).max(16).default(1),
+  /** Images in each of the report's most-OOD and most-typical galleries. */
+  topK: z.number().int().min(0).max(500).default(24),
+  /** Incremental scan: objects unchanged since the previous scan were left out. */
+  incremental: z.boolean().default(false),
+  skippedUnchanged: z.number().int().min(0).default(0),
+  /** Folder holding the per-prefix scan state (what the last scan saw), and the state's key name. */
+  state: z.object({ uri: location, name: z.string() }).optional(),
 });
 export type ReportPayload = z.infer<typeof reportPayload>;
 
@@ -160,7 +169,8 @@ export const workKeys = {
   manifest: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.manifest.json`,
   features: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.oodf`,
   scores: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.scores.json`,
-  plan: 'plan.json',
+  /** Every image of the input at enqueue time (key -> ETag), for the scan state. */
+  listing: 'listing.json',
 } as const;
 
 export function cacheKey(fingerprintId: string, contentHash: string): string {

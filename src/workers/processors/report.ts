@@ -7,6 +7,7 @@
 import type { SandboxedJob } from 'bullmq';
 import { mergeShardScores, type ShardScores } from '../../shared/app/shard-scores.js';
 import { writeRunOutputs } from '../../shared/app/outputs.js';
+import { readScanState, writeScanReport, type ScanState } from '../../shared/app/scan-report.js';
 import { getJson, joinKey } from '../../shared/storage/object-store.js';
 import { parsePayload, workKeys, type ReportResult } from '../../shared/queue/contract.js';
 import type { ShardManifest } from '../../producers/plan.js';
@@ -59,7 +60,37 @@ export default async function report(job: SandboxedJob, token?: string, signal?:
       backend: ctx.backend.provider,
       run: { id: p.runId, missingShards: missing },
     });
-    ctx.log(`run ${p.runId}: ${summary.input.scored} scored, ${summary.input.failed} failed, ${summary.flagged} flagged, ${missing.length} shards missing`);
+    const input = open(p.input);
+    const stateLoc = p.state !== undefined ? open(p.state.uri) : undefined;
+    const stateKey = p.state !== undefined && stateLoc !== undefined ? joinKey(stateLoc.prefix, p.state.name) : undefined;
+    const previous = stateLoc !== undefined && stateKey !== undefined ? await readScanState(stateLoc.store, stateKey) : undefined;
+    const report = await writeScanReport({
+      out,
+      input: { store: input.store, prefix: input.prefix, uri: p.input },
+      model,
+      modelUri: p.model,
+      runId: p.runId,
+      startedAt: p.startedAt,
+      backend: ctx.backend.provider,
+      table,
+      failures: [...failures, ...shardFailures],
+      skippedNonImages: p.skippedNonImages,
+      skippedUnchanged: p.skippedUnchanged,
+      incremental: p.incremental,
+      missingShards: missing,
+      partitionDepth: p.partitionDepth,
+      topK: p.topK,
+      previous: previous === undefined ? null : { runId: previous.runId, finishedAt: previous.finishedAt, flaggedFraction: previous.flaggedFraction, scored: previous.scored },
+    });
+    if (stateLoc !== undefined && stateKey !== undefined) {
+      // Everything listed at enqueue time counts as scanned, except the images of shards that failed
+      // (the next incremental scan retries them).
+      const objects = await getJson<Record<string, string>>(work.store, joinKey(work.prefix, workKeys.listing));
+      for (const f of shardFailures) delete objects[f.key];
+      const state: ScanState = { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored, objects };
+      await stateLoc.store.put(stateKey, JSON.stringify(state));
+    }
+    ctx.log(`run ${p.runId}: ${summary.input.scored} scored, ${summary.input.failed} failed, ${summary.flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
     return { summaryKey: joinKey(out.prefix, 'summary.json'), scored: summary.input.scored, failed: summary.input.failed, flagged: summary.flagged, missingShards: missing };
   });
 }

@@ -1,0 +1,151 @@
+/**
+ * Renders a scan report as a self-contained HTML page (inline CSS and SVG, thumbnails as data URIs;
+ * no scripts, fonts or network) and as a short Markdown summary for a chat or a ticket.
+ */
+import type { Histogram, ImageEntry, ScanReport } from './report.js';
+import { formatP, type Verdict } from './verdict.js';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const num = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3));
+
+const COLORS: Record<Verdict['level'], string> = {
+  shifted: '#b42318',
+  'possibly shifted': '#b54708',
+  'no shift detected': '#027a48',
+  'too few images': '#475467',
+};
+
+/** Score histograms of the scan and the ID holdout as an SVG, with the threshold marked. */
+export function histogramSvg(h: Histogram, width = 640, height = 220, title = 'score distribution'): string {
+  const padL = 44;
+  const padB = 30;
+  const padT = 12;
+  const w = width - padL - 10;
+  const ht = height - padB - padT;
+  const bins = h.scan.length;
+  const max = Math.max(1e-9, ...h.scan, ...h.id);
+  const lo = h.edges[0]!;
+  const hi = h.edges[h.edges.length - 1]!;
+  const x = (v: number): number => padL + ((v - lo) / (hi - lo || 1)) * w;
+  const bw = w / bins;
+  const bars = (vals: number[], color: string, opacity: number): string =>
+    vals.map((v, i) => `<rect x="${(padL + i * bw).toFixed(1)}" y="${(padT + ht - (v / max) * ht).toFixed(1)}" width="${Math.max(0.5, bw - 1).toFixed(1)}" height="${((v / max) * ht).toFixed(1)}" fill="${color}" fill-opacity="${opacity}"/>`).join('');
+  const tx = x(h.threshold);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
+    const v = lo + f * (hi - lo);
+    return `<text x="${x(v).toFixed(1)}" y="${height - 10}" font-size="11" text-anchor="middle" fill="#475467">${escapeHtml(num(v))}</text>`;
+  });
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${escapeHtml(title)}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" class="plot">` +
+    `<title>${escapeHtml(title)}</title>` +
+    `<line x1="${padL}" y1="${padT + ht}" x2="${padL + w}" y2="${padT + ht}" stroke="#98a2b3"/>` +
+    bars(h.id, '#2e90fa', 0.55) +
+    bars(h.scan, '#f04438', 0.55) +
+    `<line x1="${tx.toFixed(1)}" y1="${padT}" x2="${tx.toFixed(1)}" y2="${padT + ht}" stroke="#101828" stroke-dasharray="4 3" stroke-width="1.5"/>` +
+    `<text x="${(tx + 4).toFixed(1)}" y="${padT + 10}" font-size="11" fill="#101828">threshold</text>` +
+    ticks.join('') +
+    `<g font-size="11"><rect x="${padL + w - 150}" y="${padT}" width="10" height="10" fill="#2e90fa" fill-opacity="0.55"/><text x="${padL + w - 136}" y="${padT + 9}">ID holdout</text>` +
+    `<rect x="${padL + w - 70}" y="${padT}" width="10" height="10" fill="#f04438" fill-opacity="0.55"/><text x="${padL + w - 56}" y="${padT + 9}">this scan</text></g>` +
+    `</svg>`
+  );
+}
+
+/** ROC curves (eval with labelled sets) as an SVG. */
+export function rocSvg(curves: readonly { name: string; fpr: number[]; tpr: number[] }[], size = 260): string {
+  const pad = 30;
+  const s = size - 2 * pad;
+  const colors = ['#f04438', '#2e90fa', '#12b76a', '#f79009', '#7a5af8', '#ee46bc'];
+  const paths = curves.map((c, i) => {
+    const d = c.fpr.map((f, j) => `${j === 0 ? 'M' : 'L'}${(pad + f * s).toFixed(1)},${(pad + (1 - c.tpr[j]!) * s).toFixed(1)}`).join('');
+    return `<path d="${d}" fill="none" stroke="${colors[i % colors.length]}" stroke-width="1.5"/><text x="${pad + s - 4}" y="${pad + s - 6 - 13 * i}" font-size="11" text-anchor="end" fill="${colors[i % colors.length]}">${escapeHtml(c.name)}</text>`;
+  });
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="ROC curves" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}" class="plot"><title>ROC curves</title>` +
+    `<rect x="${pad}" y="${pad}" width="${s}" height="${s}" fill="none" stroke="#98a2b3"/><line x1="${pad}" y1="${pad + s}" x2="${pad + s}" y2="${pad}" stroke="#d0d5dd" stroke-dasharray="3 3"/>` +
+    paths.join('') +
+    `<text x="${pad + s / 2}" y="${size - 6}" font-size="11" text-anchor="middle">false positive rate</text><text x="10" y="${pad + s / 2}" font-size="11" transform="rotate(-90 10 ${pad + s / 2})" text-anchor="middle">true positive rate</text></svg>`
+  );
+}
+
+function badge(v: Verdict): string {
+  return `<span class="badge" style="background:${COLORS[v.level]}">${escapeHtml(v.level)}</span>`;
+}
+
+function gallery(title: string, items: readonly ImageEntry[], thumbs: ReadonlyMap<string, string>): string {
+  const cells = items.map((e) => {
+    const src = thumbs.get(e.key);
+    const img = src !== undefined ? `<img src="${src}" alt="${escapeHtml(e.key)}" width="96" height="96">` : `<div class="noimg">no preview</div>`;
+    const scores = Object.entries(e.scores).map(([t, v]) => `${escapeHtml(t)} ${escapeHtml(num(v))}`).join(' · ');
+    return `<figure class="thumb${e.flagged ? ' flagged' : ''}">${img}<figcaption><b>${escapeHtml(e.key)}</b><br>rank ${(e.rank * 100).toFixed(1)}%${e.flagged ? ' · flagged' : ''}<br><small>${scores}</small></figcaption></figure>`;
+  });
+  return `<section><h2>${escapeHtml(title)}</h2><div class="gallery">${cells.join('')}</div></section>`;
+}
+
+export function renderHtml(r: ScanReport, thumbs: ReadonlyMap<string, string>, extra: { roc?: string } = {}): string {
+  const v = r.verdict;
+  const rows = r.partitions.list
+    .map(
+      (p) =>
+        `<tr><td>${escapeHtml(p.name)}</td><td>${badge(p)}</td><td class="n">${p.scored}</td><td class="n">${p.flagged}</td><td class="n">${pct(p.flaggedFraction)}</td><td class="n">${escapeHtml(formatP(p.binomialP))}</td><td class="n">${p.auc.toFixed(2)}</td><td class="n">${p.ksD.toFixed(2)} (${escapeHtml(formatP(p.ksP))})</td></tr>`,
+    )
+    .join('');
+  const failures =
+    r.failures.count === 0
+      ? '<p>No image failed.</p>'
+      : `<table><tr><th>reason</th><th class="n">images</th></tr>${r.failures.byReason.map((f) => `<tr><td>${escapeHtml(f.reason)}</td><td class="n">${f.count}</td></tr>`).join('')}</table>` +
+        `<details><summary>first ${r.failures.examples.length} failed images</summary><ul>${r.failures.examples.map((f) => `<li><code>${escapeHtml(f.key)}</code>: ${escapeHtml(f.reason)}</li>`).join('')}</ul></details>`;
+  const previous = r.previous === null ? '' : `<p class="prev">Compared with the previous scan of this prefix: ${escapeHtml(r.previous.change)}.</p>`;
+  const missing = r.input.missingShards.length > 0 ? `<p class="warn">Shards not scored (their images are listed as failures): ${r.input.missingShards.join(', ')}.</p>` : '';
+  const incremental = r.run.incremental ? `<li>incremental scan: ${r.run.skippedUnchanged} unchanged images since the previous scan were not rescanned</li>` : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ood-audit report: ${escapeHtml(r.input.uri)}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#101828;padding:0 16px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #eaecf0;padding-bottom:4px}
+.verdict{font-size:20px;padding:14px 16px;border-radius:8px;color:#fff;margin:12px 0}
+.badge{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
+table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eaecf0;padding:4px 10px;text-align:left}.n{text-align:right;font-variant-numeric:tabular-nums}
+.gallery{display:flex;flex-wrap:wrap;gap:10px}.thumb{width:170px;margin:0;font-size:11px;word-break:break-all}.thumb img{border:3px solid #eaecf0;border-radius:4px;image-rendering:pixelated}
+.thumb.flagged img{border-color:#f04438}.noimg{width:96px;height:96px;background:#f2f4f7;display:flex;align-items:center;justify-content:center;color:#667085}
+.meta{color:#475467;font-size:13px}.warn{color:#b54708}.prev{font-size:14px}code{font-size:12px}
+</style></head><body>
+<h1>Distribution-shift audit</h1>
+<div class="meta">${escapeHtml(r.input.uri)} · run ${escapeHtml(r.run.id)} · ${escapeHtml(r.run.finishedAt)}</div>
+<div class="verdict" style="background:${COLORS[v.level]}">${escapeHtml(v.text)}</div>
+${previous}${missing}
+<section><h2>Run</h2><ul class="meta">
+<li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, ${r.model.idImages} ID training images); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
+<li>${r.input.images} images scanned, ${r.input.scored} scored, ${r.input.failed} failed, ${r.input.skippedNonImages} non-image files skipped</li>${incremental}
+<li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}</li></ul></section>
+<section><h2>Where: partitions by severity</h2>
+<table><tr><th>partition</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th class="n">binomial</th><th class="n">AUC</th><th class="n">KS</th></tr>${rows}</table>
+<p class="meta">Expected flagged fraction for in-distribution data: ${pct(v.expectedFraction)}. AUC: probability that an image of the partition scores above an ID holdout image (0.5 = no shift).</p></section>
+<section><h2>Scores against the ID calibration set</h2>${histogramSvg(r.histogram, 640, 220, `${r.model.primary} histogram`)}${extra.roc ?? ''}</section>
+${gallery(`Most out-of-distribution images (top ${r.mostOod.length})`, r.mostOod, thumbs)}
+${gallery(`Most typical images (${r.mostTypical.length})`, r.mostTypical, thumbs)}
+<section><h2>Failures</h2>${failures}</section>
+<p class="meta">ood-audit report schema ${escapeHtml(r.schema)}; machine-readable copy: report.json; per-image scores: scores.parquet / scores.csv.</p>
+</body></html>
+`;
+}
+
+export function renderMarkdown(r: ScanReport): string {
+  const top = r.partitions.list.filter((p) => p.level === 'shifted' || p.level === 'possibly shifted').slice(0, 5);
+  const lines = [
+    `**ood-audit** ${r.input.uri} (${r.run.finishedAt.slice(0, 16).replace('T', ' ')} UTC)`,
+    `**${r.verdict.level.toUpperCase()}**: ${r.verdict.text}`,
+    `${r.input.scored} scored, ${r.input.failed} failed${r.run.incremental ? `, ${r.run.skippedUnchanged} unchanged skipped` : ''}; model ${r.model.uri} (${r.model.primary})`,
+  ];
+  if (r.previous !== null) lines.push(`Previous scan: ${r.previous.change}`);
+  if (top.length > 0) {
+    lines.push('', '| partition | verdict | flagged |', '|---|---|---|');
+    for (const p of top) lines.push(`| ${p.name} | ${p.level} | ${pct(p.flaggedFraction)} of ${p.scored} |`);
+  } else lines.push('No partition stands out.');
+  if (r.mostOod.length > 0) lines.push('', `Most OOD: ${r.mostOod.slice(0, 5).map((e) => `\`${e.key}\``).join(', ')}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,73 @@
+/**
+ * Dataset-level shift verdicts: is a scanned set (or a partition of it) flagged more often than the
+ * (1 - tpr) expected of in-distribution data, and is its score distribution shifted against the ID
+ * calibration scores? Plain words for people, numbers for machines.
+ */
+import { binomialUpperP, ks, mannWhitney } from './stats.js';
+
+export type VerdictLevel = 'shifted' | 'possibly shifted' | 'no shift detected' | 'too few images';
+
+export interface Verdict {
+  readonly level: VerdictLevel;
+  readonly scored: number;
+  readonly flagged: number;
+  readonly flaggedFraction: number;
+  readonly expectedFraction: number;
+  /** One-sided exact binomial test of the flagged count against expectedFraction. */
+  readonly binomialP: number;
+  /** Mann-Whitney: AUC = P(scanned image scores above an ID holdout image); 0.5 = no shift. */
+  readonly auc: number;
+  readonly mannWhitneyP: number;
+  /** Kolmogorov-Smirnov distance and p-value against the ID holdout scores. */
+  readonly ksD: number;
+  readonly ksP: number;
+  /** Sort key: higher = worse. */
+  readonly severity: number;
+  readonly text: string;
+}
+
+export interface VerdictOptions {
+  /** Significance level for "shifted". Default 0.001. */
+  readonly alpha?: number;
+  /** Fewer scored images than this give "too few images". Default 20. */
+  readonly minImages?: number;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`;
+export function formatP(p: number): string {
+  if (p < 1e-12) return 'p < 1e-12';
+  if (p < 0.001) return `p = ${p.toExponential(1)}`;
+  return `p = ${p.toFixed(3)}`;
+}
+
+export function verdict(scores: ArrayLike<number>, flagged: ArrayLike<number>, idScores: ArrayLike<number>, expectedFraction: number, options: VerdictOptions = {}): Verdict {
+  const alpha = options.alpha ?? 0.001;
+  const n = scores.length;
+  let k = 0;
+  for (let i = 0; i < flagged.length; i++) k += flagged[i]! > 0 ? 1 : 0;
+  const frac = n > 0 ? k / n : 0;
+  const binomialP = binomialUpperP(k, n, expectedFraction);
+  const mw = mannWhitney(scores, idScores);
+  const k2 = ks(scores, idScores);
+  let level: VerdictLevel;
+  if (n < (options.minImages ?? 20)) level = 'too few images';
+  else if (binomialP < alpha && frac >= 1.5 * expectedFraction) level = 'shifted';
+  else if (binomialP < 0.01 || (k2.p < alpha && mw.auc > 0.55)) level = 'possibly shifted';
+  else level = 'no shift detected';
+  const excess = frac - expectedFraction;
+  const rank = { shifted: 3, 'possibly shifted': 2, 'no shift detected': 1, 'too few images': 0 }[level];
+  const text =
+    level === 'too few images'
+      ? `too few images to tell (${n} scored, ${k} flagged)`
+      : `${level}: ${pct(frac)} flagged vs ${pct(expectedFraction)} expected (${k} of ${n}, ${formatP(binomialP)}); ` +
+        `score shift AUC ${mw.auc.toFixed(2)}, KS ${k2.d.toFixed(2)} (${formatP(k2.p)})`;
+  return { level, scored: n, flagged: k, flaggedFraction: frac, expectedFraction, binomialP, auc: mw.auc, mannWhitneyP: mw.p, ksD: k2.d, ksP: k2.p, severity: rank * 10 + excess, text };
+}
+
+/** The partition of an object key: its first `depth` path segments below `prefix` ("(root)" for files directly in it). */
+export function partitionOf(key: string, prefix: string, depth = 1): string {
+  const rel = key.startsWith(prefix) ? key.slice(prefix.length) : key;
+  const segs = rel.replace(/^\/+/, '').split('/');
+  if (segs.length <= 1) return '(root)';
+  return segs.slice(0, Math.min(depth, segs.length - 1)).join('/');
+}
