@@ -6,6 +6,7 @@ import { coerceError } from '../shared/errors.js';
 import { evalCommand, EVAL_USAGE } from './commands/eval.js';
 import { fitCommand, FIT_USAGE } from './commands/fit.js';
 import { scanCommand, SCAN_USAGE } from './commands/scan.js';
+import { scheduleCommand, SCHEDULE_USAGE } from './commands/schedule.js';
 import { statusCommand, STATUS_USAGE } from './commands/status.js';
 import { workerCommand, WORKER_USAGE } from './commands/worker.js';
 
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>
   fit: { run: fitCommand, usage: FIT_USAGE },
   scan: { run: scanCommand, usage: SCAN_USAGE },
   score: { run: scanCommand, usage: SCAN_USAGE.replace('ood-audit scan', 'ood-audit score') },
+  schedule: { run: scheduleCommand, usage: SCHEDULE_USAGE },
   worker: { run: workerCommand, usage: WORKER_USAGE },
   status: { run: statusCommand, usage: STATUS_USAGE },
   eval: { run: evalCommand, usage: EVAL_USAGE },

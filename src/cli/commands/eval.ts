@@ -5,7 +5,7 @@ import { listImages, spreadSample } from '../../shared/app/listing.js';
 import { evaluateScores, formatEvalTable, type EvalReport, type EvalSet } from '../../shared/app/evaluate.js';
 import { readScoreTable } from '../../shared/app/read-scores.js';
 import type { RunSummary } from '../../shared/app/outputs.js';
-import { readModelJson, MODEL_FILES } from '../../shared/dlsr/artifact.js';
+import { modelIdentity } from '../../producers/model-identity.js';
 import { disposeModel } from '../../shared/dlsr/model.js';
 import { OodError } from '../../shared/errors.js';
 import { getJson, joinKey } from '../../shared/storage/object-store.js';
@@ -65,8 +65,7 @@ export async function evalCommand(argv: readonly string[]): Promise<void> {
 
 async function evalThroughPipeline(v: Values, env: EnvConfig, modelUri: string, sets: readonly SetArg[], limit: number | undefined): Promise<EvalSet[]> {
   const model = openLocation(modelUri, env, true);
-  const json = await readModelJson(model.store, model.prefix);
-  const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
+  const { encoder, identity } = await modelIdentity(model);
   const workRoot = absolute(str(v, 'work') ?? joinUri(modelUri, '.eval'));
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
   const workers = int(v, 'workers', 1, 256);
@@ -80,8 +79,8 @@ async function evalThroughPipeline(v: Values, env: EnvConfig, modelUri: string, 
         input: set.loc,
         model: modelUri,
         out: outUri,
-        encoder: json.config.encoder,
-        modelIdentity: stableHash(json.fingerprint.id, head?.etag ?? ''),
+        encoder,
+        modelIdentity: identity,
         shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000,
         ...(limit !== undefined ? { limit } : {}),
         incremental: false,

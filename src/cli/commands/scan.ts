@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { parseEnv } from '../../shared/config/env.js';
-import { readModelJson, MODEL_FILES } from '../../shared/dlsr/artifact.js';
+import { modelIdentity } from '../../producers/model-identity.js';
 import { joinKey } from '../../shared/storage/object-store.js';
 import { openLocation } from '../../shared/storage/open.js';
-import { stableHash, type ReportResult } from '../../shared/queue/contract.js';
+import type { ReportResult } from '../../shared/queue/contract.js';
 import type { RunSummary } from '../../shared/app/outputs.js';
 import { getJson } from '../../shared/storage/object-store.js';
 import { enqueueScan } from '../../producers/runs.js';
@@ -43,8 +43,7 @@ export async function scanCommand(argv: readonly string[]): Promise<void> {
   const cacheArg = str(v, 'cache');
   const model = openLocation(modelUri, env, true);
   const input = openLocation(inputUri, env, true);
-  const json = await readModelJson(model.store, model.prefix);
-  const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
+  const { encoder, identity } = await modelIdentity(model);
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
   const workers = int(v, 'workers', 1, 256);
   const backend = str(v, 'backend');
@@ -55,8 +54,8 @@ export async function scanCommand(argv: readonly string[]): Promise<void> {
       model: modelUri,
       out: outUri,
       ...(cacheArg !== undefined ? { cache: absolute(cacheArg) } : {}),
-      encoder: json.config.encoder,
-      modelIdentity: stableHash(json.fingerprint.id, head?.etag ?? ''),
+      encoder,
+      modelIdentity: identity,
       shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000,
       incremental: v['full'] !== true,
       recordState: true,

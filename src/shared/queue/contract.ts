@@ -13,6 +13,7 @@ export const QUEUES = {
   train: 'ood-train',
   score: 'ood-score',
   report: 'ood-report',
+  schedule: 'ood-schedule',
 } as const;
 export type QueueKind = keyof typeof QUEUES;
 export const QUEUE_KINDS = Object.keys(QUEUES) as QueueKind[];
@@ -118,20 +119,44 @@ export type ReportPayload = z.infer<typeof reportPayload>;
 export const reportResult = z.object({ summaryKey: z.string(), scored: z.number().int(), failed: z.number().int(), flagged: z.number().int(), missingShards: z.array(z.number().int()) });
 export type ReportResult = z.infer<typeof reportResult>;
 
+/** A scheduled scan: fired by a BullMQ job scheduler, enqueues one (incremental) scan run. */
+export const schedulePayload = z.object({
+  model: location,
+  input: location,
+  /** Output location; {date} and {datetime} are replaced by the firing time (UTC). */
+  out: location,
+  cache: location.optional(),
+  shardSize: z.number().int().min(1).default(1000),
+  full: z.boolean().default(false),
+  partitionDepth: z.number().int().min(1).max(16).default(1),
+  topK: z.number().int().min(0).max(500).default(24),
+});
+export type SchedulePayload = z.infer<typeof schedulePayload>;
+export const scheduleResult = z.object({ runId: z.string(), out: z.string(), images: z.number().int(), created: z.boolean() });
+export type ScheduleResult = z.infer<typeof scheduleResult>;
+
+/** Expands {date} / {datetime} in a scheduled scan's output location. */
+export function expandOut(template: string, at: Date): string {
+  const iso = at.toISOString();
+  return template.replaceAll('{date}', iso.slice(0, 10)).replaceAll('{datetime}', iso.slice(0, 16).replace(':', '-'));
+}
+
 export interface PayloadOf {
   extract: ExtractPayload;
   train: TrainPayload;
   score: ScorePayload;
   report: ReportPayload;
+  schedule: SchedulePayload;
 }
 export interface ResultOf {
   extract: ExtractResult;
   train: TrainResult;
   score: ScoreResult;
   report: ReportResult;
+  schedule: ScheduleResult;
 }
 
-const PAYLOADS = { extract: extractPayload, train: trainPayload, score: scorePayload, report: reportPayload } as const;
+const PAYLOADS = { extract: extractPayload, train: trainPayload, score: scorePayload, report: reportPayload, schedule: schedulePayload } as const;
 
 /** Validates job data at the start of a job; a bad payload is permanent (never retried). */
 export function parsePayload<K extends QueueKind>(kind: K, data: unknown): PayloadOf[K] {
@@ -149,6 +174,7 @@ export const JOB_OPTIONS: Record<QueueKind, DefaultJobOptions> = {
   train: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
   score: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
   report: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  schedule: { attempts: 5, backoff: { type: 'exponential', delay: 10_000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
 };
 
 /** Lock settings: tensor work runs in sandboxed children, so the parent renews locks on time. */
