@@ -3,6 +3,7 @@
  * (2 for bad usage or configuration, 1 otherwise); set OOD_AUDIT_DEBUG=1 for stack traces.
  */
 import { coerceError } from '../shared/errors.js';
+import { dashboardCommand, DASHBOARD_USAGE } from './commands/dashboard.js';
 import { evalCommand, EVAL_USAGE } from './commands/eval.js';
 import { fitCommand, FIT_USAGE } from './commands/fit.js';
 import { scanCommand, SCAN_USAGE } from './commands/scan.js';
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>
   schedule: { run: scheduleCommand, usage: SCHEDULE_USAGE },
   worker: { run: workerCommand, usage: WORKER_USAGE },
   status: { run: statusCommand, usage: STATUS_USAGE },
+  dashboard: { run: dashboardCommand, usage: DASHBOARD_USAGE },
   eval: { run: evalCommand, usage: EVAL_USAGE },
 };
 

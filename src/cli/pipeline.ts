@@ -142,11 +142,9 @@ export async function followRun(session: QueueTarget, run: RunHandle, signal?: A
         }
       }
       if (run.kind === 'fit' && state === 'active') {
+        trainBar ??= progress('train', run.epochs ?? 0, 'epochs');
         const pr = final.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
-        if (typeof pr === 'object' && pr.stage === 'train' && pr.total !== undefined) {
-          trainBar ??= progress('train', pr.total, 'epochs');
-          trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
-        }
+        if (typeof pr === 'object' && pr.stage === 'train') trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
       }
       if (state === 'completed') {
         trainBar?.done();

@@ -49,6 +49,8 @@ export interface RunHandle {
   readonly skippedNonImages: number;
   /** Images left out of an incremental scan because they did not change. */
   readonly skippedUnchanged?: number;
+  /** Training epochs (fit runs). */
+  readonly epochs?: number;
   /** False when the run was already enqueued (nothing added). */
   readonly created: boolean;
 }
@@ -187,7 +189,7 @@ export async function enqueueFit(target: QueueTarget, p: FitParams): Promise<Run
   const runId = `fit-${stableHash(p.config, p.model, p.input.uri, listing.hash, p.shardSize)}`;
   const final = { queue: 'train' as const, id: jobId(runId, 'train') };
   const shardsOf = cutShards(listing.images, p.shardSize);
-  const base = { runId, kind: 'fit' as const, final, images: listing.images.length, skippedNonImages: listing.skippedNonImages, shards: shardsOf.length };
+  const base = { runId, kind: 'fit' as const, final, images: listing.images.length, skippedNonImages: listing.skippedNonImages, shards: shardsOf.length, epochs: p.config.train.epochs };
   const state = await existingJobState(target, 'train', final.id);
   if (state !== undefined && state !== 'failed') return { ...base, created: false };
   if (state === 'failed') await removeFailed(target, 'train', final.id);

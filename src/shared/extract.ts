@@ -12,6 +12,8 @@ import { decodeImage, type DecodeResult } from './image/decode.js';
 export interface ExtractOptions {
   /** Called after every batch with images done (decoded or failed) and the total. */
   readonly onProgress?: (done: number, total: number, failed: number) => void;
+  /** Called after every batch with its latency (read + decode wait + encode), seconds. */
+  readonly onBatch?: (seconds: number, images: number) => void;
   readonly signal?: AbortSignal;
   /** Largest accepted input in pixels. */
   readonly limitInputPixels?: number;
@@ -31,6 +33,7 @@ export async function extractFeatures(encoder: Encoder, keys: readonly string[],
     Promise.all(keys.slice(start, start + bs).map(async (key) => decodeImage(key, await read(key), decodeOpts)));
 
   let pending = keys.length > 0 ? prepare(0) : undefined;
+  let batchStart = performance.now();
   for (let start = 0; pending !== undefined; start += bs) {
     if (options.signal?.aborted === true) throw new OodError('ABORTED', 'feature extraction aborted');
     const decoded = await pending;
@@ -43,6 +46,9 @@ export async function extractFeatures(encoder: Encoder, keys: readonly string[],
       chunks.push(encoder.encode(good.map((g) => g.pixels)));
       okKeys.push(...good.map((g) => g.key));
     }
+    const now = performance.now();
+    options.onBatch?.((now - batchStart) / 1000, decoded.length);
+    batchStart = now;
     options.onProgress?.(Math.min(keys.length, start + bs), keys.length, failures.length);
   }
   const features = new Float32Array(okKeys.length * d);

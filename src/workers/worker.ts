@@ -10,11 +10,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUES, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
 import { SHUTDOWN_REASON } from './runtime.js';
+import { startMetrics, type WorkerMetrics } from './metrics.js';
 
 export interface WorkerOptions {
   readonly redisUrl: string;
@@ -27,6 +28,9 @@ export interface WorkerOptions {
   /** Job lock duration and stalled-job check interval, ms (a crashed worker's job is taken over after about their sum). */
   readonly lockDuration?: number;
   readonly stalledInterval?: number;
+  /** Serve Prometheus metrics on this port (and host, default 127.0.0.1). */
+  readonly metricsPort?: number;
+  readonly metricsHost?: string;
   readonly log: (message: string) => void;
 }
 
@@ -45,8 +49,18 @@ export function processorFile(kind: QueueKind): string {
   return file;
 }
 
-export function startWorkers(opts: WorkerOptions): WorkerSet {
+export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
   const connections: Redis[] = [];
+  let metrics: WorkerMetrics | undefined;
+  const metricQueues = new Map<QueueKind, Queue>();
+  if (opts.metricsPort !== undefined) {
+    const conn = redisConnection(opts.redisUrl);
+    connections.push(conn);
+    for (const kind of opts.queues) metricQueues.set(kind, new Queue(QUEUES[kind], { connection: conn, prefix: opts.prefix }));
+    metrics = await startMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', metricQueues);
+    const a = metrics.server.address();
+    opts.log(`metrics on http://${opts.metricsHost ?? '127.0.0.1'}:${typeof a === 'object' && a !== null ? a.port : opts.metricsPort}/metrics`);
+  }
   const workers = opts.queues.map((kind) => {
     const connection = redisConnection(opts.redisUrl);
     connections.push(connection);
@@ -60,7 +74,11 @@ export function startWorkers(opts: WorkerOptions): WorkerSet {
       ...(opts.lockDuration !== undefined ? { lockDuration: opts.lockDuration } : {}),
       ...(opts.stalledInterval !== undefined ? { stalledInterval: opts.stalledInterval } : {}),
     });
-    w.on('failed', (job, err) => opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`));
+    w.on('failed', (job, err) => {
+      opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
+      if (job !== undefined) metrics?.observe(kind, job, 'failed');
+    });
+    w.on('completed', (job) => metrics?.observe(kind, job, 'completed'));
     w.on('error', (err) => opts.log(`[${kind}] worker error: ${err.message}`));
     return w;
   });
@@ -69,6 +87,7 @@ export function startWorkers(opts: WorkerOptions): WorkerSet {
     workers,
     close(force = false): Promise<void> {
       if (force) {
+        void metrics?.close();
         return Promise.allSettled(workers.map((w) => w.close(true))).then(() => {
           for (const c of connections) c.disconnect();
         });
@@ -77,6 +96,8 @@ export function startWorkers(opts: WorkerOptions): WorkerSet {
         for (const w of workers) w.cancelAllJobs(SHUTDOWN_REASON);
         const results = await Promise.allSettled(workers.map((w) => w.close()));
         for (const r of results) if (r.status === 'rejected') opts.log(`worker close failed: ${String(r.reason)}`);
+        await Promise.allSettled([...metricQueues.values()].map((q) => q.close()));
+        await metrics?.close();
         await Promise.allSettled(connections.map((c) => c.quit()));
       })();
       return closing;
@@ -86,7 +107,7 @@ export function startWorkers(opts: WorkerOptions): WorkerSet {
 
 /** Runs workers until SIGTERM/SIGINT; resolves when they are closed. */
 export async function runWorkersUntilSignal(opts: WorkerOptions): Promise<void> {
-  const set = startWorkers(opts);
+  const set = await startWorkers(opts);
   opts.log(`worker ${process.pid} serving ${opts.queues.join(', ')} (concurrency ${opts.concurrency} per queue)`);
   await new Promise<void>((resolve) => {
     let signals = 0;

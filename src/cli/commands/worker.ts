@@ -3,7 +3,7 @@ import { OodError } from '../../shared/errors.js';
 import { QUEUE_KINDS, type QueueKind } from '../../shared/queue/contract.js';
 import { ensureRedis } from '../../shared/queue/redis.js';
 import { runWorkersUntilSignal } from '../../workers/worker.js';
-import { int, list, parse } from '../options.js';
+import { int, list, parse, str } from '../options.js';
 
 export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,report] [--concurrency N] [--shutdown-timeout S]
   Serves the queues until SIGTERM/SIGINT. Connects to REDIS_URL (default 127.0.0.1:6379); S3 from
@@ -11,11 +11,14 @@ export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,repo
   --queues        queues to serve (default all)
   --concurrency   jobs in parallel per queue, each in its own child process (default 1)
   --shutdown-timeout  seconds to let running jobs release after a signal before forcing (default 60)
+  --metrics-port N   serve Prometheus metrics at http://127.0.0.1:N/metrics (--metrics-host to bind elsewhere)
   --lock-duration MS, --stalled-interval MS   job lock and stalled check (default 30000, 15000): a
                   crashed worker's job goes to another worker after about their sum`;
 
 export async function workerCommand(argv: readonly string[]): Promise<void> {
-  const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' } });
+  const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, 'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' } });
+  const metricsPort = int(v, 'metrics-port', 0, 65535);
+  const metricsHost = str(v, 'metrics-host');
   const lockDuration = int(v, 'lock-duration', 1000, 3_600_000);
   const stalledInterval = int(v, 'stalled-interval', 500, 3_600_000);
   const queues = (list(v, 'queues') ?? QUEUE_KINDS) as QueueKind[];
@@ -32,6 +35,8 @@ export async function workerCommand(argv: readonly string[]): Promise<void> {
     shutdownTimeout: int(v, 'shutdown-timeout', 1, 86_400) ?? 60,
     ...(lockDuration !== undefined ? { lockDuration } : {}),
     ...(stalledInterval !== undefined ? { stalledInterval } : {}),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
+    ...(metricsHost !== undefined ? { metricsHost } : {}),
     log,
   });
 }

@@ -66,6 +66,10 @@ export const extractResult = z.object({
   images: z.number().int(),
   failed: z.number().int(),
   seconds: z.number(),
+  /** Failed images by reason category (for metrics). */
+  failuresByReason: z.record(z.string(), z.number()).optional(),
+  /** Latency of each encoder batch, seconds (for metrics). */
+  batchSeconds: z.array(z.number()).optional(),
 });
 export type ExtractResult = z.infer<typeof extractResult>;
 

@@ -9,6 +9,7 @@ import { decodeFeatureSet, encodeFeatureSet } from '../../shared/feature-set.js'
 import { getJson, joinKey } from '../../shared/storage/object-store.js';
 import { cacheKey, parsePayload, type ExtractResult } from '../../shared/queue/contract.js';
 import type { ShardManifest } from '../../producers/plan.js';
+import { reasonCategory } from '../../shared/report/report.js';
 import { encoderFor, open, runJob } from '../runtime.js';
 
 export default async function extract(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<ExtractResult> {
@@ -28,13 +29,17 @@ export default async function extract(job: SandboxedJob, token?: string, signal?
     const manifest = await getJson<ShardManifest>(work.store, p.shard.manifestKey);
     const input = open(p.input);
     const bar = ctx.progress('extract', manifest.objects.length, 'img');
+    const batchSeconds: number[] = [];
     const set = await extractFeatures(encoder, manifest.objects.map((o) => o.key), (k) => input.store.get(k), {
       onProgress: (done) => bar.update(done),
+      onBatch: (seconds) => batchSeconds.push(Math.round(seconds * 1000) / 1000),
       backend: ctx.backend.provider,
       ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
     });
     bar.done();
     await cache.store.put(key, encodeFeatureSet(set));
-    return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000 };
+    const failuresByReason: Record<string, number> = {};
+    for (const f of set.failures) failuresByReason[reasonCategory(f.reason)] = (failuresByReason[reasonCategory(f.reason)] ?? 0) + 1;
+    return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason, batchSeconds };
   });
 }
