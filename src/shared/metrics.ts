@@ -91,3 +91,30 @@ export function detectionMetrics(idScores: ArrayLike<number>, oodScores: ArrayLi
     aupr_out: averagePrecision(oodScores, idScores),
   };
 }
+
+/** ROC curve (OOD positive), at most `maxPoints` points, from (0, 0) to (1, 1). */
+export function rocCurve(idScores: ArrayLike<number>, oodScores: ArrayLike<number>, maxPoints = 200): { fpr: number[]; tpr: number[] } {
+  const id = finite(idScores, 'ID');
+  const ood = finite(oodScores, 'OOD');
+  const all = Array.from({ length: id.length + ood.length }, (_, i) => (i < id.length ? { v: id[i]!, ood: false } : { v: ood[i - id.length]!, ood: true }));
+  all.sort((a, b) => b.v - a.v);
+  const fpr = [0];
+  const tpr = [0];
+  let tp = 0;
+  let fp = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j < all.length && all[j]!.v === all[i]!.v) {
+      if (all[j]!.ood) tp++;
+      else fp++;
+      j++;
+    }
+    fpr.push(fp / id.length);
+    tpr.push(tp / ood.length);
+    i = j;
+  }
+  if (fpr.length <= maxPoints) return { fpr, tpr };
+  const step = (fpr.length - 1) / (maxPoints - 1);
+  const idx = Array.from({ length: maxPoints }, (_, k) => Math.round(k * step));
+  return { fpr: idx.map((k) => fpr[k]!), tpr: idx.map((k) => tpr[k]!) };
+}

@@ -6,6 +6,9 @@ import { evaluateScores, formatEvalTable, type EvalReport, type EvalSet } from '
 import { readScoreTable } from '../../shared/app/read-scores.js';
 import type { RunSummary } from '../../shared/app/outputs.js';
 import { modelIdentity } from '../../producers/model-identity.js';
+import { readModelJson } from '../../shared/dlsr/artifact.js';
+import { rocCurve } from '../../shared/metrics.js';
+import { renderEvalHtml, rocSvg } from '../../shared/report/render.js';
 import { disposeModel } from '../../shared/dlsr/model.js';
 import { OodError } from '../../shared/errors.js';
 import { getJson, joinKey } from '../../shared/storage/object-store.js';
@@ -25,6 +28,7 @@ export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=
   kNN baselines), as a table and as JSON.
   --limit N       at most N images per set (an evenly spread, deterministic subset)
   --work <loc>    where the per-set scans are written (default <model>/.eval)
+  --html <file>   also write an HTML page with the table and ROC curves (primary score)
   --shard-size N, --workers N as for scan; --in-process runs everything in this process`;
 
 interface SetArg {
@@ -35,7 +39,7 @@ interface SetArg {
 
 export async function evalCommand(argv: readonly string[]): Promise<void> {
   const v = parse(argv, {
-    model: { type: 'string' }, id: { type: 'string' }, ood: { type: 'string', multiple: true }, json: { type: 'string' }, limit: { type: 'string' },
+    model: { type: 'string' }, id: { type: 'string' }, ood: { type: 'string', multiple: true }, json: { type: 'string' }, html: { type: 'string' }, limit: { type: 'string' },
     work: { type: 'string' }, 'shard-size': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...BACKEND_OPTION,
   });
   const env = parseEnv(process.env);
@@ -60,6 +64,14 @@ export async function evalCommand(argv: readonly string[]): Promise<void> {
   if (jsonPath !== undefined) {
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
     process.stderr.write(`wrote ${jsonPath}\n`);
+  }
+  const htmlPath = str(v, 'html');
+  if (htmlPath !== undefined) {
+    const model = openLocation(modelUri, env, true);
+    const primary = (await readModelJson(model.store, model.prefix)).config.scoring.primary;
+    const curves = oods.map((s, i) => ({ name: sets[i + 1]!.name, ...rocCurve(id!.table.scores[primary], s.table.scores[primary]) }));
+    await writeFile(htmlPath, renderEvalHtml(report, modelUri, primary, rocSvg(curves, 320)));
+    process.stderr.write(`wrote ${htmlPath}\n`);
   }
 }
 

@@ -149,3 +149,17 @@ export function renderMarkdown(r: ScanReport): string {
   if (r.mostOod.length > 0) lines.push('', `Most OOD: ${r.mostOod.slice(0, 5).map((e) => `\`${e.key}\``).join(', ')}`);
   return lines.join('\n') + '\n';
 }
+
+/** The eval protocol's results as a self-contained page: metric table and ROC curves. */
+export function renderEvalHtml(report: { results: readonly { ood: string; score: string; auroc: number; fpr95: number; aupr_in: number; aupr_out: number }[]; sets: Readonly<Record<string, { count: number; failed: number }>> }, modelUri: string, primary: string, roc: string): string {
+  const rows = report.results
+    .map((r) => `<tr${r.score === primary ? ' class="primary"' : ''}><td>${escapeHtml(r.ood)}</td><td>${escapeHtml(r.score)}</td><td class="n">${(r.auroc * 100).toFixed(2)}</td><td class="n">${(r.fpr95 * 100).toFixed(2)}</td><td class="n">${(r.aupr_in * 100).toFixed(2)}</td><td class="n">${(r.aupr_out * 100).toFixed(2)}</td></tr>`)
+    .join('');
+  const sets = Object.entries(report.sets).map(([n, s]) => `${escapeHtml(n)}: ${s.count}${s.failed > 0 ? ` (+${s.failed} failed)` : ''}`).join(', ');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ood-audit eval: ${escapeHtml(modelUri)}</title>
+<style>body{font-family:system-ui,Arial,sans-serif;margin:24px auto;max-width:900px;color:#101828}table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eaecf0;padding:4px 10px;text-align:left}.n{text-align:right}.primary{font-weight:600}</style></head><body>
+<h1>OOD evaluation</h1><p>model ${escapeHtml(modelUri)}; sets ${sets}</p>
+<table><tr><th>OOD set</th><th>score</th><th class="n">AUROC %</th><th class="n">FPR95 %</th><th class="n">AUPR-in %</th><th class="n">AUPR-out %</th></tr>${rows}</table>
+<h2>ROC curves (${escapeHtml(primary)})</h2>${roc}</body></html>
+`;
+}

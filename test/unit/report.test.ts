@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { binomialUpperP, ks, mannWhitney, normalUpper } from '../../src/shared/report/stats.js';
+import { partitionOf, verdict } from '../../src/shared/report/verdict.js';
+import { buildReport, histogram, reasonCategory } from '../../src/shared/report/report.js';
+import { renderHtml, renderMarkdown } from '../../src/shared/report/render.js';
+import { calibrateScore } from '../../src/shared/calibration.js';
+import { auroc, rocCurve } from '../../src/shared/metrics.js';
+import { Rng } from '../../src/shared/rng.js';
+
+function binomRef(k: number, n: number, p: number): number {
+  let s = 0;
+  let c = 1; // C(n, i) built iteratively
+  for (let i = 0; i <= n; i++) {
+    if (i > 0) c = (c * (n - i + 1)) / i;
+    if (i >= k) s += c * p ** i * (1 - p) ** (n - i);
+  }
+  return s;
+}
+
+describe('shift statistics', () => {
+  it('binomial upper tail matches direct summation', () => {
+    for (const [k, n, p] of [[0, 10, 0.05], [3, 10, 0.05], [10, 40, 0.05], [2, 100, 0.05], [30, 100, 0.05], [55, 60, 0.5]] as const) {
+      expect(binomialUpperP(k, n, p)).toBeCloseTo(binomRef(k, n, p), 10);
+    }
+    expect(binomialUpperP(3100, 10000, 0.05)).toBeLessThan(1e-300 + 1e-12);
+  });
+
+  it('normal tail, Mann-Whitney and KS behave as expected', () => {
+    expect(normalUpper(0)).toBeCloseTo(0.5, 6);
+    expect(normalUpper(1.96)).toBeCloseTo(0.025, 3);
+    const rng = new Rng(5);
+    const a = Array.from({ length: 300 }, () => rng.normal());
+    const b = Array.from({ length: 400 }, () => rng.normal());
+    const shifted = Array.from({ length: 300 }, () => rng.normal() + 1);
+    const same = mannWhitney(a, b);
+    expect(same.auc).toBeCloseTo(auroc(b, a), 10);
+    expect(same.p).toBeGreaterThan(0.01);
+    const diff = mannWhitney(shifted, b);
+    expect(diff.auc).toBeGreaterThan(0.7);
+    expect(diff.p).toBeLessThan(1e-10);
+    expect(ks(a, b).p).toBeGreaterThan(0.01);
+    const k = ks(shifted, b);
+    expect(k.d).toBeGreaterThan(0.3);
+    expect(k.p).toBeLessThan(1e-10);
+    expect(ks([1, 2, 3], [1, 2, 3]).d).toBe(0);
+  });
+});
+
+describe('verdicts and partitions', () => {
+  const rng = new Rng(9);
+  const idScores = Array.from({ length: 1000 }, () => rng.normal()).sort((x, y) => x - y);
+  const cal = calibrateScore(idScores, 0.95);
+
+  it('says shifted, possibly shifted or no shift in plain words', () => {
+    const inDist = Array.from({ length: 500 }, () => rng.normal());
+    const v1 = verdict(inDist, inDist.map((s) => (s > cal.threshold ? 1 : 0)), cal.sorted, 0.05);
+    expect(v1.level).toBe('no shift detected');
+    const drift = Array.from({ length: 500 }, (_, i) => (i < 150 ? rng.normal() + 3 : rng.normal()));
+    const v2 = verdict(drift, drift.map((s) => (s > cal.threshold ? 1 : 0)), cal.sorted, 0.05);
+    expect(v2.level).toBe('shifted');
+    expect(v2.text).toMatch(/^shifted: \d+% flagged vs 5\.0% expected/);
+    expect(verdict([5, 5], [1, 1], cal.sorted, 0.05).level).toBe('too few images');
+  });
+
+  it('partitions keys by the path segments below the scanned prefix', () => {
+    expect(partitionOf('lake/2026-11-27/cam1/a.jpg', 'lake/')).toBe('2026-11-27');
+    expect(partitionOf('lake/2026-11-27/cam1/a.jpg', 'lake/', 2)).toBe('2026-11-27/cam1');
+    expect(partitionOf('lake/a.jpg', 'lake/')).toBe('(root)');
+    expect(partitionOf('x/y.jpg', '')).toBe('x');
+  });
+
+  it('builds a report whose worst partition comes first, and renders it', () => {
+    const keys: string[] = [];
+    const scores: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const shiftedPart = i >= 200;
+      keys.push(`lake/${shiftedPart ? 'day-3' : i < 100 ? 'day-1' : 'day-2'}/img-${i}.jpg`);
+      scores.push(shiftedPart && i % 2 === 0 ? rng.normal() + 4 : rng.normal());
+    }
+    const flagged = scores.map((s) => (s > cal.threshold ? 1 : 0));
+    const r = buildReport({
+      runId: 'scan-x', startedAt: 0, finishedAt: 10_000, backend: 'wasm', modelUri: '/m', encoder: 'e', idImages: 900, primary: 'mfsim', calibration: cal, tpr: 0.95,
+      inputUri: 's3://b/lake/', inputPrefix: 'lake/', keys, scores: { mfsim: scores }, flagged, rank: scores.map(() => 0.5),
+      failures: [{ key: 'lake/day-3/bad.jpg', reason: 'Input buffer has corrupt header: premature end of JPEG image' }],
+      skippedNonImages: 2, skippedUnchanged: 0, incremental: false, missingShards: [], partitionDepth: 1, topK: 5,
+      previous: { runId: 'scan-w', finishedAt: '2026-11-26T02:00:00.000Z', flaggedFraction: 0.05, scored: 300 },
+    });
+    expect(r.partitions.list[0]!.name).toBe('day-3');
+    expect(r.partitions.list[0]!.level).toBe('shifted');
+    expect(r.mostOod).toHaveLength(5);
+    expect(r.mostOod.every((e) => e.partition === 'day-3')).toBe(true);
+    expect(r.failures.byReason).toEqual([{ reason: 'truncated or corrupt image', count: 1 }]);
+    expect(r.previous?.change).toMatch(/flagged now vs 5\.0% in the previous scan \(2026-11-26\): up/);
+    expect(r.input.images).toBe(301);
+    const html = renderHtml(r, new Map([[r.mostOod[0]!.key, 'data:image/jpeg;base64,AAAA']]));
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/<script|(src|href)="https?:/);
+    expect(html).toContain('day-3');
+    expect(renderMarkdown(r).split('\n').length).toBeLessThan(15);
+    expect(reasonCategory('Input image exceeds pixel limit')).toBe('image too large (pixel limit)');
+  });
+
+  it('histograms keep the threshold in range, ROC curves run from (0,0) to (1,1)', () => {
+    const h = histogram([1, 2, 3], [0, 1, 2], 10, 10);
+    expect(h.edges[h.edges.length - 1]).toBeGreaterThanOrEqual(10);
+    expect(h.scan.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+    const roc = rocCurve([0, 1, 2, 3], [2, 3, 4, 5]);
+    expect([roc.fpr[0], roc.tpr[0]]).toEqual([0, 0]);
+    expect([roc.fpr[roc.fpr.length - 1], roc.tpr[roc.tpr.length - 1]]).toEqual([1, 1]);
+  });
+});
