@@ -55,8 +55,10 @@ export class LocalStore implements ObjectStore {
       }
       for (const e of entries) {
         const full = path.join(dir, e.name);
-        if (e.isDirectory()) await walk(full);
-        else if (e.isFile() && !e.name.startsWith('.ood-tmp-')) {
+        // Symbolic links are followed (a local "lake" is often a tree of links).
+        const kind = e.isSymbolicLink() ? await stat(full).then((st) => (st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'), () => 'other') : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
+        if (kind === 'dir') await walk(full);
+        else if (kind === 'file' && !e.name.startsWith('.ood-tmp-')) {
           const rel = path.relative(this.root, full).split(path.sep).join('/');
           if (rel.startsWith(prefix)) keys.push(rel);
         }
