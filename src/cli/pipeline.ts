@@ -9,7 +9,7 @@ import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { EnvConfig } from '../shared/config/env.js';
 import { OodError } from '../shared/errors.js';
-import { ensureRedis, redisConnection, type RedisHandle } from '../shared/queue/redis.js';
+import { checkRedis, ensureRedis, redisConnection, type RedisHandle } from '../shared/queue/redis.js';
 import { QUEUES, QUEUE_KINDS, jobId, type QueueKind } from '../shared/queue/contract.js';
 import type { QueueTarget, RunHandle } from '../producers/runs.js';
 import { progress, type ProgressLine } from './progress.js';
@@ -43,11 +43,11 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
   const redis = await ensureRedis(env.redisUrl, opts.log);
   const connection: Redis = redisConnection(redis.url);
   try {
-    await connection.ping();
+    await checkRedis(connection, redis.url);
   } catch (err) {
     await redis.stop();
     connection.disconnect();
-    throw new OodError('CONFIG_INVALID', `cannot reach Redis: ${(err as Error).message}`, { cause: err });
+    throw err;
   }
   const target = { connection, prefix: env.queuePrefix };
   const children: ChildProcess[] = [];

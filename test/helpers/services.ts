@@ -135,17 +135,18 @@ export interface RedisServer {
 }
 
 /** A private redis-server with AOF on (so a restart keeps the queues), as in docker-compose.yml. */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(password?: string): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'ood-redis-test-'));
   let child: ChildProcess;
   const start = async (): Promise<void> => {
-    child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const auth = password !== undefined ? ['--requirepass', password] : [];
+    child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
     await waitForLine(child, /Ready to accept connections/, 10_000);
   };
   await start();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: password !== undefined ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
     port,
     restart: async () => {
       await stopProcess(child);

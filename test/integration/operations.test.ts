@@ -8,9 +8,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
-import { freePort, startWorker, stopProcess } from '../helpers/services.js';
+import { freePort, startRedis, startWorker, stopProcess } from '../helpers/services.js';
 
 describe('operations', () => {
+  it('works with a password-protected Redis and never prints the password', async () => {
+    const redis = await startRedis('s3cr3t-pw');
+    try {
+      const ok = await runCli(['status'], { REDIS_URL: redis.url });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(/^queue\s+waiting/m);
+      const wrong = await runCli(['status'], { REDIS_URL: `redis://:wrong-pw@127.0.0.1:${redis.port}` });
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr + wrong.stdout).not.toMatch(/s3cr3t-pw|wrong-pw/);
+    } finally {
+      await redis.stop();
+    }
+  });
+
   it('exposes worker metrics after a scan, and serves the dashboard on 127.0.0.1', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'ood-ops-'));
     const id = path.join(work, 'id');

@@ -109,6 +109,25 @@ describe('pipeline on S3', () => {
     // Credentials never reach outputs.
     expect(JSON.stringify(summary)).not.toMatch(/S3RVER/);
 
+    // Nor job data in Redis: every hash of this test's queues, scanned for the secret.
+    const redisClient = new Redis(REDIS);
+    try {
+      let cursor = '0';
+      let seen = 0;
+      do {
+        const [next, keys] = await redisClient.scan(cursor, 'MATCH', `${TEST_QUEUE_PREFIX}:*`, 'COUNT', 500);
+        cursor = next;
+        for (const k of keys) {
+          if ((await redisClient.type(k)) !== 'hash') continue;
+          seen += 1;
+          expect(JSON.stringify(await redisClient.hgetall(k))).not.toMatch(/S3RVER/);
+        }
+      } while (cursor !== '0');
+      expect(seen).toBeGreaterThan(5);
+    } finally {
+      redisClient.disconnect();
+    }
+
     const local = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1-core'], env);
     expect(local.code, local.stderr).toBe(0);
     expect(await parquetRows('reports/r1-core/scores.parquet')).toEqual(rows);

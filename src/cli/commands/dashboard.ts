@@ -5,7 +5,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { parseEnv, redactUrl } from '../../shared/config/env.js';
 import { QUEUES, QUEUE_KINDS } from '../../shared/queue/contract.js';
-import { redisConnection } from '../../shared/queue/redis.js';
+import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { int, parse, str } from '../options.js';
 
 export const DASHBOARD_USAGE = `ood-audit dashboard [--port N] [--host H]
@@ -21,6 +21,7 @@ export async function dashboardCommand(argv: readonly string[]): Promise<void> {
   const host = str(v, 'host') ?? '127.0.0.1';
   const redisUrl = env.redisUrl ?? 'redis://127.0.0.1:6379';
   const connection = redisConnection(redisUrl);
+  await checkRedis(connection, redisUrl);
   const queues = QUEUE_KINDS.map((k) => new Queue(QUEUES[k], { connection, prefix: env.queuePrefix }));
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');

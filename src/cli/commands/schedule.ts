@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { parseEnv } from '../../shared/config/env.js';
 import { OodError } from '../../shared/errors.js';
 import { JOB_OPTIONS, QUEUES, schedulePayload, stableHash } from '../../shared/queue/contract.js';
-import { redisConnection } from '../../shared/queue/redis.js';
+import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { openLocation } from '../../shared/storage/open.js';
 import { modelIdentity } from '../../producers/model-identity.js';
 import { int, parse, required, str } from '../options.js';
@@ -24,9 +24,11 @@ export async function scheduleCommand(argv: readonly string[]): Promise<void> {
   const scanArgs = split < 0 ? [] : argv.slice(split + 1);
   const v = parse(own, { cron: { type: 'string' }, tz: { type: 'string' }, name: { type: 'string' }, list: { type: 'boolean' }, remove: { type: 'string' } });
   const env = parseEnv(process.env);
-  const connection = redisConnection(env.redisUrl ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+  const url = env.redisUrl ?? 'redis://127.0.0.1:6379';
+  const connection = redisConnection(url, { maxRetriesPerRequest: 1 });
   const queue = new Queue(QUEUES.schedule, { connection, prefix: env.queuePrefix });
   try {
+    await checkRedis(connection, url);
     if (v['list'] === true) {
       const all = await queue.getJobSchedulers(0, -1, true);
       if (all.length === 0) process.stdout.write('no schedules\n');

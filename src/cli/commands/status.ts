@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { parseEnv } from '../../shared/config/env.js';
 import { QUEUES, QUEUE_KINDS } from '../../shared/queue/contract.js';
-import { redisConnection } from '../../shared/queue/redis.js';
+import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { int, parse } from '../options.js';
 
 export const STATUS_USAGE = `ood-audit status [--runs N]
@@ -12,9 +12,11 @@ export const STATUS_USAGE = `ood-audit status [--runs N]
 export async function statusCommand(argv: readonly string[]): Promise<void> {
   const v = parse(argv, { runs: { type: 'string' } });
   const env = parseEnv(process.env);
-  const connection = redisConnection(env.redisUrl ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const url = env.redisUrl ?? 'redis://127.0.0.1:6379';
+  const connection = redisConnection(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
   const out: string[] = [];
   try {
+    await checkRedis(connection, url, 5000);
     out.push(`${'queue'.padEnd(12)} ${'waiting'.padStart(8)} ${'active'.padStart(7)} ${'done'.padStart(7)} ${'failed'.padStart(7)} ${'delayed'.padStart(8)} ${'workers'.padStart(8)}`);
     const runs: { id: string; kind: string; state: string; progress: string; at: number }[] = [];
     for (const kind of QUEUE_KINDS) {

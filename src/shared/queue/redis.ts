@@ -12,9 +12,34 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { OodError } from '../errors.js';
 import { redactUrl } from '../config/env.js';
 
-/** Connection options BullMQ workers need (no request retry limit: blocking commands wait). */
+const lastErrors = new WeakMap<Redis, string>();
+
+/**
+ * A connection with the options BullMQ workers need (no request retry limit: blocking commands
+ * wait). Connection errors are recorded, not printed: ioredis' default "unhandled error" print
+ * includes the AUTH command and so the password.
+ */
 export function redisConnection(url: string, extra: Partial<RedisOptions> = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...extra });
+  const conn = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...extra });
+  conn.on('error', (err: Error) => lastErrors.set(conn, err.message));
+  return conn;
+}
+
+/** Pings with a deadline; the error names the (redacted) URL and the server's complaint. */
+export async function checkRedis(conn: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      conn.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(lastErrors.get(conn) ?? `no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    throw new OodError('CONFIG_INVALID', `cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function canConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
