@@ -58,7 +58,8 @@ function canConnect(host: string, port: number, timeoutMs: number): Promise<bool
   });
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
