@@ -12,7 +12,7 @@ import type { Encoder } from '../shared/encoder/encoder.js';
 import { loadModel, MODEL_FILES } from '../shared/dlsr/artifact.js';
 import { disposeModel, type DlsrModel } from '../shared/dlsr/model.js';
 import { joinKey } from '../shared/storage/object-store.js';
-import { openLocation } from '../shared/storage/open.js';
+import { encoderFolders, openLocation } from '../shared/storage/open.js';
 import type { Location } from '../shared/storage/locate.js';
 import type { RunContext } from '../shared/app/context.js';
 import { stableHash } from '../shared/queue/contract.js';
@@ -39,7 +39,7 @@ export async function encoderFor(spec: EncoderSpec): Promise<Encoder> {
   const key = stableHash(spec);
   let e = encoders.get(key);
   if (e === undefined) {
-    e = createEncoder(spec);
+    e = createEncoder(spec, encoderFolders(env()));
     encoders.set(key, e);
     e.catch(() => encoders.delete(key));
   }
@@ -65,6 +65,7 @@ export async function modelFor(uri: string): Promise<DlsrModel> {
 export function jobContext(job: SandboxedJob, info: BackendInfo, signal: AbortSignal | undefined): RunContext {
   return {
     backend: info,
+    encoders: encoderFolders(env()),
     log: (message) => {
       process.stderr.write(`[${job.queueName} ${job.id}] ${message}\n`);
     },

@@ -120,10 +120,10 @@ async function evalThroughPipeline(v: Values, env: EnvConfig, modelUri: string, 
 async function evalInProcess(v: Values, env: EnvConfig, modelUri: string, sets: readonly SetArg[], limit: number | undefined): Promise<EvalSet[]> {
   const modelLoc = openLocation(modelUri, env, true);
   const backend = await initBackend(backendChoice(v));
-  const ctx = cliContext(backend);
+  const ctx = cliContext(backend, env);
   const model = await openModel(modelLoc.store, modelLoc.prefix);
   try {
-    const encoder = await encoderForModel(model);
+    const encoder = await encoderForModel(model, ctx);
     try {
       const out: EvalSet[] = [];
       for (const set of sets) {

@@ -40,7 +40,7 @@ export async function fitCommand(argv: readonly string[]): Promise<void> {
   if (v['in-process'] === true) {
     const model = openLocation(modelUri, env);
     const backend = await initBackend(backendChoice(v));
-    const ctx = cliContext(backend);
+    const ctx = cliContext(backend, env);
     ctx.log(`backend: ${backend.provider}; LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
     const out = await fitModel({ idStore: id.store, idPrefix: id.prefix, modelStore: model.store, modelPrefix: model.prefix, config }, ctx);
     const cal = out.model.calibration?.scores[config.scoring.primary];

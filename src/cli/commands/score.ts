@@ -17,11 +17,11 @@ export async function scoreInProcess(v: Values): Promise<void> {
   const input = openLocation(required(v, 'input'), env, true);
   const out = openLocation(required(v, 'out'), env);
   const backend = await initBackend(backendChoice(v));
-  const ctx = cliContext(backend);
+  const ctx = cliContext(backend, env);
   const started = performance.now();
   const model = await openModel(modelLoc.store, modelLoc.prefix);
   try {
-    const encoder = await encoderForModel(model);
+    const encoder = await encoderForModel(model, ctx);
     try {
       const listing = await listImages(input.store, input.prefix);
       if (listing.images.length === 0) throw new OodError('NOT_FOUND', `no images under ${joinKey(input.store.uri, input.prefix)} (${listing.skipped.length} other files)`);

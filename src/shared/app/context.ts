@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend.js';
+import type { EncoderContext } from '../encoder/registry.js';
 
 export interface Progress {
   update(done: number, extra?: string): void;
@@ -13,6 +14,8 @@ export interface Progress {
 
 export interface RunContext {
   readonly backend: BackendInfo;
+  /** Opens the folder of a plugged-in encoder's model.json (local or object storage). */
+  readonly encoders?: EncoderContext;
   readonly log: (message: string) => void;
   readonly progress: (label: string, total: number, unit: string) => Progress;
   readonly signal?: AbortSignal;

@@ -52,7 +52,7 @@ export interface FitOutcome {
  */
 export async function fitModel(p: FitParams, ctx: RunContext): Promise<FitOutcome> {
   const mk = (name: string): string => joinKey(p.modelPrefix, name);
-  const encoder = await createEncoder(p.config.encoder);
+  const encoder = await createEncoder(p.config.encoder, ctx.encoders);
   let features: FeatureSet;
   let skipped = 0;
   try {
@@ -140,8 +140,8 @@ export async function openModel(store: ObjectStore, prefix: string): Promise<Dls
 }
 
 /** Creates the encoder a model was fitted with and checks that it still produces the same fingerprint. */
-export async function encoderForModel(model: DlsrModel, override?: EncoderSpec): Promise<Encoder> {
-  const encoder = await createEncoder(override ?? model.config.encoder);
+export async function encoderForModel(model: DlsrModel, ctx: RunContext, override?: EncoderSpec): Promise<Encoder> {
+  const encoder = await createEncoder(override ?? model.config.encoder, ctx.encoders);
   try {
     assertSameEncoder(model.fingerprint, encoder.fingerprint, 'scoring with this model');
   } catch (err) {

@@ -57,9 +57,11 @@ async function loadArtifacts(read: ModelFileReader, uri: string): Promise<{ arti
   return { artifacts, weightsHash: sha256Hex(weightData) };
 }
 
+/** The layers of a functional Keras model (Sequential models have no inbound nodes: not fusable). */
 function kerasLayers(topology: unknown): KerasLayerConfig[] | undefined {
   const t = topology as { model_config?: { config?: { layers?: KerasLayerConfig[] } }; config?: { layers?: KerasLayerConfig[] } } | undefined;
-  return t?.model_config?.config?.layers ?? t?.config?.layers;
+  const layers = t?.model_config?.config?.layers ?? t?.config?.layers;
+  return Array.isArray(layers) && layers.every((l) => Array.isArray(l.inbound_nodes)) ? layers : undefined;
 }
 
 export async function createTfjsModelEncoder(spec: TfjsModelSpec, read: ModelFileReader): Promise<Encoder> {

@@ -3,6 +3,7 @@
  */
 import type { EnvConfig } from '../config/env.js';
 import { locate, type Location } from './locate.js';
+import { joinKey } from './object-store.js';
 import { S3Store } from './s3-store.js';
 
 const s3Stores = new Map<string, S3Store>();
@@ -24,4 +25,14 @@ export function openLocation(uri: string, env: EnvConfig, mustExist = false): Lo
 export function closeStores(): void {
   for (const s of s3Stores.values()) s.destroy();
   s3Stores.clear();
+}
+
+/** An encoder context that reads plugged-in model folders from any location the process can open. */
+export function encoderFolders(env: EnvConfig): { openModelFolder: (uri: string) => (rel: string) => Promise<Uint8Array> } {
+  return {
+    openModelFolder: (uri) => {
+      const loc = openLocation(uri, env, true);
+      return (rel) => loc.store.get(joinKey(loc.prefix, rel));
+    },
+  };
 }
