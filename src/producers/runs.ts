@@ -196,7 +196,7 @@ export async function enqueueFit(target: QueueTarget, p: FitParams): Promise<Run
   const workUri = joinUri(p.model, '.work', runId);
   const shards = await writeManifests(p.openWork(workUri), shardsOf);
   const cache = p.cache ?? joinUri(p.model, 'cache');
-  const train: TrainPayload = { runId, work: workUri, model: p.model, config: p.config as unknown as Record<string, unknown>, shards: shards.length };
+  const train: TrainPayload = { runId, work: workUri, model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown>, shards: shards.length };
   if (shards.length === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri}`);
   await addFlow(target, {
     name: 'train',

@@ -76,7 +76,7 @@ export async function fitModel(p: FitParams, ctx: RunContext): Promise<FitOutcom
   for (const f of features.failures.slice(0, 20)) ctx.log(`skipped ${f.key}: ${f.reason}`);
   if (features.failures.length > 20) ctx.log(`... and ${features.failures.length - 20} more failed images`);
 
-  const trained = await trainAndSave(features, p.modelStore, p.modelPrefix, p.config, ctx);
+  const trained = await trainAndSave(features, p.modelStore, p.modelPrefix, p.config, ctx, undefined, joinKey(p.idStore.uri, p.idPrefix));
   return { ...trained, features, skipped };
 }
 
@@ -98,6 +98,7 @@ export async function trainAndSave(
   config: DlsrConfig,
   ctx: RunContext,
   onEpoch?: (epoch: number, loss: number, checkpointKey: string) => Promise<void>,
+  idSource?: string,
 ): Promise<TrainOutcome> {
   const mk = (name: string): string => joinKey(modelPrefix, name);
   const d = features.stageSizes.reduce((a, b) => a + b, 0);
@@ -119,6 +120,7 @@ export async function trainAndSave(
   const { model, log } = await fitDlsr(features, config, {
     backend: ctx.backend.provider,
     versions: versions(ctx.backend),
+    ...(idSource !== undefined ? { idSource } : {}),
     ...(resume !== undefined ? { resume: { state: resume.state, firstEpochEma: resume.firstEpochEma } } : {}),
     ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
     onEpoch: async (result, state, firstEma) => {

@@ -89,6 +89,7 @@ export async function writeScanReport(p: ScanReportParams): Promise<ScanReport> 
     modelUri: p.modelUri,
     encoder: p.model.fingerprint.id,
     idImages: p.model.info.trainCount,
+    ...(p.model.info.idSource !== undefined ? { idSource: p.model.info.idSource } : {}),
     primary,
     calibration: pc,
     tpr: cal.tpr,

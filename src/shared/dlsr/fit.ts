@@ -45,6 +45,8 @@ export interface FitHooks {
   readonly signal?: AbortSignal;
   readonly backend: string;
   readonly versions: Readonly<Record<string, string>>;
+  /** Where the ID images came from (recorded in the model). */
+  readonly idSource?: string;
 }
 
 export interface FitResult {
@@ -96,6 +98,7 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
         holdoutCount: split.holdout.length,
         epochs: state.epoch,
         trainSeconds: (performance.now() - started) / 1000,
+        ...(hooks.idSource !== undefined ? { idSource: hooks.idSource } : {}),
       },
     };
     const holdKeys = split.holdout.map((i) => set.keys[i]!);

@@ -23,6 +23,8 @@ export interface ModelInfo {
   readonly holdoutCount: number;
   readonly epochs: number;
   readonly trainSeconds: number;
+  /** Where the ID images came from. */
+  readonly idSource?: string;
 }
 
 export interface DlsrModel {

@@ -78,6 +78,8 @@ export const trainPayload = z.object({
   work: location,
   /** Model folder to write. */
   model: location,
+  /** The ID images' location (recorded in the model). */
+  input: location.optional(),
   /** The DLSR configuration (validated again by the core). */
   config: z.record(z.string(), z.unknown()),
   /** Number of extract shards (their feature keys come from the children's results). */

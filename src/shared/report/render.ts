@@ -119,7 +119,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eae
 <div class="verdict" style="background:${COLORS[v.level]}">${escapeHtml(v.text)}</div>
 ${previous}${missing}
 <section><h2>Run</h2><ul class="meta">
-<li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, ${r.model.idImages} ID training images); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
+<li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, trained on ${r.model.idImages} ID images${r.model.idSource !== null ? ` from ${escapeHtml(r.model.idSource)}` : ''}); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
 <li>${r.input.images} images scanned, ${r.input.scored} scored, ${r.input.failed} failed, ${r.input.skippedNonImages} non-image files skipped</li>${incremental}
 <li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}</li></ul></section>
 <section><h2>Where: partitions by severity</h2>

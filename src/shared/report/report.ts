@@ -57,7 +57,7 @@ export interface ScanReport {
     readonly skippedUnchanged: number;
     readonly incremental: boolean;
   };
-  readonly model: { readonly uri: string; readonly encoder: string; readonly idImages: number; readonly primary: ScoreType; readonly threshold: number; readonly tpr: number };
+  readonly model: { readonly uri: string; readonly encoder: string; readonly idImages: number; readonly idSource: string | null; readonly primary: ScoreType; readonly threshold: number; readonly tpr: number };
   readonly input: { readonly uri: string; readonly images: number; readonly scored: number; readonly failed: number; readonly skippedNonImages: number; readonly missingShards: readonly number[] };
   readonly verdict: Verdict;
   readonly partitions: { readonly depth: number; readonly list: readonly PartitionReport[] };
@@ -76,6 +76,7 @@ export interface ReportInput {
   readonly modelUri: string;
   readonly encoder: string;
   readonly idImages: number;
+  readonly idSource?: string;
   readonly primary: ScoreType;
   readonly calibration: ScoreCalibration;
   readonly tpr: number;
@@ -188,7 +189,7 @@ export function buildReport(r: ReportInput): ScanReport {
       skippedUnchanged: r.skippedUnchanged,
       incremental: r.incremental,
     },
-    model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr },
+    model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr },
     input: { uri: r.inputUri, images: scanned, scored: r.keys.length, failed: r.failures.length, skippedNonImages: r.skippedNonImages, missingShards: r.missingShards },
     verdict: overall,
     partitions: { depth: r.partitionDepth, list: partitions },

@@ -25,7 +25,7 @@ export default async function train(job: SandboxedJob, token?: string, signal?: 
     const model = open(p.model);
     const out = await trainAndSave(features, model.store, model.prefix, config, ctx, async (epoch, loss, checkpointKey) => {
       await job.updateProgress({ stage: 'train', done: epoch, total: config.train.epochs, unit: 'epochs', loss, checkpoint: checkpointKey });
-    });
+    }, p.input);
     const result: TrainResult = {
       model: p.model,
       epochs: out.model.info.epochs,
