@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EncoderSpec } from '../../src/shared/encoder/registry.js';
-import { concatFeatureSets, decodeFeatureSet, encodeFeatureSet, type FeatureSet } from '../../src/shared/feature-set.js';
+import { makeFingerprint } from '../../src/shared/encoder/encoder.js';
+import { FINETUNED_STAGES, IMAGENET_STAGES } from '../../src/shared/encoder/mobilenet-v2.js';
+import { concatFeatureSets, decodeFeatureSet, encodeFeatureSet, featureSize, type FeatureSet } from '../../src/shared/feature-set.js';
 import { CACHE, REPO } from './data.js';
 
 export function specHash(spec: EncoderSpec): string {
@@ -34,7 +36,37 @@ export interface ExtractStats {
   readonly cached: boolean;
 }
 
+/** Every MobileNetV2 stage the benchmarks use, shallow to deep: one extraction serves any subset. */
+const ALL_STAGES: readonly string[] = [...IMAGENET_STAGES, ...FINETUNED_STAGES];
+
+/** The columns of `taps` (a subset of the set's taps, in the same order), with the matching fingerprint. */
+export function sliceStages(set: FeatureSet, taps: readonly string[]): FeatureSet {
+  const have = set.fingerprint.taps;
+  const offsets = set.stageSizes.map((_, i) => set.stageSizes.slice(0, i).reduce((a, b) => a + b, 0));
+  const picked = taps.map((t) => have.indexOf(t));
+  if (picked.some((i, j) => i < 0 || (j > 0 && i <= picked[j - 1]!))) throw new Error(`taps [${taps.join(',')}] are not an ordered subset of [${have.join(',')}]`);
+  const d = featureSize(set);
+  const sizes = picked.map((i) => set.stageSizes[i]!);
+  const dOut = sizes.reduce((a, b) => a + b, 0);
+  const features = new Float32Array(set.keys.length * dOut);
+  for (let r = 0; r < set.keys.length; r++) {
+    let o = r * dOut;
+    for (const i of picked) {
+      features.set(set.features.subarray(r * d + offsets[i]!, r * d + offsets[i]! + set.stageSizes[i]!), o);
+      o += set.stageSizes[i]!;
+    }
+  }
+  const { id: _id, ...fields } = set.fingerprint;
+  return { ...set, fingerprint: makeFingerprint({ ...fields, taps: [...taps] }), stageSizes: sizes, features };
+}
+
 export async function featuresFor(name: string, dir: string, keys: readonly string[], spec: EncoderSpec, processes = 2, log: (m: string) => void = () => undefined): Promise<{ set: FeatureSet; stats: ExtractStats }> {
+  // MobileNetV2 taps are extracted all at once (the deep stages cost little more) and sliced.
+  const isSubset = spec.name === 'mobilenet_v2' && spec.taps.every((t) => ALL_STAGES.includes(t)) && spec.taps.join() !== ALL_STAGES.join();
+  if (isSubset && spec.taps.every((t, j) => j === 0 || ALL_STAGES.indexOf(t) > ALL_STAGES.indexOf(spec.taps[j - 1]!))) {
+    const full = await featuresFor(name, dir, keys, { ...spec, taps: ALL_STAGES }, processes, log);
+    return { set: sliceStages(full.set, spec.taps), stats: full.stats };
+  }
   const folder = path.join(CACHE, 'features', specHash(spec));
   const file = path.join(folder, `${name}.oodf`);
   if (existsSync(file)) {

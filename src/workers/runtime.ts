@@ -3,7 +3,7 @@
  * environment, the tensor backend, and caches so an encoder or a model is loaded once per process,
  * not once per job. Also the job wrapper that turns errors into BullMQ's retry semantics.
  */
-import type { SandboxedJob } from 'bullmq';
+import { Job, Queue, type SandboxedJob } from 'bullmq';
 import { initBackend, type BackendInfo } from '../shared/backend.js';
 import { parseEnv, type EnvConfig } from '../shared/config/env.js';
 import { coerceError, OodError } from '../shared/errors.js';
@@ -16,6 +16,7 @@ import { encoderFolders, openLocation } from '../shared/storage/open.js';
 import type { Location } from '../shared/storage/locate.js';
 import type { RunContext } from '../shared/app/context.js';
 import { stableHash } from '../shared/queue/contract.js';
+import { redisConnection } from '../shared/queue/redis.js';
 
 let envConfig: EnvConfig | undefined;
 export function env(): EnvConfig {
@@ -90,6 +91,31 @@ export function jobContext(job: SandboxedJob, info: BackendInfo, signal: AbortSi
 
 export const SHUTDOWN_REASON = 'worker shutting down';
 
+/** Set by the worker process before it forks processors: the Redis its queues live on. */
+export const WORKER_REDIS_ENV = 'OOD_WORKER_REDIS_URL';
+
+/**
+ * Puts a cancelled job back to waiting and returns only once Redis has done it. BullMQ's sandbox
+ * proxy for moveToWait is fire-and-forget (the parent may close its connection first and leave the
+ * job active until the stalled check), so the child does it on its own short-lived connection.
+ */
+async function release(job: SandboxedJob, token: string | undefined): Promise<void> {
+  const url = process.env[WORKER_REDIS_ENV];
+  if (url === undefined) {
+    await job.moveToWait(token);
+    return;
+  }
+  const connection = redisConnection(url);
+  const queue = new Queue(job.queueName, { connection, prefix: job.prefix });
+  try {
+    const j = await Job.fromId(queue, job.id);
+    await j?.moveToWait(token);
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}
+
 /**
  * Runs a processor body with BullMQ semantics: a shutdown (the worker cancelled the job) puts the job
  * back to waiting without spending an attempt; a permanent error (bad input, bad payload, denied
@@ -101,7 +127,7 @@ export async function runJob<R>(job: SandboxedJob, token: string | undefined, si
     return await body(jobContext(job, info, signal));
   } catch (err) {
     if (signal?.aborted === true) {
-      await job.moveToWait(token);
+      await release(job, token);
       const e = new Error(`released: ${SHUTDOWN_REASON}`);
       e.name = 'WaitingError';
       throw e;

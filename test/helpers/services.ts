@@ -153,6 +153,8 @@ export interface WorkerProcess {
   readonly child: ChildProcess;
   readonly pid: number;
   output(): string;
+  /** Resolves once the worker has registered on its queues (so a CLI run sees it and starts none). */
+  ready(): Promise<void>;
   /** SIGKILL the worker and its sandboxed children (its whole process group), like a crashed node. */
   crash(): void;
   stop(): Promise<void>;
@@ -173,6 +175,14 @@ export function startWorker(env: Record<string, string>, args: string[] = []): W
     child,
     pid: child.pid!,
     output: () => out,
+    ready: async () => {
+      const end = Date.now() + 90_000;
+      while (!/ serving /.test(out)) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker ${child.pid} exited before serving:\n${out}`);
+        if (Date.now() > end) throw new Error(`worker ${child.pid} not serving after 90 s:\n${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     crash: () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');

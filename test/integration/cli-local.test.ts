@@ -110,7 +110,7 @@ describe('CLI end to end', () => {
     const evalPage = await checkPage(path.join(work, 'eval.html'));
     expect(evalPage.consoleErrors).toEqual([]);
     expect(evalPage.svgCount).toBe(1);
-  });
+  }, 360_000);
 
   it('gives one clear line and a non-zero exit for bad paths and a missing model', async () => {
     const a = await runCli(['score', '--model', path.join(work, 'nope'), '--input', scan, '--out', out]);

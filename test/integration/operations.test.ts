@@ -49,6 +49,7 @@ describe('operations', () => {
     let dashOut = '';
     dash.stdout.on('data', (d: Buffer) => (dashOut += d.toString()));
     try {
+      await worker.ready();
       const scan = await runCli(['scan', '--model', model, '--input', lake, '--out', path.join(work, 'out'), '--shard-size', '20']);
       expect(scan.code, scan.stderr).toBe(0);
       const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

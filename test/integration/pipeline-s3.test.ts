@@ -75,7 +75,8 @@ beforeAll(async () => {
   await upload(s3, 'datasets/scan/broken/bomb.png', hugePngHeader());
   await upload(s3, 'datasets/scan/README.txt', 'not an image');
   workers.push(startWorker(env, FAST_LOCKS), startWorker(env, FAST_LOCKS));
-}, 120_000);
+  await Promise.all(workers.map((w) => w.ready()));
+}, 180_000);
 
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop()));
@@ -235,6 +236,7 @@ describe('pipeline under faults', () => {
     const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
     const own = [startWorker(faultEnv, FAST_LOCKS), startWorker(faultEnv, FAST_LOCKS)];
     try {
+      await Promise.all(own.map((w) => w.ready()));
       const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
       const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
       const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });

@@ -24,6 +24,7 @@ describe('schedule', () => {
     expect(fit.code, fit.stderr).toBe(0);
     const worker = startWorker({ REDIS_URL: 'redis://127.0.0.1:6379' });
     try {
+      await worker.ready();
       const add = await runCli(['schedule', '--cron', '*/4 * * * * *', '--name', 'nightly-test', 'scan', '--model', model, '--input', lake, '--out', path.join(work, 'reports', '{datetime}')]);
       expect(add.code, add.stderr).toBe(0);
       expect(add.stdout).toMatch(/schedule nightly-test: cron "\*\/4 \* \* \* \* \*", next run 20\d\d-/);

@@ -23,6 +23,7 @@ describe('worker shutdown', () => {
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
     const q = new Queue(QUEUES.train, { connection, prefix: TEST_QUEUE_PREFIX });
     try {
+      await first.ready();
       const fit = runCli(['fit', '--id', path.join(ROOT, 'examples/demo/id'), '--model', path.join(work, 'model'), '--epochs', '25', '--width', '512', '--depth', '4', '--batch-size', '64'], env);
       let job;
       for (let i = 0; i < 1200; i++) {
