@@ -18,8 +18,8 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/shared/backend.js';
-import { defaultConfig, type DlsrConfig, type ScoreType, SCORE_TYPES } from '../src/shared/dlsr/config.js';
-import { fitDlsr } from '../src/shared/dlsr/fit.js';
+import { defaultConfig, type DlsrConfig, SCORE_TYPES } from '../src/shared/dlsr/config.js';
+import { fitDlsr, splitHoldout } from '../src/shared/dlsr/fit.js';
 import { disposeModel, scoreFeatures, type DlsrModel } from '../src/shared/dlsr/model.js';
 import { detectionMetrics, type DetectionMetrics } from '../src/shared/metrics.js';
 import { gatherRows } from '../src/shared/features.js';
@@ -29,6 +29,7 @@ import type { EncoderSpec } from '../src/shared/encoder/registry.js';
 import { LFDN_PRESETS } from '../src/shared/diffusion/lfdn.js';
 import { ALL_CORRUPTIONS, classOf, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
+import { LEVER_NAMES, leverColumns, withFusions } from './lib/levers.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -38,9 +39,13 @@ const { values: opt } = parseArgs({
     'near-splits': { type: 'string', default: '3' },
     'train-limit': { type: 'string' },
     'corrupt-per-class': { type: 'string', default: '100' },
+    taps: { type: 'string', default: 'imagenet4' },
+    levers: { type: 'boolean', default: true },
   },
 });
 const backend = await initBackend('auto');
+const TAP_SETS: Record<string, readonly string[]> = { imagenet4: IMAGENET_STAGES, finetuned3: FINETUNED_STAGES, both7: [...IMAGENET_STAGES, ...FINETUNED_STAGES] };
+if (TAP_SETS[opt.taps!] === undefined) throw new Error(`--taps: expected one of ${Object.keys(TAP_SETS).join(', ')}, got ${opt.taps}`);
 const processes = cpus().length;
 const log = (m: string): void => console.log(m);
 const base = defaultConfig();
@@ -52,7 +57,7 @@ interface Row {
   readonly ood: string;
   readonly config: string;
   readonly seed: number;
-  readonly score: ScoreType;
+  readonly score: string;
   readonly metrics: DetectionMetrics;
 }
 const rows: Row[] = [];
@@ -91,22 +96,36 @@ async function loadSets(spec: EncoderSpec, withCorruptions: boolean): Promise<{ 
   return { train, test, fmnist, corrupt, extractImgPerS: seconds > 0 ? images / seconds : Number.NaN };
 }
 
-async function fitOn(set: FeatureSet, cfg: DlsrConfig, label: string): Promise<DlsrModel> {
+interface Fitted {
+  readonly model: DlsrModel;
+  /** The calibration holdout the fit kept out of training (for the fusions' normalisation). */
+  readonly holdout: FeatureSet;
+}
+
+async function fitOn(set: FeatureSet, cfg: DlsrConfig, label: string): Promise<Fitted> {
   const started = performance.now();
   const { model, log: epochs } = await fitDlsr(set, cfg, { backend: backend.provider, versions: {} });
   const seconds = (performance.now() - started) / 1000;
   timings.push({ label, images: set.keys.length, epochs: cfg.train.epochs, seconds, finalLoss: epochs[epochs.length - 1]?.loss });
   log(`  fitted ${label}: ${model.info.trainCount} training images, ${cfg.train.epochs} epochs, ${(seconds / 60).toFixed(1)} min, final loss ${epochs[epochs.length - 1]?.loss.toFixed(5)}`);
-  return model;
+  return { model, holdout: subset(set, splitHoldout(set.keys, cfg.holdoutFraction, cfg.train.seed).holdout) };
 }
 
-function evaluate(model: DlsrModel, protocol: string, config: string, seed: number, id: FeatureSet, oods: Map<string, FeatureSet>): void {
+function evaluate(fitted: Fitted, protocol: string, config: string, seed: number, id: FeatureSet, oods: Map<string, FeatureSet>): void {
+  const { model } = fitted;
   const t = performance.now();
   const sId = scoreFeatures(model, id.features, id.keys);
   timings.push({ label: `score ${protocol}/${config}`, images: id.keys.length, seconds: (performance.now() - t) / 1000 });
   for (const [name, set] of oods) {
     const sO = scoreFeatures(model, set.features, set.keys);
     for (const score of SCORE_TYPES) rows.push({ protocol, ood: name, config, seed, score, metrics: detectionMetrics(sId.scores[score], sO.scores[score]) });
+  }
+  if (!opt.levers) return;
+  const hold = leverColumns(model, fitted.holdout);
+  const idCols = withFusions(leverColumns(model, id), hold);
+  for (const [name, set] of oods) {
+    const oCols = withFusions(leverColumns(model, set), hold);
+    for (const score of LEVER_NAMES) rows.push({ protocol, ood: name, config, seed, score, metrics: detectionMetrics(idCols[score]!, oCols[score]!) });
   }
 }
 
@@ -135,19 +154,21 @@ const summary: Record<string, unknown> = { date: new Date().toISOString(), backe
 
 if (suite === 'default' || suite === 'all') {
   log('== default configuration: far, covariate and near OOD ==');
-  const sets = await loadSets(base.encoder, true);
+  const enc = withTaps(base.encoder, TAP_SETS[opt.taps!]!);
+  const label = opt.taps === 'imagenet4' ? 'default' : `taps=${opt.taps}`;
+  const sets = await loadSets(enc, true);
   summary['extractImgPerS'] = sets.extractImgPerS;
   const train = limitTrain(sets.train, trainLimit);
   for (const seed of seeds) {
-    const model = await fitOn(train, configFor({ seed }), `default seed ${seed}`);
-    evaluate(model, 'far', 'default', seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
-    evaluate(model, 'covariate', 'default', seed, sets.test, sets.corrupt);
-    disposeModel(model);
+    const fitted = await fitOn(train, configFor({ seed }, enc), `${label} seed ${seed}`);
+    evaluate(fitted, 'far', label, seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
+    evaluate(fitted, 'covariate', label, seed, sets.test, sets.corrupt);
+    disposeModel(fitted.model);
     for (const [name, classes] of SPLITS.slice(0, Number(opt['near-splits']))) {
       const inId = (k: string): boolean => classes.includes(classOf(k));
-      const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed }), `near ${name} seed ${seed}`);
-      evaluate(m, 'near-5v5', `default/${name}`, seed, subset(sets.test, indicesWhere(sets.test, inId)), new Map([[`5v5-${name}`, subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
-      disposeModel(m);
+      const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed }, enc), `near ${name} seed ${seed}`);
+      evaluate(m, 'near-5v5', `${label}/${name}`, seed, subset(sets.test, indicesWhere(sets.test, inId)), new Map([[`5v5-${name}`, subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
+      disposeModel(m.model);
     }
   }
 }
@@ -159,15 +180,15 @@ if (suite === 'ablations' || suite === 'all') {
   const run = async (label: string, spec: EncoderSpec, cfg: DlsrConfig): Promise<void> => {
     const sets = await loadSets(spec, true);
     const train = limitTrain(sets.train, limit);
-    const model = await fitOn(train, cfg, label);
-    evaluate(model, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
-    evaluate(model, 'covariate', label, 0, sets.test, sets.corrupt);
-    disposeModel(model);
+    const fitted = await fitOn(train, cfg, label);
+    evaluate(fitted, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
+    evaluate(fitted, 'covariate', label, 0, sets.test, sets.corrupt);
+    disposeModel(fitted.model);
     const [, classes] = SPLITS[1]!;
     const inId = (k: string): boolean => classes.includes(classOf(k));
     const m = await fitOn(subset(train, indicesWhere(train, inId)), cfg, `${label} near`);
     evaluate(m, 'near-5v5', label, 0, subset(sets.test, indicesWhere(sets.test, inId)), new Map([['5v5-even', subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
-    disposeModel(m);
+    disposeModel(m.model);
   };
   const enc = base.encoder;
   for (const [name, taps] of [['taps=imagenet4', IMAGENET_STAGES], ['taps=finetuned3', FINETUNED_STAGES], ['taps=both7', [...IMAGENET_STAGES, ...FINETUNED_STAGES]]] as const) {
@@ -181,26 +202,39 @@ if (suite === 'ablations' || suite === 'all') {
 
 // ---- report ------------------------------------------------------------------------------------
 const pct = (x: number): string => (x * 100).toFixed(2);
+function cell(v: readonly number[]): string {
+  if (v.length === 0) return '';
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length - 1));
+  return v.length > 1 ? `${pct(mean)} ± ${pct(sd)}` : pct(mean);
+}
+// One group per table row: the rows of each protocol/OOD set/config, then summaries (the mean over
+// the 5-vs-5 splits, and over the corruption kinds at each strength) whose spread is over splits or
+// kinds and seeds.
 const groups = new Map<string, Row[]>();
+const add = (k: string, r: Row): void => void groups.set(k, [...(groups.get(k) ?? []), r]);
+for (const r of rows) add(`${r.protocol}|${r.ood}|${r.config}`, r);
 for (const r of rows) {
-  const k = `${r.protocol}|${r.ood}|${r.config}`;
-  groups.set(k, [...(groups.get(k) ?? []), r]);
+  if (r.protocol === 'near-5v5') add(`near-5v5|all splits|${r.config.split('/')[0]}`, r);
+  const strength = /-(\d+)$/.exec(r.ood)?.[1];
+  if (r.protocol === 'covariate' && strength !== undefined) add(`covariate|all kinds, strength ${strength}|${r.config}`, r);
 }
-console.log(`\n| protocol | OOD set | config | ${SCORE_TYPES.map((s) => `${s} AUROC`).join(' | ')} |`);
-console.log(`|---|---|---|${SCORE_TYPES.map(() => '---').join('|')}|`);
-for (const [k, rs] of groups) {
-  const [protocol, ood, config] = k.split('|');
-  const cells = SCORE_TYPES.map((s) => {
-    const v = rs.filter((r) => r.score === s).map((r) => r.metrics.auroc);
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
-    const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length - 1));
-    return v.length > 1 ? `${pct(mean)} ± ${pct(sd)}` : pct(mean);
-  });
-  console.log(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
+function printTable(title: string, scores: readonly string[]): void {
+  console.log(`\n${title} (AUROC %, mean ± sd where there are several splits, kinds or seeds)`);
+  console.log(`| protocol | OOD set | config | ${scores.join(' | ')} |`);
+  console.log(`|---|---|---|${scores.map(() => '---').join('|')}|`);
+  for (const [k, rs] of groups) {
+    const [protocol, ood, config] = k.split('|');
+    const cells = scores.map((sc) => cell(rs.filter((r) => r.score === sc).map((r) => r.metrics.auroc)));
+    if (cells.every((c) => c === '')) continue;
+    console.log(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
+  }
 }
+printTable('Built-in scores', SCORE_TYPES);
+if (opt.levers) printTable('Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['mfsim', 'mahalanobis', 'knn', ...LEVER_NAMES]);
 summary['rows'] = rows;
 summary['timings'] = timings;
 mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-const out = path.join(REPO, 'bench/results', `accuracy-${suite}.json`);
+const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}.json`);
 writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
 console.log(`wrote ${path.relative(REPO, out)}`);

@@ -85,7 +85,7 @@ try {
   const runs: Record<string, unknown>[] = [];
   for (const n of [1, 2]) {
     const workers: WorkerProcess[] = Array.from({ length: n }, () => startWorker({ ...env, OOD_QUEUE_PREFIX: prefix }));
-    await new Promise((r) => setTimeout(r, 3000));
+    await Promise.all(workers.map((w) => w.ready()));
     const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
     const peaks = workers.map(() => 0);
     const sampler = setInterval(() => workers.forEach((w, i) => (peaks[i] = Math.max(peaks[i]!, treeRssMB(w.pid)))), 1000);

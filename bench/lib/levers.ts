@@ -1,0 +1,84 @@
+/**
+ * Scoring-time levers for near-OOD (issue 5), computed from one fitted model: averaging DLSR scores
+ * over several noise draws, larger distortion timesteps, and fusions of scores normalised on the ID
+ * calibration holdout (mean of z-scores; z-scores rather than ranks, so far-OOD images beyond every
+ * holdout score stay ordered instead of tying at rank 1).
+ */
+import { scoreFeatures, type DlsrModel } from '../../src/shared/dlsr/model.js';
+import type { ScoringConfig } from '../../src/shared/dlsr/config.js';
+import type { FeatureSet } from '../../src/shared/feature-set.js';
+
+export type Columns = Record<string, Float32Array>;
+
+export const DRAWS = 4;
+export const LARGER_T = [10, 25] as const;
+
+/** Fusions reported (the last one uses only the baselines, to keep the comparison honest). */
+export const FUSIONS: readonly (readonly string[])[] = [
+  ['mfsim', 'mahalanobis'],
+  ['mse', 'mahalanobis'],
+  [`mfsim x${DRAWS}`, 'mahalanobis'],
+  ['mfsim', 'mse', 'mahalanobis', 'knn'],
+  ['mahalanobis', 'knn'],
+];
+
+export const fusionName = (parts: readonly string[]): string => `z(${parts.join('+')})`;
+
+/** Names of the lever columns `leverColumns` + `withFusions` add, in table order. */
+export const LEVER_NAMES: readonly string[] = [
+  `mfsim x${DRAWS}`,
+  `mse x${DRAWS}`,
+  ...LARGER_T.flatMap((t) => [`mfsim t=${t}`, `mse t=${t}`]),
+  ...FUSIONS.map(fusionName),
+];
+
+function withScoring(model: DlsrModel, scoring: Partial<ScoringConfig>): DlsrModel {
+  return { ...model, config: { ...model.config, scoring: { ...model.config.scoring, ...scoring } } };
+}
+
+/** Every built-in score of `set`, plus the multi-draw and larger-t DLSR variants. */
+export function leverColumns(model: DlsrModel, set: FeatureSet): Columns {
+  const cols: Columns = { ...scoreFeatures(model, set.features, set.keys).scores };
+  const n = set.keys.length;
+  const sums = { mfsim: Float64Array.from(cols['mfsim']!), mse: Float64Array.from(cols['mse']!) };
+  for (let k = 1; k < DRAWS; k++) {
+    const s = scoreFeatures(withScoring(model, { seed: model.config.scoring.seed + k }), set.features, set.keys, { types: ['mse', 'mfsim'] }).scores;
+    for (let i = 0; i < n; i++) {
+      sums.mfsim[i]! += s.mfsim[i]!;
+      sums.mse[i]! += s.mse[i]!;
+    }
+  }
+  cols[`mfsim x${DRAWS}`] = Float32Array.from(sums.mfsim, (v) => v / DRAWS);
+  cols[`mse x${DRAWS}`] = Float32Array.from(sums.mse, (v) => v / DRAWS);
+  for (const t of LARGER_T) {
+    const s = scoreFeatures(withScoring(model, { t }), set.features, set.keys, { types: ['mse', 'mfsim'] }).scores;
+    cols[`mfsim t=${t}`] = s.mfsim;
+    cols[`mse t=${t}`] = s.mse;
+  }
+  return cols;
+}
+
+function meanStd(v: Float32Array): { mean: number; std: number } {
+  let mean = 0;
+  for (const x of v) mean += x;
+  mean /= v.length;
+  let ss = 0;
+  for (const x of v) ss += (x - mean) ** 2;
+  return { mean, std: Math.sqrt(ss / Math.max(1, v.length - 1)) || 1 };
+}
+
+/** Adds the fusions to `cols`, each part z-normalised with the holdout's mean and std. */
+export function withFusions(cols: Columns, holdout: Columns): Columns {
+  const out: Columns = { ...cols };
+  for (const parts of FUSIONS) {
+    const n = cols[parts[0]!]!.length;
+    const f = new Float32Array(n);
+    for (const p of parts) {
+      const { mean, std } = meanStd(holdout[p]!);
+      const c = cols[p]!;
+      for (let i = 0; i < n; i++) f[i]! += (c[i]! - mean) / std / parts.length;
+    }
+    out[fusionName(parts)] = f;
+  }
+  return out;
+}
