@@ -11,7 +11,9 @@
  * Prints tables and writes bench/results/accuracy-<suite>.json.
  *
  * Options: --suite default|ablations|all, --epochs N (default: the model default), --seeds N,
- * --near-splits N (1-3), --train-limit N (ID training images), --corrupt-per-class N (default 100).
+ * --near-splits N (1-3), --train-limit N (ID training images), --corrupt-per-class N (default 100),
+ * --taps imagenet4|finetuned3|both7 (default suite), --protocols far,covariate,near. The default suite also
+ * reports the near-OOD levers of bench/lib/levers.ts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -40,7 +42,7 @@ const { values: opt } = parseArgs({
     'train-limit': { type: 'string' },
     'corrupt-per-class': { type: 'string', default: '100' },
     taps: { type: 'string', default: 'imagenet4' },
-    levers: { type: 'boolean', default: true },
+    protocols: { type: 'string', default: 'far,covariate,near' },
   },
 });
 const backend = await initBackend('auto');
@@ -75,18 +77,20 @@ function subset(set: FeatureSet, idx: readonly number[]): FeatureSet {
 }
 const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): number[] => set.keys.flatMap((k, i) => (pred(k) ? [i] : []));
 
-async function loadSets(spec: EncoderSpec, withCorruptions: boolean): Promise<{ train: FeatureSet; test: FeatureSet; fmnist: FeatureSet; corrupt: Map<string, FeatureSet>; extractImgPerS: number }> {
+async function loadSets(spec: EncoderSpec, withCorruptions: boolean, trainSubset?: number): Promise<{ train: FeatureSet; test: FeatureSet; fmnist: FeatureSet; corrupt: Map<string, FeatureSet>; extractImgPerS: number }> {
   let images = 0;
   let seconds = 0;
-  const get = async (name: string, dir: string): Promise<FeatureSet> => {
-    const r = await featuresFor(name, dir, listKeys(dir), spec, processes, log);
+  const get = async (name: string, dir: string, keys = listKeys(dir)): Promise<FeatureSet> => {
+    const r = await featuresFor(name, dir, keys, spec, processes, log);
     if (!r.stats.cached) {
       images += r.stats.images;
       seconds += r.stats.seconds;
     }
     return r.set;
   };
-  const train = await get('cifar10-train', datasetDir('cifar10/train'));
+  // A training subset (the ablations) is extracted on its own: other input sizes need no full pass.
+  const trainDir = datasetDir('cifar10/train');
+  const train = trainSubset === undefined ? await get('cifar10-train', trainDir) : await get(`cifar10-train-n${trainSubset}`, trainDir, evenly(listKeys(trainDir), trainSubset));
   const test = await get('cifar10-test', datasetDir('cifar10/test'));
   const fmnist = await get('fashion-mnist-test', datasetDir('fashion-mnist/test'));
   const corrupt = new Map<string, FeatureSet>();
@@ -104,14 +108,20 @@ interface Fitted {
 
 async function fitOn(set: FeatureSet, cfg: DlsrConfig, label: string): Promise<Fitted> {
   const started = performance.now();
-  const { model, log: epochs } = await fitDlsr(set, cfg, { backend: backend.provider, versions: {} });
+  const { model, log: epochs } = await fitDlsr(set, cfg, {
+    backend: backend.provider,
+    versions: {},
+    onEpoch: async (r) => {
+      if (r.epoch % 5 === 0) log(`  ${label}: epoch ${r.epoch}/${cfg.train.epochs} loss ${r.loss.toFixed(5)}`);
+    },
+  });
   const seconds = (performance.now() - started) / 1000;
   timings.push({ label, images: set.keys.length, epochs: cfg.train.epochs, seconds, finalLoss: epochs[epochs.length - 1]?.loss });
   log(`  fitted ${label}: ${model.info.trainCount} training images, ${cfg.train.epochs} epochs, ${(seconds / 60).toFixed(1)} min, final loss ${epochs[epochs.length - 1]?.loss.toFixed(5)}`);
   return { model, holdout: subset(set, splitHoldout(set.keys, cfg.holdoutFraction, cfg.train.seed).holdout) };
 }
 
-function evaluate(fitted: Fitted, protocol: string, config: string, seed: number, id: FeatureSet, oods: Map<string, FeatureSet>): void {
+function evaluate(fitted: Fitted, protocol: string, config: string, seed: number, id: FeatureSet, oods: Map<string, FeatureSet>, levers = suite !== 'ablations'): void {
   const { model } = fitted;
   const t = performance.now();
   const sId = scoreFeatures(model, id.features, id.keys);
@@ -120,7 +130,7 @@ function evaluate(fitted: Fitted, protocol: string, config: string, seed: number
     const sO = scoreFeatures(model, set.features, set.keys);
     for (const score of SCORE_TYPES) rows.push({ protocol, ood: name, config, seed, score, metrics: detectionMetrics(sId.scores[score], sO.scores[score]) });
   }
-  if (!opt.levers) return;
+  if (!levers) return;
   const hold = leverColumns(model, fitted.holdout);
   const idCols = withFusions(leverColumns(model, id), hold);
   for (const [name, set] of oods) {
@@ -142,6 +152,12 @@ function configFor(overrides: Partial<{ epochs: number; seed: number; width: num
   };
 }
 
+function evenly<T>(items: readonly T[], limit: number): T[] {
+  if (items.length <= limit) return [...items];
+  const step = items.length / limit;
+  return Array.from({ length: limit }, (_, i) => items[Math.floor(i * step)]!);
+}
+
 function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
   if (limit === undefined || set.keys.length <= limit) return set;
   const step = set.keys.length / limit;
@@ -158,12 +174,17 @@ if (suite === 'default' || suite === 'all') {
   const label = opt.taps === 'imagenet4' ? 'default' : `taps=${opt.taps}`;
   const sets = await loadSets(enc, true);
   summary['extractImgPerS'] = sets.extractImgPerS;
+  log(`features ready: ${sets.train.keys.length} train, ${sets.test.keys.length} test, ${sets.fmnist.keys.length} Fashion-MNIST, ${sets.corrupt.size} corrupted sets`);
   const train = limitTrain(sets.train, trainLimit);
+  const protocols = new Set(opt.protocols!.split(','));
   for (const seed of seeds) {
-    const fitted = await fitOn(train, configFor({ seed }, enc), `${label} seed ${seed}`);
-    evaluate(fitted, 'far', label, seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
-    evaluate(fitted, 'covariate', label, seed, sets.test, sets.corrupt);
-    disposeModel(fitted.model);
+    if (protocols.has('far') || protocols.has('covariate')) {
+      const fitted = await fitOn(train, configFor({ seed }, enc), `${label} seed ${seed}`);
+      if (protocols.has('far')) evaluate(fitted, 'far', label, seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
+      if (protocols.has('covariate')) evaluate(fitted, 'covariate', label, seed, sets.test, sets.corrupt);
+      disposeModel(fitted.model);
+    }
+    if (!protocols.has('near')) continue;
     for (const [name, classes] of SPLITS.slice(0, Number(opt['near-splits']))) {
       const inId = (k: string): boolean => classes.includes(classOf(k));
       const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed }, enc), `near ${name} seed ${seed}`);
@@ -178,16 +199,16 @@ if (suite === 'ablations' || suite === 'all') {
   const epochs = opt.epochs !== undefined ? Number(opt.epochs) : 30;
   log(`== ablations on ${limit} CIFAR-10 training images, ${epochs} epochs (near: the "even" split) ==`);
   const run = async (label: string, spec: EncoderSpec, cfg: DlsrConfig): Promise<void> => {
-    const sets = await loadSets(spec, true);
-    const train = limitTrain(sets.train, limit);
+    const sets = await loadSets(spec, true, limit);
+    const train = sets.train;
     const fitted = await fitOn(train, cfg, label);
-    evaluate(fitted, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
-    evaluate(fitted, 'covariate', label, 0, sets.test, sets.corrupt);
+    evaluate(fitted, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]), false);
+    evaluate(fitted, 'covariate', label, 0, sets.test, sets.corrupt, false);
     disposeModel(fitted.model);
     const [, classes] = SPLITS[1]!;
     const inId = (k: string): boolean => classes.includes(classOf(k));
     const m = await fitOn(subset(train, indicesWhere(train, inId)), cfg, `${label} near`);
-    evaluate(m, 'near-5v5', label, 0, subset(sets.test, indicesWhere(sets.test, inId)), new Map([['5v5-even', subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
+    evaluate(m, 'near-5v5', label, 0, subset(sets.test, indicesWhere(sets.test, inId)), new Map([['5v5-even', subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]), false);
     disposeModel(m.model);
   };
   const enc = base.encoder;
@@ -195,7 +216,7 @@ if (suite === 'ablations' || suite === 'all') {
     await run(name, withTaps(enc, taps), configFor({ epochs }, withTaps(enc, taps)));
   }
   for (const size of [128, 96]) await run(`input=${size}`, withTaps(enc, enc.taps, size), configFor({ epochs }, withTaps(enc, enc.taps, size)));
-  for (const [w, dpt] of [[256, 4], [1024, 4], [512, 8]] as const) await run(`lfdn=${w}x${dpt}`, enc, configFor({ epochs, width: w, depth: dpt, preset: 'custom' }));
+  for (const [w, dpt] of [[256, 4], [1024, 4]] as const) await run(`lfdn=${w}x${dpt}`, enc, configFor({ epochs, width: w, depth: dpt, preset: 'custom' }));
   await run('lfdn=paper', enc, configFor({ epochs: Math.max(3, Math.round(epochs / 6)), ...LFDN_PRESETS.paper, preset: 'paper' }));
   for (const e of [10, 100]) await run(`epochs=${e}`, enc, configFor({ epochs: e }));
 }
@@ -231,10 +252,10 @@ function printTable(title: string, scores: readonly string[]): void {
   }
 }
 printTable('Built-in scores', SCORE_TYPES);
-if (opt.levers) printTable('Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['mfsim', 'mahalanobis', 'knn', ...LEVER_NAMES]);
+if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable('Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['mfsim', 'mahalanobis', 'knn', ...LEVER_NAMES]);
 summary['rows'] = rows;
 summary['timings'] = timings;
 mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}.json`);
+const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt.protocols === 'far,covariate,near' ? '' : `-${opt.protocols!.replaceAll(',', '-')}`}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}.json`);
 writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
 console.log(`wrote ${path.relative(REPO, out)}`);
