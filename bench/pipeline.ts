@@ -88,7 +88,6 @@ try {
   for (const n of [1, 2]) {
     const workers: WorkerProcess[] = Array.from({ length: n }, () => startWorker({ ...env, OOD_QUEUE_PREFIX: prefix }));
     await Promise.all(workers.map((w) => w.ready()));
-    const memBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
     const peaks = workers.map(() => 0);
     const peakProcess = workers.map(() => 0);
     const sampler = setInterval(
@@ -103,9 +102,8 @@ try {
     // --full: scans are incremental by default and would skip the objects an earlier run scanned.
     const run = await cli(['scan', '--full', '--model', 's3://bench/models/m', '--input', 's3://bench/lake/', '--out', `s3://bench/reports/w${n}`, '--cache', `s3://bench/cache-w${n}`, '--shard-size', '500'], env);
     clearInterval(sampler);
-    const memAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
     await Promise.all(workers.map((w) => w.stop()));
-    const r = { workers: n, seconds: run.seconds, imgPerS: images / run.seconds, peakRssMBPerWorker: peaks, peakRssMBLargestProcess: peakProcess, redisMBPer10kImages: ((memAfter - memBefore) / 1024 / 1024) * (10_000 / images) };
+    const r = { workers: n, seconds: run.seconds, imgPerS: images / run.seconds, peakRssMBPerWorker: peaks, peakRssMBLargestProcess: peakProcess };
     runs.push(r);
     console.log(JSON.stringify(r));
   }
@@ -127,11 +125,11 @@ try {
   const two = runs[1] as { seconds: number };
   result['speedup2'] = one.seconds / two.seconds;
   result['overheadVsCore'] = one.seconds / core.seconds - 1;
-  console.log('\n| setting | seconds | img/s | peak RSS per worker, all its processes (MB) | largest single process (MB) | Redis MB per 10k images |');
-  console.log('|---|---|---|---|---|---|');
-  console.log(`| in-process core | ${core.seconds.toFixed(1)} | ${(images / core.seconds).toFixed(1)} | | | |`);
-  for (const r of runs as { workers: number; seconds: number; imgPerS: number; peakRssMBPerWorker: number[]; peakRssMBLargestProcess: number[]; redisMBPer10kImages: number }[]) {
-    console.log(`| pipeline, ${r.workers} worker${r.workers > 1 ? 's' : ''} | ${r.seconds.toFixed(1)} | ${r.imgPerS.toFixed(1)} | ${r.peakRssMBPerWorker.map((x) => x.toFixed(0)).join(', ')} | ${r.peakRssMBLargestProcess.map((x) => x.toFixed(0)).join(', ')} | ${r.redisMBPer10kImages.toFixed(2)} |`);
+  console.log('\n| setting | seconds | img/s | peak RSS per worker, all its processes (MB) | largest single process (MB) |');
+  console.log('|---|---|---|---|---|');
+  console.log(`| in-process core | ${core.seconds.toFixed(1)} | ${(images / core.seconds).toFixed(1)} | | |`);
+  for (const r of runs as { workers: number; seconds: number; imgPerS: number; peakRssMBPerWorker: number[]; peakRssMBLargestProcess: number[] }[]) {
+    console.log(`| pipeline, ${r.workers} worker${r.workers > 1 ? 's' : ''} | ${r.seconds.toFixed(1)} | ${r.imgPerS.toFixed(1)} | ${r.peakRssMBPerWorker.map((x) => x.toFixed(0)).join(', ')} | ${r.peakRssMBLargestProcess.map((x) => x.toFixed(0)).join(', ')} |`);
   }
   console.log(`Redis: ${keys} keys, ${(bytes / 1024 / 1024).toFixed(3)} MB for the fit and ${runs.length} pipeline scans of ${images} images (jobs kept as history): ${((bytes / 1024 / 1024) * (10_000 / (images * runs.length))).toFixed(3)} MB per 10,000 images scanned`);
   console.log(`\nspeed-up of the second worker: ${(result['speedup2'] as number).toFixed(2)}x; overhead of the 1-worker pipeline vs the in-process core: ${((result['overheadVsCore'] as number) * 100).toFixed(1)}%`);
