@@ -12,6 +12,7 @@
  *
  * Options: --suite default|ablations|all, --epochs N (default: the model default), --seeds N,
  * --near-splits N (1-3), --train-limit N (ID training images), --corrupt-per-class N (default 100),
+ * --eval-limit N (ablations: test images per evaluation set), --only a,b (ablations: these labels only),
  * --taps imagenet4|finetuned3|both7 (default suite), --protocols far,covariate,near. The default suite also
  * reports the near-OOD levers of bench/lib/levers.ts.
  */
@@ -41,6 +42,8 @@ const { values: opt } = parseArgs({
     'near-splits': { type: 'string', default: '3' },
     'train-limit': { type: 'string' },
     'corrupt-per-class': { type: 'string', default: '100' },
+    'eval-limit': { type: 'string' },
+    only: { type: 'string' },
     taps: { type: 'string', default: 'imagenet4' },
     protocols: { type: 'string', default: 'far,covariate,near' },
   },
@@ -77,7 +80,7 @@ function subset(set: FeatureSet, idx: readonly number[]): FeatureSet {
 }
 const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): number[] => set.keys.flatMap((k, i) => (pred(k) ? [i] : []));
 
-async function loadSets(spec: EncoderSpec, withCorruptions: boolean, trainSubset?: number): Promise<{ train: FeatureSet; test: FeatureSet; fmnist: FeatureSet; corrupt: Map<string, FeatureSet>; extractImgPerS: number }> {
+async function loadSets(spec: EncoderSpec, withCorruptions: boolean, trainSubset?: number, evalSubset?: number): Promise<{ train: FeatureSet; test: FeatureSet; fmnist: FeatureSet; corrupt: Map<string, FeatureSet>; extractImgPerS: number }> {
   let images = 0;
   let seconds = 0;
   const get = async (name: string, dir: string, keys = listKeys(dir)): Promise<FeatureSet> => {
@@ -91,8 +94,9 @@ async function loadSets(spec: EncoderSpec, withCorruptions: boolean, trainSubset
   // A training subset (the ablations) is extracted on its own: other input sizes need no full pass.
   const trainDir = datasetDir('cifar10/train');
   const train = trainSubset === undefined ? await get('cifar10-train', trainDir) : await get(`cifar10-train-n${trainSubset}`, trainDir, evenly(listKeys(trainDir), trainSubset));
-  const test = await get('cifar10-test', datasetDir('cifar10/test'));
-  const fmnist = await get('fashion-mnist-test', datasetDir('fashion-mnist/test'));
+  const evalSet = (name: string, dir: string): Promise<FeatureSet> => (evalSubset === undefined ? get(name, dir) : get(`${name}-n${evalSubset}`, dir, evenly(listKeys(dir), evalSubset)));
+  const test = await evalSet('cifar10-test', datasetDir('cifar10/test'));
+  const fmnist = await evalSet('fashion-mnist-test', datasetDir('fashion-mnist/test'));
   const corrupt = new Map<string, FeatureSet>();
   if (withCorruptions) {
     for (const { kind, strength } of ALL_CORRUPTIONS) corrupt.set(`${kind}-${strength}`, await get(`cifar10-c${perClass}-${kind}-${strength}`, await corruptedDir(kind, strength, perClass)));
@@ -197,10 +201,12 @@ if (suite === 'default' || suite === 'all') {
 if (suite === 'ablations' || suite === 'all') {
   const limit = trainLimit ?? 10_000;
   const epochs = opt.epochs !== undefined ? Number(opt.epochs) : 30;
-  log(`== ablations on ${limit} CIFAR-10 training images, ${epochs} epochs (far: Fashion-MNIST; near: the "even" split) ==`);
+  log(`== ablations on ${limit} CIFAR-10 training images, ${epochs} epochs (far: Fashion-MNIST; near: the "even" split; ${opt['eval-limit'] ?? 'all'} test images per set) ==`);
+  const only = opt.only?.split(',');
   const run = async (label: string, spec: EncoderSpec, cfg: DlsrConfig): Promise<void> => {
+    if (only !== undefined && !only.includes(label)) return;
     // Far and near only: the corruptions would need their own extraction at every input size.
-    const sets = await loadSets(spec, false, limit);
+    const sets = await loadSets(spec, false, limit, opt['eval-limit'] !== undefined ? Number(opt['eval-limit']) : undefined);
     const train = sets.train;
     const fitted = await fitOn(train, cfg, label);
     evaluate(fitted, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]), false);
@@ -256,6 +262,6 @@ if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable('Near-OOD levers
 summary['rows'] = rows;
 summary['timings'] = timings;
 mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt.protocols === 'far,covariate,near' ? '' : `-${opt.protocols!.replaceAll(',', '-')}`}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}.json`);
+const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt['eval-limit'] !== undefined ? `-eval${opt['eval-limit']}` : ''}${opt.protocols === 'far,covariate,near' ? '' : `-${opt.protocols!.replaceAll(',', '-')}`}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}.json`);
 writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
 console.log(`wrote ${path.relative(REPO, out)}`);
