@@ -164,8 +164,7 @@ function evenly<T>(items: readonly T[], limit: number): T[] {
 
 function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
   if (limit === undefined || set.keys.length <= limit) return set;
-  const step = set.keys.length / limit;
-  return subset(set, Array.from({ length: limit }, (_, i) => Math.floor(i * step)));
+  return subset(set, evenly(set.keys.map((_, i) => i), limit));
 }
 
 const suite = opt.suite!;
