@@ -6,11 +6,10 @@
  */
 import sharp from 'sharp';
 import type { DlsrModel, ScoreTable } from '../dlsr/model.js';
-import type { Failure } from '../feature-set.js';
 import { SCORE_TYPES, type ScoreType } from '../dlsr/config.js';
 import { calibratedRank } from '../calibration.js';
 import { getJson, joinKey, putJson, type ObjectInfo, type ObjectStore } from '../storage/object-store.js';
-import { buildReport, type PreviousRun, type ScanReport } from '../report/report.js';
+import { buildReport, type ReportInput, type ScanReport } from '../report/report.js';
 import { renderHtml, renderMarkdown } from '../report/render.js';
 import { OodError } from '../errors.js';
 
@@ -53,23 +52,14 @@ export async function thumbnail(data: Uint8Array, size = 96): Promise<string | u
   }
 }
 
-export interface ScanReportParams {
+/** What the report needs besides the scores: passed through to buildReport unchanged. */
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'failures' | 'skippedNonImages' | 'skippedUnchanged' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
+
+export interface ScanReportParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
   readonly input: { readonly store: ObjectStore; readonly prefix: string; readonly uri: string };
   readonly model: DlsrModel;
-  readonly modelUri: string;
-  readonly runId: string;
-  readonly startedAt: number;
-  readonly backend: string;
   readonly table: ScoreTable;
-  readonly failures: readonly Failure[];
-  readonly skippedNonImages: number;
-  readonly skippedUnchanged: number;
-  readonly incremental: boolean;
-  readonly missingShards: readonly number[];
-  readonly partitionDepth: number;
-  readonly topK: number;
-  readonly previous: PreviousRun | null;
 }
 
 export async function writeScanReport(p: ScanReportParams): Promise<ScanReport> {
