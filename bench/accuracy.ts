@@ -11,12 +11,15 @@
  * Prints tables and writes bench/results/accuracy-<suite>.json.
  *
  * Options: --suite default|ablations|all, --epochs N (default: the model default), --seeds N,
- * --near-splits N (1-3), --train-limit N (ID training images), --corrupt-per-class N (default 100),
+ * --first-seed N (seeds N .. N+seeds-1; to split a run over processes), --near-splits N (1-3), --train-limit N (ID training images), --corrupt-per-class N (default 100),
  * --eval-limit N (ablations: test images per evaluation set), --only a,b (ablations: these labels only),
- * --taps imagenet4|finetuned3|both7 (default suite), --protocols far,covariate,near. The default suite also
+ * --taps imagenet4|finetuned3|both7 (default suite), --protocols far,covariate,near, --whiten none,stage,global
+ * (default suite: one model per listed mode; default: the model default), --print a.json,b.json (measure
+ * nothing: print the tables of these result files together, e.g. seeds run in parallel processes).
+ * The default suite also
  * reports the near-OOD levers of bench/lib/levers.ts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,21 +27,24 @@ import { initBackend } from '../src/shared/backend.js';
 import { defaultConfig, type DlsrConfig, SCORE_TYPES } from '../src/shared/dlsr/config.js';
 import { fitDlsr, splitHoldout } from '../src/shared/dlsr/fit.js';
 import { disposeModel, scoreFeatures, type DlsrModel } from '../src/shared/dlsr/model.js';
-import { detectionMetrics, type DetectionMetrics } from '../src/shared/metrics.js';
+import { detectionMetrics } from '../src/shared/metrics.js';
 import { gatherRows } from '../src/shared/features.js';
 import type { FeatureSet } from '../src/shared/feature-set.js';
 import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilenet-v2.js';
 import type { EncoderSpec } from '../src/shared/encoder/registry.js';
 import { LFDN_PRESETS } from '../src/shared/diffusion/lfdn.js';
+import { WHITEN_MODES, type WhitenMode } from '../src/shared/whitening.js';
 import { ALL_CORRUPTIONS, classOf, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { LEVER_NAMES, leverColumns, withFusions } from './lib/levers.js';
+import { printTables, type Row } from './lib/tables.js';
 
 const { values: opt } = parseArgs({
   options: {
     suite: { type: 'string', default: 'default' },
     epochs: { type: 'string' },
     seeds: { type: 'string', default: '1' },
+    'first-seed': { type: 'string', default: '0' },
     'near-splits': { type: 'string', default: '3' },
     'train-limit': { type: 'string' },
     'corrupt-per-class': { type: 'string', default: '100' },
@@ -46,25 +52,23 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     taps: { type: 'string', default: 'imagenet4' },
     protocols: { type: 'string', default: 'far,covariate,near' },
+    whiten: { type: 'string' },
+    print: { type: 'string' },
   },
 });
+if (opt.print !== undefined) {
+  printTables(opt.print.split(',').flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as { rows: Row[] }).rows));
+  process.exit(0);
+}
 const backend = await initBackend('auto');
 const TAP_SETS: Record<string, readonly string[]> = { imagenet4: IMAGENET_STAGES, finetuned3: FINETUNED_STAGES, both7: [...IMAGENET_STAGES, ...FINETUNED_STAGES] };
 if (TAP_SETS[opt.taps!] === undefined) throw new Error(`--taps: expected one of ${Object.keys(TAP_SETS).join(', ')}, got ${opt.taps}`);
 const processes = cpus().length;
 const log = (m: string): void => console.log(m);
 const base = defaultConfig();
-const seeds = Array.from({ length: Number(opt.seeds) }, (_, i) => i);
+const seeds = Array.from({ length: Number(opt.seeds) }, (_, i) => Number(opt['first-seed']) + i);
 const perClass = Number(opt['corrupt-per-class']);
 
-interface Row {
-  readonly protocol: string;
-  readonly ood: string;
-  readonly config: string;
-  readonly seed: number;
-  readonly score: string;
-  readonly metrics: DetectionMetrics;
-}
 const rows: Row[] = [];
 const timings: Record<string, unknown>[] = [];
 
@@ -134,6 +138,7 @@ function evaluate(fitted: Fitted, protocol: string, config: string, seed: number
     const sO = scoreFeatures(model, set.features, set.keys);
     for (const score of SCORE_TYPES) rows.push({ protocol, ood: name, config, seed, score, metrics: detectionMetrics(sId.scores[score], sO.scores[score]) });
   }
+  writeResults();
   if (!levers) return;
   const hold = leverColumns(model, fitted.holdout);
   const idCols = withFusions(leverColumns(model, id), hold);
@@ -141,16 +146,18 @@ function evaluate(fitted: Fitted, protocol: string, config: string, seed: number
     const oCols = withFusions(leverColumns(model, set), hold);
     for (const score of LEVER_NAMES) rows.push({ protocol, ood: name, config, seed, score, metrics: detectionMetrics(idCols[score]!, oCols[score]!) });
   }
+  writeResults();
 }
 
 function withTaps(spec: EncoderSpec, taps: readonly string[], inputSize = spec.inputSize): EncoderSpec {
   return { ...spec, taps: [...taps], inputSize };
 }
 
-function configFor(overrides: Partial<{ epochs: number; seed: number; width: number; depth: number; preset: 'cpu' | 'paper' | 'custom' }>, encoder: EncoderSpec = base.encoder): DlsrConfig {
+function configFor(overrides: Partial<{ epochs: number; seed: number; width: number; depth: number; preset: 'cpu' | 'paper' | 'custom'; whiten: WhitenMode }>, encoder: EncoderSpec = base.encoder): DlsrConfig {
   return {
     ...base,
     encoder,
+    whiten: overrides.whiten ?? base.whiten,
     lfdn: { preset: overrides.preset ?? base.lfdn.preset, width: overrides.width ?? base.lfdn.width, depth: overrides.depth ?? base.lfdn.depth },
     train: { ...base.train, epochs: overrides.epochs ?? (opt.epochs !== undefined ? Number(opt.epochs) : base.train.epochs), seed: overrides.seed ?? 0 },
   };
@@ -170,19 +177,27 @@ function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
 const suite = opt.suite!;
 const trainLimit = opt['train-limit'] !== undefined ? Number(opt['train-limit']) : undefined;
 const summary: Record<string, unknown> = { date: new Date().toISOString(), backend: backend.provider, suite, processes };
+const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt['eval-limit'] !== undefined ? `-eval${opt['eval-limit']}` : ''}${opt.protocols === 'far,covariate,near' ? '' : `-${opt.protocols!.replaceAll(',', '-')}`}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${opt.whiten !== undefined ? `-whiten-${opt.whiten.replaceAll(',', '-')}` : ''}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}${opt.epochs !== undefined ? `-epochs${opt.epochs}` : ''}${seeds.length > 1 || seeds[0] !== 0 ? `-seeds${seeds.join('-')}` : ''}.json`);
+/** Writes what has been measured so far (after every evaluation: a crash late in a long run keeps the rest). */
+function writeResults(): void {
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ ...summary, rows, timings }, null, 2) + '\n');
+}
 
 if (suite === 'default' || suite === 'all') {
   log('== default configuration: far, covariate and near OOD ==');
   const enc = withTaps(base.encoder, TAP_SETS[opt.taps!]!);
-  const label = opt.taps === 'imagenet4' ? 'default' : `taps=${opt.taps}`;
-  const sets = await loadSets(enc, true);
+  const modes = (opt.whiten?.split(',') ?? [base.whiten ?? 'none']) as WhitenMode[];
+  for (const m of modes) if (!WHITEN_MODES.includes(m)) throw new Error(`--whiten: expected some of ${WHITEN_MODES.join(', ')}, got ${m}`);
+  const sets = await loadSets(enc, opt.protocols!.includes('covariate'));
   summary['extractImgPerS'] = sets.extractImgPerS;
   log(`features ready: ${sets.train.keys.length} train, ${sets.test.keys.length} test, ${sets.fmnist.keys.length} Fashion-MNIST, ${sets.corrupt.size} corrupted sets`);
   const train = limitTrain(sets.train, trainLimit);
   const protocols = new Set(opt.protocols!.split(','));
-  for (const seed of seeds) {
+  for (const [seed, whiten] of seeds.flatMap((s) => modes.map((m) => [s, m] as const))) {
+    const label = [opt.taps === 'imagenet4' ? '' : `taps=${opt.taps}`, opt.whiten === undefined ? '' : `whiten=${whiten}`].filter((x) => x !== '').join(',') || 'default';
     if (protocols.has('far') || protocols.has('covariate')) {
-      const fitted = await fitOn(train, configFor({ seed }, enc), `${label} seed ${seed}`);
+      const fitted = await fitOn(train, configFor({ seed, whiten }, enc), `${label} seed ${seed}`);
       if (protocols.has('far')) evaluate(fitted, 'far', label, seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));
       if (protocols.has('covariate')) evaluate(fitted, 'covariate', label, seed, sets.test, sets.corrupt);
       disposeModel(fitted.model);
@@ -190,7 +205,7 @@ if (suite === 'default' || suite === 'all') {
     if (!protocols.has('near')) continue;
     for (const [name, classes] of SPLITS.slice(0, Number(opt['near-splits']))) {
       const inId = (k: string): boolean => classes.includes(classOf(k));
-      const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed }, enc), `near ${name} seed ${seed}`);
+      const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed, whiten }, enc), `near ${name} ${label} seed ${seed}`);
       evaluate(m, 'near-5v5', `${label}/${name}`, seed, subset(sets.test, indicesWhere(sets.test, inId)), new Map([[`5v5-${name}`, subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
       disposeModel(m.model);
     }
@@ -226,41 +241,6 @@ if (suite === 'ablations' || suite === 'all') {
   for (const e of [10, 100]) await run(`epochs=${e}`, enc, configFor({ epochs: e }));
 }
 
-// ---- report ------------------------------------------------------------------------------------
-const pct = (x: number): string => (x * 100).toFixed(2);
-function cell(v: readonly number[]): string {
-  if (v.length === 0) return '';
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length - 1));
-  return v.length > 1 ? `${pct(mean)} ± ${pct(sd)}` : pct(mean);
-}
-// One group per table row: the rows of each protocol/OOD set/config, then summaries (the mean over
-// the 5-vs-5 splits, and over the corruption kinds at each strength) whose spread is over splits or
-// kinds and seeds.
-const groups = new Map<string, Row[]>();
-const add = (k: string, r: Row): void => void groups.set(k, [...(groups.get(k) ?? []), r]);
-for (const r of rows) add(`${r.protocol}|${r.ood}|${r.config}`, r);
-for (const r of rows) {
-  if (r.protocol === 'near-5v5') add(`near-5v5|all splits|${r.config.split('/')[0]}`, r);
-  const strength = /-(\d+)$/.exec(r.ood)?.[1];
-  if (r.protocol === 'covariate' && strength !== undefined) add(`covariate|all kinds, strength ${strength}|${r.config}`, r);
-}
-function printTable(title: string, scores: readonly string[]): void {
-  console.log(`\n${title} (AUROC %, mean ± sd where there are several splits, kinds or seeds)`);
-  console.log(`| protocol | OOD set | config | ${scores.join(' | ')} |`);
-  console.log(`|---|---|---|${scores.map(() => '---').join('|')}|`);
-  for (const [k, rs] of groups) {
-    const [protocol, ood, config] = k.split('|');
-    const cells = scores.map((sc) => cell(rs.filter((r) => r.score === sc).map((r) => r.metrics.auroc)));
-    if (cells.every((c) => c === '')) continue;
-    console.log(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
-  }
-}
-printTable('Built-in scores', SCORE_TYPES);
-if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable('Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['mfsim', 'mahalanobis', 'knn', ...LEVER_NAMES]);
-summary['rows'] = rows;
-summary['timings'] = timings;
-mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-const out = path.join(REPO, 'bench/results', `accuracy-${suite}${opt['eval-limit'] !== undefined ? `-eval${opt['eval-limit']}` : ''}${opt.protocols === 'far,covariate,near' ? '' : `-${opt.protocols!.replaceAll(',', '-')}`}${opt.taps === 'imagenet4' ? '' : `-${opt.taps}`}${trainLimit !== undefined ? `-limit${trainLimit}` : ''}.json`);
-writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
+printTables(rows);
+writeResults();
 console.log(`wrote ${path.relative(REPO, out)}`);

@@ -9,6 +9,7 @@ import { defaultConfig, SCORE_TYPES, validateDlsrConfig, type DlsrConfig, type S
 import { LFDN_PRESETS, type LfdnPreset } from '../shared/diffusion/lfdn.js';
 import { parsePreprocessing } from '../shared/encoder/preprocess.js';
 import { ENCODERS } from '../shared/encoder/registry.js';
+import type { WhitenMode } from '../shared/whitening.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -92,6 +93,7 @@ export const MODEL_OPTIONS = {
   eta: { type: 'string' },
   'score-seed': { type: 'string' },
   primary: { type: 'string' },
+  whiten: { type: 'string' },
 } as const;
 
 export function modelConfig(v: Values): DlsrConfig {
@@ -137,6 +139,7 @@ export function modelConfig(v: Values): DlsrConfig {
       ...(primary !== undefined ? { primary: primary as ScoreType } : {}),
     },
     holdoutFraction: num(v, 'holdout', 0.01, 0.5) ?? base.holdoutFraction,
+    whiten: (str(v, 'whiten') as WhitenMode | undefined) ?? base.whiten,
   };
   return Object.freeze(validateDlsrConfig(cfg));
 }

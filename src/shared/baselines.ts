@@ -31,16 +31,23 @@ function gram(x: Float32Array, n: number, d: number): Float64Array {
   return out;
 }
 
-export function fitMahalanobis(x: Float32Array, d: number): MahalanobisModel {
+export interface ShrunkCovariance {
+  readonly mean: Float64Array;
+  /** Row-major [D, D] Ledoit-Wolf shrunk covariance. */
+  readonly cov: Float64Array;
+  readonly shrinkage: number;
+}
+
+/** Mean and Ledoit-Wolf covariance (shrinkage towards mu * I, the sklearn estimator) of [n, d] rows. */
+export function shrunkCovariance(x: Float32Array, d: number, what = 'covariance'): ShrunkCovariance {
   const n = x.length / d;
-  if (!Number.isInteger(n) || n < 2) throw new OodError('CONFIG_INVALID', `mahalanobis: need at least 2 rows of ${d} features, got ${x.length} values`);
+  if (!Number.isInteger(n) || n < 2) throw new OodError('CONFIG_INVALID', `${what}: need at least 2 rows of ${d} features, got ${x.length} values`);
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += x[i * d + j]!;
   for (let j = 0; j < d; j++) mean[j]! /= n;
   const xc = new Float32Array(x.length);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) xc[i * d + j] = x[i * d + j]! - mean[j]!;
   const g = gram(xc, n, d);
-  // Ledoit-Wolf shrinkage towards mu * I (the sklearn estimator).
   const x2 = new Float32Array(xc.length);
   for (let i = 0; i < xc.length; i++) x2[i] = xc[i]! * xc[i]!;
   const g2 = gram(x2, n, d);
@@ -60,6 +67,11 @@ export function fitMahalanobis(x: Float32Array, d: number): MahalanobisModel {
   const shrinkage = beta === 0 ? 0 : beta / delta;
   const cov = new Float64Array(d * d);
   for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) cov[i * d + j] = (1 - shrinkage) * (g[i * d + j]! / n) + (i === j ? shrinkage * mu : 0);
+  return { mean, cov, shrinkage };
+}
+
+export function fitMahalanobis(x: Float32Array, d: number): MahalanobisModel {
+  const { mean, cov, shrinkage } = shrunkCovariance(x, d, 'mahalanobis');
   return { mean: Float32Array.from(mean), precision: Float32Array.from(invertSpd(cov, d)), shrinkage };
 }
 

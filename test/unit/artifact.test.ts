@@ -66,15 +66,17 @@ describe('feature sets', () => {
 });
 
 describe('model artifact', () => {
-  it('saves and loads a model that scores identically, without leaking tensors', async () => {
+  it.each(['none', 'stage', 'global'] as const)('saves and loads a model that scores identically, without leaking tensors (whitening %s)', async (whiten) => {
     const set = synthetic(300, 2);
-    const { model, log } = await fitDlsr(set, smallConfig(3), { backend: 'wasm', versions: { test: '1' } });
+    const { model, log } = await fitDlsr(set, { ...smallConfig(3), whiten }, { backend: 'wasm', versions: { test: '1' } });
+    expect(model.whitening === undefined).toBe(whiten === 'none');
     expect(log).toHaveLength(3);
     expect(model.calibration?.scores['mfsim']?.threshold).toBeTypeOf('number');
     const dir = mkdtempSync(path.join(tmpdir(), 'ood-artifact-'));
     const store = new LocalStore(dir);
     await saveModel(store, 'models/m1', model, log);
     const loaded = await loadModel(store, 'models/m1');
+    expect(loaded.whitening).toEqual(model.whitening);
     const probe = synthetic(40, 9, 2);
     const a = scoreFeatures(model, probe.features, probe.keys);
     const before = tf.memory().numTensors;

@@ -63,6 +63,10 @@ export async function saveModel(store: ObjectStore, prefix: string, model: DlsrM
     ['mahalanobis.precision', tf.tensor2d(model.mahalanobis.precision, [d, d])],
     ['knn.bank', tf.tensor2d(model.knn.bank, [model.knn.bank.length / d, d])],
   ]);
+  if (model.whitening !== undefined) {
+    baselineTensors.set('whitening.mean', tf.tensor1d(model.whitening.mean));
+    baselineTensors.set('whitening.matrix', tf.tensor2d(model.whitening.matrix, [d, d]));
+  }
   let baselines: Uint8Array;
   try {
     baselines = await encodeBundle({ kind: 'baselines' }, baselineTensors);
@@ -139,6 +143,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
     stageSizes: json.stageSizes,
     final,
     first,
+    whitening: (json.config.whiten ?? 'none') === 'none' ? undefined : { mean: take('whitening.mean'), matrix: take('whitening.matrix') },
     mahalanobis: { mean: take('mahalanobis.mean'), precision: take('mahalanobis.precision'), shrinkage: json.baselines.shrinkage },
     knn: { bank: take('knn.bank'), k: json.baselines.knnK },
     calibration,

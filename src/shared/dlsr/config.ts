@@ -8,6 +8,7 @@ import { DEFAULT_SCHEDULE, type ScheduleConfig } from '../diffusion/schedule.js'
 import { LFDN_PRESETS, type LfdnPreset } from '../diffusion/lfdn.js';
 import { DEFAULT_TRAIN, type TrainConfig } from '../diffusion/train.js';
 import { DEFAULT_RECONSTRUCT } from '../diffusion/ddim.js';
+import { WHITEN_MODES, type WhitenMode } from '../whitening.js';
 
 export const SCORE_TYPES = ['mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const;
 export type ScoreType = (typeof SCORE_TYPES)[number];
@@ -41,6 +42,8 @@ export interface DlsrConfig {
   readonly holdoutFraction: number;
   /** k of the kNN baseline and the most ID features kept in its bank. */
   readonly knn: { readonly k: number; readonly bankMax: number };
+  /** Whitening of the standardised features before the LFDN (absent in models made before it: none). */
+  readonly whiten?: WhitenMode;
 }
 
 export const DEFAULT_SCORING: ScoringConfig = Object.freeze({
@@ -64,6 +67,7 @@ export function defaultConfig(): DlsrConfig {
     scoring: DEFAULT_SCORING,
     holdoutFraction: 0.1,
     knn: { k: 10, bankMax: 50_000 },
+    whiten: 'stage',
   };
 }
 
@@ -88,5 +92,6 @@ export function validateDlsrConfig(cfg: DlsrConfig): DlsrConfig {
   check(cfg.holdoutFraction > 0 && cfg.holdoutFraction < 0.9, 'holdout fraction', cfg.holdoutFraction, 'a fraction in (0, 0.9)');
   check(int(cfg.encoder.inputSize) && cfg.encoder.inputSize >= 32 && cfg.encoder.inputSize <= 1024, 'input size', cfg.encoder.inputSize, 'an integer in [32, 1024]');
   check(int(cfg.knn.k) && cfg.knn.k >= 1, 'kNN k', cfg.knn.k, 'an integer >= 1');
+  check(cfg.whiten === undefined || (WHITEN_MODES as readonly string[]).includes(cfg.whiten), 'whitening', cfg.whiten, WHITEN_MODES.join(' | '));
   return cfg;
 }

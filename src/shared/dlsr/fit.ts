@@ -13,6 +13,7 @@ import { disposeTrainState, emaParams, newTrainState, trainEpoch, type EpochResu
 import { makeDenoiser } from '../diffusion/ddim.js';
 import { fitKnn, fitMahalanobis } from '../baselines.js';
 import { calibrate } from '../calibration.js';
+import { applyWhitening, fitWhitening } from '../whitening.js';
 import { validateDlsrConfig, SCORE_TYPES, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
 
@@ -61,6 +62,8 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
   if (split.train.length < 2) throw new OodError('CONFIG_INVALID', `fit: need at least 2 training images after the holdout, got ${split.train.length} of ${set.keys.length}`);
   if (split.holdout.length < 1) throw new OodError('CONFIG_INVALID', `fit: the calibration holdout is empty (${set.keys.length} images x ${cfg.holdoutFraction}); add images or raise the holdout fraction`);
   const zTrain = standardiseStages(gatherRows(set.features, d, split.train), set.stageSizes);
+  const whitening = fitWhitening(zTrain, set.stageSizes, cfg.whiten ?? 'none');
+  const uTrain = applyWhitening(whitening, zTrain, d);
   const lfdn = lfdnConfigFor(cfg, d);
   const schedule = makeSchedule(cfg.schedule);
 
@@ -71,7 +74,7 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
   try {
     while (state.epoch < cfg.train.epochs) {
       if (hooks.signal?.aborted === true) throw new OodError('ABORTED', `training aborted after epoch ${state.epoch}`);
-      const result = trainEpoch(state, lfdn, schedule, cfg.train, zTrain, hooks.onBatch);
+      const result = trainEpoch(state, lfdn, schedule, cfg.train, uTrain, hooks.onBatch);
       log.push(result);
       if (firstEma === undefined) firstEma = emaParams(state);
       await hooks.onEpoch?.(result, state, firstEma);
@@ -88,6 +91,7 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
       stageSizes: set.stageSizes,
       final,
       first,
+      whitening,
       mahalanobis: fitMahalanobis(zTrain, d),
       knn: fitKnn(standardiseStages(gatherRows(set.features, d, knnIdx), set.stageSizes), d, Math.min(cfg.knn.k, knnIdx.length)),
       calibration: undefined,

@@ -13,6 +13,7 @@ import { disposeParams } from '../diffusion/lfdn.js';
 import { knnScores, mahalanobisScores, type KnnModel, type MahalanobisModel } from '../baselines.js';
 import { reconstructionScores, lrScore } from '../scores.js';
 import type { Calibration } from '../calibration.js';
+import { applyWhitening, type Whitening } from '../whitening.js';
 import { SCORE_TYPES, type DlsrConfig, type ScoreType } from './config.js';
 
 export interface ModelInfo {
@@ -34,6 +35,8 @@ export interface DlsrModel {
   readonly final: Denoiser;
   /** The first-epoch network, for LR. */
   readonly first: Denoiser;
+  /** The LFDN's input whitening (config.whiten), fitted on the ID training features. */
+  readonly whitening: Whitening | undefined;
   readonly mahalanobis: MahalanobisModel;
   readonly knn: KnnModel;
   readonly calibration: Calibration | undefined;
@@ -74,9 +77,11 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
     const schedule = makeSchedule(model.config.schedule);
     const steps = ddimTimesteps(sc.t, sc.steps).length;
     const bs = sc.batchSize;
+    // The LFDN works in whitened space when the model has a whitening; the baselines below on z.
+    const u = applyWhitening(model.whitening, z, d);
     for (let s = 0; s < n; s += bs) {
       const m = Math.min(bs, n - s);
-      const zb = z.subarray(s * d, (s + m) * d);
+      const zb = u.subarray(s * d, (s + m) * d);
       const noise = drawNoise(keys.slice(s, s + m), sc.seed, steps, d);
       const rec = reconstruct(model.final, schedule, zb, noise, m, sc);
       const r = reconstructionScores(zb, rec, model.stageSizes);

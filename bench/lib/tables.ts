@@ -1,0 +1,97 @@
+/**
+ * The tables bench:accuracy prints, from its result rows (of one run or merged from several files):
+ *
+ *   per protocol / OOD set / config, every score (mean ± sd where there are several splits, kinds or seeds);
+ *   the near-OOD levers, when measured;
+ *   over seeds: each protocol summary (mean over the 5-vs-5 splits, mean over the corruption kinds of a
+ *   strength) computed per seed, then mean ± sd over seeds, and each DLSR score's margin over the best
+ *   baseline (Mahalanobis or kNN) of the same models.
+ */
+import type { DetectionMetrics } from '../../src/shared/metrics.js';
+import { SCORE_TYPES } from '../../src/shared/dlsr/config.js';
+import { DLSR_SCORES } from '../../src/shared/scores.js';
+import { LEVER_NAMES } from './levers.js';
+
+export interface Row {
+  readonly protocol: string;
+  readonly ood: string;
+  readonly config: string;
+  readonly seed: number;
+  readonly score: string;
+  readonly metrics: DetectionMetrics;
+}
+
+const pct = (x: number): string => (x * 100).toFixed(2);
+const mean = (v: readonly number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+const sd = (v: readonly number[]): number => {
+  const m = mean(v);
+  return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, v.length - 1));
+};
+function cell(v: readonly number[]): string {
+  if (v.length === 0) return '';
+  return v.length > 1 ? `${pct(mean(v))} ± ${pct(sd(v))}` : pct(mean(v));
+}
+
+/** The summary a row belongs to besides its own: all 5-vs-5 splits, or all corruption kinds of a strength. */
+function summaryOf(r: Row): { ood: string; config: string } | undefined {
+  if (r.protocol === 'near-5v5') return { ood: 'all splits', config: r.config.split('/')[0]! };
+  const strength = /-(\d+)$/.exec(r.ood)?.[1];
+  if (r.protocol === 'covariate' && strength !== undefined) return { ood: `all kinds, strength ${strength}`, config: r.config };
+  return undefined;
+}
+
+function groupRows(rows: readonly Row[]): Map<string, Row[]> {
+  const groups = new Map<string, Row[]>();
+  const add = (k: string, r: Row): void => void groups.set(k, [...(groups.get(k) ?? []), r]);
+  for (const r of rows) add(`${r.protocol}|${r.ood}|${r.config}`, r);
+  for (const r of rows) {
+    const s = summaryOf(r);
+    if (s !== undefined) add(`${r.protocol}|${s.ood}|${s.config}`, r);
+  }
+  return groups;
+}
+
+function printTable(groups: Map<string, Row[]>, title: string, scores: readonly string[]): void {
+  console.log(`\n${title} (AUROC %, mean ± sd where there are several splits, kinds or seeds)`);
+  console.log(`| protocol | OOD set | config | ${scores.join(' | ')} |`);
+  console.log(`|---|---|---|${scores.map(() => '---').join('|')}|`);
+  for (const [k, rs] of groups) {
+    const [protocol, ood, config] = k.split('|');
+    const cells = scores.map((sc) => cell(rs.filter((r) => r.score === sc).map((r) => r.metrics.auroc)));
+    if (cells.every((c) => c === '')) continue;
+    console.log(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
+  }
+}
+
+/** Per group and score: the group's mean AUROC for each seed, in seed order. */
+function perSeed(rs: readonly Row[], score: string, seeds: readonly number[]): number[] {
+  return seeds.map((s) => mean(rs.filter((r) => r.score === score && r.seed === s).map((r) => r.metrics.auroc)));
+}
+
+function printSeedTable(groups: Map<string, Row[]>): void {
+  const baselines = ['mahalanobis', 'knn'];
+  console.log('\nOver seeds: each summary computed per seed (mean over splits or kinds), then mean ± sd over seeds (AUROC %); margin = score - best baseline, with its sd over seeds');
+  console.log(`| protocol | OOD set | config | seeds | ${SCORE_TYPES.join(' | ')} | best baseline | ${DLSR_SCORES.map((s) => `margin ${s}`).join(' | ')} |`);
+  console.log(`|---|---|---|---|${SCORE_TYPES.map(() => '---').join('|')}|---|${DLSR_SCORES.map(() => '---').join('|')}|`);
+  for (const [k, rs] of groups) {
+    const [protocol, ood, config] = k.split('|');
+    if (protocol === 'near-5v5' && ood !== 'all splits') continue;
+    if (protocol === 'covariate' && !ood!.startsWith('all kinds')) continue;
+    const seeds = [...new Set(rs.map((r) => r.seed))].sort((a, b) => a - b);
+    const bySeed = Object.fromEntries(SCORE_TYPES.map((s) => [s, perSeed(rs, s, seeds)]));
+    const best = baselines.reduce((a, b) => (mean(bySeed[b]!) > mean(bySeed[a]!) ? b : a));
+    // Margin per seed against the best baseline of the same seed's models.
+    const margins = DLSR_SCORES.map((s) => {
+      const m = bySeed[s]!.map((v, i) => v - Math.max(...baselines.map((b) => bySeed[b]![i]!)));
+      return m.length > 1 ? `${pct(mean(m))} ± ${pct(sd(m))}` : pct(mean(m));
+    });
+    console.log(`| ${protocol} | ${ood} | ${config} | ${seeds.length} | ${SCORE_TYPES.map((s) => cell(bySeed[s]!)).join(' | ')} | ${best} | ${margins.join(' | ')} |`);
+  }
+}
+
+export function printTables(rows: readonly Row[]): void {
+  const groups = groupRows(rows);
+  printTable(groups, 'Built-in scores', SCORE_TYPES);
+  if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable(groups, 'Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['mfsim', 'mfsim_all', 'mse', 'mahalanobis', 'knn', ...LEVER_NAMES]);
+  printSeedTable(groups);
+}
