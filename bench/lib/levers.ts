@@ -19,7 +19,6 @@ export const FUSIONS: readonly (readonly string[])[] = [
   ['mse', 'mahalanobis'],
   [`mfsim x${DRAWS}`, 'mahalanobis'],
   ['mfsim', 'mse', 'mahalanobis', 'knn'],
-  ['mfsim_all', 'mse'],
   ['mfsim_all', 'mse', 'mahalanobis'],
   ['mahalanobis', 'knn'],
 ];

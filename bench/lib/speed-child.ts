@@ -49,7 +49,7 @@ if (job.task === 'extract') {
     const z = standardiseStages(raw, stageSizes);
     const model: DlsrModel = {
       config: cfg, fingerprint: { encoder: 'synthetic', weightsSha256: '', taps: [], inputSize: 224, preprocessing: { kind: 'unit' }, pooling: 'gap', id: 'synthetic' },
-      stageSizes, final: makeDenoiser(emaParams(state), lfdn), first: makeDenoiser(emaParams(state), lfdn), whitening: undefined,
+      stageSizes, final: makeDenoiser(emaParams(state), lfdn), first: makeDenoiser(emaParams(state), lfdn), whitening: undefined, fusion: undefined,
       mahalanobis: fitMahalanobis(z.subarray(0, 5000 * d), d), knn: fitKnn(z.subarray(0, 5000 * d), d, 10), calibration: undefined,
       info: { backend: backend.provider, versions: {}, trainCount: 0, holdoutCount: 0, epochs: 0, trainSeconds: 0 },
     };

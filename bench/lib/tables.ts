@@ -27,7 +27,8 @@ const sd = (v: readonly number[]): number => {
   const m = mean(v);
   return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, v.length - 1));
 };
-function cell(v: readonly number[]): string {
+function cell(all: readonly number[]): string {
+  const v = all.filter((x) => !Number.isNaN(x));
   if (v.length === 0) return '';
   return v.length > 1 ? `${pct(mean(v))} ± ${pct(sd(v))}` : pct(mean(v));
 }
@@ -82,16 +83,22 @@ function printSeedTable(groups: Map<string, Row[]>): void {
     const best = baselines.reduce((a, b) => (mean(bySeed[b]!) > mean(bySeed[a]!) ? b : a));
     // Margin per seed against the best baseline of the same seed's models.
     const margins = DLSR_SCORES.map((s) => {
-      const m = bySeed[s]!.map((v, i) => v - Math.max(...baselines.map((b) => bySeed[b]![i]!)));
-      return m.length > 1 ? `${pct(mean(m))} ± ${pct(sd(m))}` : pct(mean(m));
+      return cell(bySeed[s]!.map((v, i) => v - Math.max(...baselines.map((b) => bySeed[b]![i]!))));
     });
     console.log(`| ${protocol} | ${ood} | ${config} | ${seeds.length} | ${SCORE_TYPES.map((s) => cell(bySeed[s]!)).join(' | ')} | ${best} | ${margins.join(' | ')} |`);
   }
 }
 
-export function printTables(rows: readonly Row[]): void {
+/**
+ * Runs made before `fused` was a built-in score measured it as the lever z(mfsim_all+mse): the same
+ * definition (mean of the two scores z-scored on the ID holdout), so it is read as `fused`.
+ */
+const LEGACY_FUSED = 'z(mfsim_all+mse)';
+
+export function printTables(allRows: readonly Row[]): void {
+  const rows = allRows.map((r) => (r.score === LEGACY_FUSED ? { ...r, score: 'fused' } : r));
   const groups = groupRows(rows);
   printTable(groups, 'Built-in scores', SCORE_TYPES);
-  if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable(groups, 'Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['mfsim', 'mfsim_all', 'mse', 'mahalanobis', 'knn', ...LEVER_NAMES]);
+  if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable(groups, 'Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['fused', 'mfsim', 'mfsim_all', 'mse', 'mahalanobis', 'knn', ...LEVER_NAMES]);
   printSeedTable(groups);
 }

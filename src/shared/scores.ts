@@ -3,12 +3,15 @@
  *   mse        squared error between z0 and its reconstruction, summed over dimensions;
  *   mfsim      minus the mean cosine similarity per stage, skipping the first stage (official code);
  *   mfsim_all  the same over all stages (paper);
- *   lr         error of the first-epoch checkpoint minus (or plus, see LR_SIGN) error of the final one.
+ *   lr         error of the first-epoch checkpoint minus (or plus, see LR_SIGN) error of the final one;
+ *   fused      the mean of mfsim_all and mse, each z-scored with its mean and std on the ID calibration
+ *              holdout. On whitened features (config.whiten) the per-stage cosine of MFsim is blind to
+ *              the feature norm, i.e. to the Gaussian (Mahalanobis) part of the shift, which MSE keeps.
  * Plain arrays in, plain arrays out.
  */
 import { stageBounds } from './features.js';
 
-export const DLSR_SCORES = ['mfsim', 'mfsim_all', 'mse', 'lr'] as const;
+export const DLSR_SCORES = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
 export type DlsrScore = (typeof DLSR_SCORES)[number];
 
 export interface ReconstructionScores {
@@ -62,5 +65,43 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
 export function lrScore(errFirst: Float32Array, errFinal: Float32Array, sign: 1 | -1): Float32Array {
   const out = new Float32Array(errFirst.length);
   for (let i = 0; i < out.length; i++) out[i] = sign * (errFirst[i]! - errFinal[i]!);
+  return out;
+}
+
+/** The reconstruction scores the fused score averages, and how to normalise them. */
+export const FUSED_PARTS = ['mfsim_all', 'mse'] as const;
+export type FusedPart = (typeof FUSED_PARTS)[number];
+
+export interface FusionStats {
+  readonly parts: readonly FusedPart[];
+  /** Per part: mean and std of its scores on the ID calibration holdout. */
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+function meanStd(v: ArrayLike<number>): { mean: number; std: number } {
+  let mean = 0;
+  for (let i = 0; i < v.length; i++) mean += v[i]!;
+  mean /= v.length;
+  let ss = 0;
+  for (let i = 0; i < v.length; i++) ss += (v[i]! - mean) ** 2;
+  return { mean, std: Math.sqrt(ss / Math.max(1, v.length - 1)) || 1 };
+}
+
+/** Fits the fused score's normalisation on the holdout's part scores. */
+export function fitFusion(holdout: Readonly<Record<FusedPart, ArrayLike<number>>>, parts: readonly FusedPart[] = FUSED_PARTS): FusionStats {
+  const stats = parts.map((p) => meanStd(holdout[p]));
+  return { parts: [...parts], mean: stats.map((s) => s.mean), std: stats.map((s) => s.std) };
+}
+
+/** Mean of the holdout-normalised part scores. */
+export function fuseScores(cols: Readonly<Record<FusedPart, ArrayLike<number>>>, stats: FusionStats): Float32Array {
+  const n = cols[stats.parts[0]!].length;
+  const out = new Float32Array(n);
+  stats.parts.forEach((p, k) => {
+    const c = cols[p];
+    const inv = 1 / (stats.std[k]! * stats.parts.length);
+    for (let i = 0; i < n; i++) out[i]! += (c[i]! - stats.mean[k]!) * inv;
+  });
   return out;
 }

@@ -64,7 +64,7 @@ describe('CLI end to end', () => {
     const rows2 = await parquetReadObjects({ file: readFileSync(path.join(out2, 'scores.parquet')).buffer as ArrayBuffer });
     expect(rows2).toEqual(rows);
     const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('key,mfsim,mfsim_all,mse,lr,mahalanobis,knn,rank,flagged');
+    expect(csv[0]).toBe('key,fused,mfsim,mfsim_all,mse,lr,mahalanobis,knn,rank,flagged');
     expect(csv).toHaveLength(201);
     // Fashion-MNIST is far OOD: it must be flagged far more often than CIFAR-10 test.
     const flaggedShare = (prefix: string): number => {

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, type DlsrConfig } from '../../src/shared/dlsr/config.js';
+import { defaultConfig, SCORE_TYPES, type DlsrConfig } from '../../src/shared/dlsr/config.js';
 import { fitDlsr, splitHoldout } from '../../src/shared/dlsr/fit.js';
 import { decodeCheckpoint, encodeCheckpoint, loadModel, saveModel } from '../../src/shared/dlsr/artifact.js';
 import { disposeModel, scoreFeatures } from '../../src/shared/dlsr/model.js';
@@ -82,8 +82,16 @@ describe('model artifact', () => {
     const before = tf.memory().numTensors;
     const b = scoreFeatures(loaded, probe.features, probe.keys);
     expect(tf.memory().numTensors).toBe(before);
-    for (const t of ['mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const) expect(Array.from(b.scores[t])).toEqual(Array.from(a.scores[t]));
+    for (const t of SCORE_TYPES) expect(Array.from(b.scores[t])).toEqual(Array.from(a.scores[t]));
     expect(loaded.calibration).toEqual(model.calibration);
+    expect(loaded.fusion).toEqual(model.fusion);
+    // The fused score is calibrated on the holdout it was normalised on: mean 0 there.
+    expect(Math.abs(model.calibration!.scores['fused']!.mean)).toBeLessThan(1e-5);
+    // A subset of scores is computed on its own, equal to the full computation's columns.
+    const some = scoreFeatures(loaded, probe.features, probe.keys, { types: ['mfsim', 'fused'] });
+    expect(Array.from(some.scores.mfsim)).toEqual(Array.from(a.scores.mfsim));
+    expect(Array.from(some.scores.fused)).toEqual(Array.from(a.scores.fused));
+    expect(some.scores.mse).toHaveLength(0);
     expect(loaded.fingerprint).toEqual(model.fingerprint);
     disposeModel(model);
     disposeModel(loaded);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reconstructionScores, lrScore } from '../../src/shared/scores.js';
+import { reconstructionScores, lrScore, fitFusion, fuseScores } from '../../src/shared/scores.js';
 import { standardiseStages, stageBounds } from '../../src/shared/features.js';
 import { calibrate, calibratedRank, quantileSorted } from '../../src/shared/calibration.js';
 import { fitMahalanobis, mahalanobisScores, fitKnn, knnScores, invertSpd } from '../../src/shared/baselines.js';
@@ -32,6 +32,24 @@ describe('reconstruction scores', () => {
     const lr = lrScore(Float32Array.from([5, 1]), Float32Array.from([2, 3]), 1);
     expect(Array.from(lr)).toEqual([3, -2]);
     expect(Array.from(lrScore(Float32Array.from([5]), Float32Array.from([2]), -1))).toEqual([-3]);
+  });
+});
+
+describe('fused score', () => {
+  it('averages the parts z-scored with their holdout mean and std', () => {
+    const holdout = { mfsim_all: Float32Array.from([-0.9, -0.8, -0.7]), mse: Float32Array.from([10, 20, 30]) };
+    const stats = fitFusion(holdout);
+    expect(stats.parts).toEqual(['mfsim_all', 'mse']);
+    expect(stats.mean[0]).toBeCloseTo(-0.8, 6);
+    expect(stats.std[0]).toBeCloseTo(0.1, 6);
+    expect(stats.mean[1]).toBeCloseTo(20, 6);
+    expect(stats.std[1]).toBeCloseTo(10, 6);
+    // (z_mfsim + z_mse) / 2 for mfsim_all = -0.6 (z = 2) and mse = 0 (z = -2) -> 0; -0.8, 40 -> (0 + 2) / 2 = 1
+    const f = fuseScores({ mfsim_all: Float32Array.from([-0.6, -0.8]), mse: Float32Array.from([0, 40]) }, stats);
+    expect(f[0]).toBeCloseTo(0, 5);
+    expect(f[1]).toBeCloseTo(1, 5);
+    // A constant part does not divide by zero.
+    expect(fitFusion({ mfsim_all: Float32Array.from([1, 1]), mse: Float32Array.from([2, 3]) }).std[0]).toBe(1);
   });
 });
 

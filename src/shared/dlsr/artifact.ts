@@ -20,6 +20,7 @@ import { paramSpecs, type LfdnParams } from '../diffusion/lfdn.js';
 import { makeDenoiser } from '../diffusion/ddim.js';
 import { stateFromTensors, type EpochResult, type TrainState } from '../diffusion/train.js';
 import type { Calibration } from '../calibration.js';
+import type { FusionStats } from '../scores.js';
 import { getJson, joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
 import { decodeBundle, decodeWeights, encodeBundle, encodeWeights } from './bundle.js';
 import type { DlsrConfig } from './config.js';
@@ -40,6 +41,8 @@ export interface ModelJson {
   readonly weightsManifest: tf.io.WeightsManifestConfig;
   readonly firstEpochWeightsManifest: tf.io.WeightsManifestConfig;
   readonly baselines: { readonly path: string; readonly shrinkage: number; readonly knnK: number };
+  /** Holdout normalisation of the fused score's parts (absent in models made before it). */
+  readonly fusion?: FusionStats;
 }
 
 export const MODEL_FILES = {
@@ -88,6 +91,7 @@ export async function saveModel(store: ObjectStore, prefix: string, model: DlsrM
     weightsManifest: [{ paths: [MODEL_FILES.weights], weights: final.specs }],
     firstEpochWeightsManifest: [{ paths: [MODEL_FILES.weightsFirst], weights: first.specs }],
     baselines: { path: MODEL_FILES.baselines, shrinkage: model.mahalanobis.shrinkage, knnK: model.knn.k },
+    ...(model.fusion !== undefined ? { fusion: model.fusion } : {}),
   };
   await putJson(store, k(MODEL_FILES.model), json);
 }
@@ -143,6 +147,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
     stageSizes: json.stageSizes,
     final,
     first,
+    fusion: json.fusion,
     whitening: (json.config.whiten ?? 'none') === 'none' ? undefined : { mean: take('whitening.mean'), matrix: take('whitening.matrix') },
     mahalanobis: { mean: take('mahalanobis.mean'), precision: take('mahalanobis.precision'), shrinkage: json.baselines.shrinkage },
     knn: { bank: take('knn.bank'), k: json.baselines.knnK },

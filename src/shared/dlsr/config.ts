@@ -10,7 +10,7 @@ import { DEFAULT_TRAIN, type TrainConfig } from '../diffusion/train.js';
 import { DEFAULT_RECONSTRUCT } from '../diffusion/ddim.js';
 import { WHITEN_MODES, type WhitenMode } from '../whitening.js';
 
-export const SCORE_TYPES = ['mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const;
+export const SCORE_TYPES = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const;
 export type ScoreType = (typeof SCORE_TYPES)[number];
 
 export interface ScoringConfig {
@@ -52,7 +52,7 @@ export const DEFAULT_SCORING: ScoringConfig = Object.freeze({
   eta: DEFAULT_RECONSTRUCT.eta,
   seed: 0,
   lrSign: 1,
-  primary: 'mfsim',
+  primary: 'fused',
   tpr: 0.95,
   batchSize: 512,
 });

@@ -14,6 +14,7 @@ import { makeDenoiser } from '../diffusion/ddim.js';
 import { fitKnn, fitMahalanobis } from '../baselines.js';
 import { calibrate } from '../calibration.js';
 import { applyWhitening, fitWhitening } from '../whitening.js';
+import { FUSED_PARTS, fitFusion } from '../scores.js';
 import { validateDlsrConfig, SCORE_TYPES, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
 
@@ -85,13 +86,14 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
     const first = makeDenoiser(cloneParams(firstEma), lfdn);
     const final = makeDenoiser(emaParams(state), lfdn);
     const knnIdx = split.train.length > cfg.knn.bankMax ? split.train.filter((_, i) => i % Math.ceil(split.train.length / cfg.knn.bankMax) === 0) : split.train;
-    const model: DlsrModel = {
+    let model: DlsrModel = {
       config: cfg,
       fingerprint: set.fingerprint,
       stageSizes: set.stageSizes,
       final,
       first,
       whitening,
+      fusion: undefined,
       mahalanobis: fitMahalanobis(zTrain, d),
       knn: fitKnn(standardiseStages(gatherRows(set.features, d, knnIdx), set.stageSizes), d, Math.min(cfg.knn.k, knnIdx.length)),
       calibration: undefined,
@@ -106,7 +108,11 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
       },
     };
     const holdKeys = split.holdout.map((i) => set.keys[i]!);
-    const table = scoreFeatures(model, gatherRows(set.features, d, split.holdout), holdKeys);
+    const holdFeatures = gatherRows(set.features, d, split.holdout);
+    // The fused score is normalised on the holdout's own part scores, then calibrated like the rest.
+    const parts = scoreFeatures(model, holdFeatures, holdKeys, { types: FUSED_PARTS }).scores;
+    model = { ...model, fusion: fitFusion(parts) };
+    const table = scoreFeatures(model, holdFeatures, holdKeys);
     const calibration = calibrate(Object.fromEntries(SCORE_TYPES.map((t) => [t, table.scores[t]])), cfg.scoring.tpr);
     return { model: { ...model, calibration }, log };
   } finally {

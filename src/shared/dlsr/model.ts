@@ -11,7 +11,7 @@ import { makeSchedule } from '../diffusion/schedule.js';
 import { drawNoise, ddimTimesteps, reconstruct, type Denoiser } from '../diffusion/ddim.js';
 import { disposeParams } from '../diffusion/lfdn.js';
 import { knnScores, mahalanobisScores, type KnnModel, type MahalanobisModel } from '../baselines.js';
-import { reconstructionScores, lrScore } from '../scores.js';
+import { fuseScores, reconstructionScores, lrScore, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { applyWhitening, type Whitening } from '../whitening.js';
 import { SCORE_TYPES, type DlsrConfig, type ScoreType } from './config.js';
@@ -37,6 +37,8 @@ export interface DlsrModel {
   readonly first: Denoiser;
   /** The LFDN's input whitening (config.whiten), fitted on the ID training features. */
   readonly whitening: Whitening | undefined;
+  /** Holdout statistics of the fused score's parts (absent in models made before it). */
+  readonly fusion: FusionStats | undefined;
   readonly mahalanobis: MahalanobisModel;
   readonly knn: KnnModel;
   readonly calibration: Calibration | undefined;
@@ -67,12 +69,15 @@ export function disposeModel(model: DlsrModel): void {
 export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonly string[], options: ScoreOptions = {}): ScoreTable {
   const d = model.stageSizes.reduce((a, b) => a + b, 0);
   if (raw.length !== keys.length * d) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features, got ${raw.length} values`);
-  const types = new Set(options.types ?? SCORE_TYPES);
+  const types = new Set(options.types ?? SCORE_TYPES.filter((t) => t !== 'fused' || model.fusion !== undefined));
+  if (types.has('fused') && model.fusion === undefined) throw new OodError('MODEL_INVALID', 'this model has no fusion statistics for the fused score (it predates it): refit it, or choose other --scores');
   const n = keys.length;
   const z = standardiseStages(raw, model.stageSizes);
-  const cols = Object.fromEntries(SCORE_TYPES.map((t) => [t, new Float32Array(types.has(t) ? n : 0)])) as ScoreColumns;
-  const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr');
+  const cols = Object.fromEntries(SCORE_TYPES.map((t) => [t, new Float32Array(0)])) as ScoreColumns;
+  const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr') || types.has('fused');
   if (needRecon) {
+    // Every reconstruction score comes from the same reconstruction: keep them all, return the asked.
+    const rec = { mse: new Float32Array(n), mfsim: new Float32Array(n), mfsim_all: new Float32Array(n), lr: new Float32Array(types.has('lr') ? n : 0) };
     const sc = model.config.scoring;
     const schedule = makeSchedule(model.config.schedule);
     const steps = ddimTimesteps(sc.t, sc.steps).length;
@@ -83,19 +88,20 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
       const m = Math.min(bs, n - s);
       const zb = u.subarray(s * d, (s + m) * d);
       const noise = drawNoise(keys.slice(s, s + m), sc.seed, steps, d);
-      const rec = reconstruct(model.final, schedule, zb, noise, m, sc);
-      const r = reconstructionScores(zb, rec, model.stageSizes);
-      cols.mse.set(r.mse, s);
-      if (types.has('mfsim')) cols.mfsim.set(r.mfsim, s);
-      if (types.has('mfsim_all')) cols.mfsim_all.set(r.mfsim_all, s);
+      const recon = reconstruct(model.final, schedule, zb, noise, m, sc);
+      const r = reconstructionScores(zb, recon, model.stageSizes);
+      rec.mse.set(r.mse, s);
+      rec.mfsim.set(r.mfsim, s);
+      rec.mfsim_all.set(r.mfsim_all, s);
       if (types.has('lr')) {
         const recFirst = reconstruct(model.first, schedule, zb, noise, m, sc);
         const rf = reconstructionScores(zb, recFirst, model.stageSizes);
-        cols.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
+        rec.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
       }
       options.onProgress?.(s + m, n);
     }
-    if (!types.has('mse')) cols.mse = new Float32Array(0);
+    for (const t of ['mse', 'mfsim', 'mfsim_all', 'lr'] as const) if (types.has(t)) cols[t] = rec[t];
+    if (types.has('fused')) cols.fused = fuseScores(rec, model.fusion!);
   }
   if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
   if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
