@@ -102,11 +102,11 @@ describe('CLI end to end', () => {
     const evalJson = path.join(work, 'eval.json');
     const ev = await runCli(['eval', '--model', model, '--id', path.join(scan, 'cifar10'), '--ood', `fmnist=${path.join(scan, 'fashion-mnist')}`, '--json', evalJson, '--html', path.join(work, 'eval.html')]);
     expect(ev.code, ev.stderr).toBe(0);
-    expect(ev.stdout).toMatch(/fmnist\s+mfsim/);
+    expect(ev.stdout).toMatch(/fmnist\s+fused/);
     const report = JSON.parse(readFileSync(evalJson, 'utf8')) as { results: { ood: string; score: string; auroc: number }[]; sets: Record<string, { count: number }> };
     expect(report.sets).toEqual({ id: { count: 150, failed: 0 }, fmnist: { count: 50, failed: 0 } });
-    const mfsim = report.results.find((r) => r.score === 'mfsim')!;
-    expect(mfsim.auroc).toBeGreaterThan(0.9);
+    const fused = report.results.find((r) => r.score === 'fused')!;
+    expect(fused.auroc).toBeGreaterThan(0.9);
     const evalPage = await checkPage(path.join(work, 'eval.html'));
     expect(evalPage.consoleErrors).toEqual([]);
     expect(evalPage.svgCount).toBe(1);
