@@ -195,7 +195,7 @@ if (suite === 'default' || suite === 'all') {
   const train = limitTrain(sets.train, trainLimit);
   const protocols = new Set(opt.protocols!.split(','));
   for (const [seed, whiten] of seeds.flatMap((s) => modes.map((m) => [s, m] as const))) {
-    const label = [opt.taps === 'imagenet4' ? '' : `taps=${opt.taps}`, opt.whiten === undefined ? '' : `whiten=${whiten}`].filter((x) => x !== '').join(',') || 'default';
+    const label = [opt.taps === 'imagenet4' ? '' : `taps=${opt.taps}`, opt.whiten === undefined ? '' : `whiten=${whiten}`, opt.epochs === undefined ? '' : `epochs=${opt.epochs}`].filter((x) => x !== '').join(',') || 'default';
     if (protocols.has('far') || protocols.has('covariate')) {
       const fitted = await fitOn(train, configFor({ seed, whiten }, enc), `${label} seed ${seed}`);
       if (protocols.has('far')) evaluate(fitted, 'far', label, seed, sets.test, new Map([['fashion-mnist', sets.fmnist]]));

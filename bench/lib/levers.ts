@@ -20,10 +20,21 @@ export const FUSIONS: readonly (readonly string[])[] = [
   [`mfsim x${DRAWS}`, 'mahalanobis'],
   ['mfsim', 'mse', 'mahalanobis', 'knn'],
   ['mfsim_all', 'mse', 'mahalanobis'],
+  ['mfsim_all', 'mahalanobis'],
+  ['mfsim_all', 'mse', 'lr'],
+  ['mfsim_all', 'lr'],
   ['mahalanobis', 'knn'],
 ];
 
 export const fusionName = (parts: readonly string[]): string => `z(${parts.join('+')})`;
+
+/** Union fusions: the largest holdout z-score of the parts (flag when any part is extreme). */
+export const MAX_FUSIONS: readonly (readonly string[])[] = [
+  ['mfsim_all', 'mse'],
+  ['mfsim_all', 'mahalanobis'],
+  ['mfsim_all', 'mse', 'mahalanobis'],
+];
+export const maxFusionName = (parts: readonly string[]): string => `max z(${parts.join(',')})`;
 
 /** Names of the lever columns `leverColumns` + `withFusions` add, in table order. */
 export const LEVER_NAMES: readonly string[] = [
@@ -31,6 +42,7 @@ export const LEVER_NAMES: readonly string[] = [
   `mse x${DRAWS}`,
   ...LARGER_T.flatMap((t) => [`mfsim t=${t}`, `mse t=${t}`]),
   ...FUSIONS.map(fusionName),
+  ...MAX_FUSIONS.map(maxFusionName),
 ];
 
 function withScoring(model: DlsrModel, scoring: Partial<ScoringConfig>): DlsrModel {
@@ -80,6 +92,16 @@ export function withFusions(cols: Columns, holdout: Columns): Columns {
       for (let i = 0; i < n; i++) f[i]! += (c[i]! - mean) / std / parts.length;
     }
     out[fusionName(parts)] = f;
+  }
+  for (const parts of MAX_FUSIONS) {
+    const n = cols[parts[0]!]!.length;
+    const f = new Float32Array(n).fill(-Infinity);
+    for (const p of parts) {
+      const { mean, std } = meanStd(holdout[p]!);
+      const c = cols[p]!;
+      for (let i = 0; i < n; i++) f[i] = Math.max(f[i]!, (c[i]! - mean) / std);
+    }
+    out[maxFusionName(parts)] = f;
   }
   return out;
 }
