@@ -7,6 +7,7 @@
 import { scoreFeatures, type DlsrModel } from '../../src/shared/dlsr/model.js';
 import type { ScoringConfig } from '../../src/shared/dlsr/config.js';
 import type { FeatureSet } from '../../src/shared/feature-set.js';
+import { meanStd } from '../../src/shared/scores.js';
 
 export type Columns = Record<string, Float32Array>;
 
@@ -69,15 +70,6 @@ export function leverColumns(model: DlsrModel, set: FeatureSet): Columns {
     cols[`mse t=${t}`] = s.mse;
   }
   return cols;
-}
-
-function meanStd(v: Float32Array): { mean: number; std: number } {
-  let mean = 0;
-  for (const x of v) mean += x;
-  mean /= v.length;
-  let ss = 0;
-  for (const x of v) ss += (x - mean) ** 2;
-  return { mean, std: Math.sqrt(ss / Math.max(1, v.length - 1)) || 1 };
 }
 
 /** Adds the fusions to `cols`, each part z-normalised with the holdout's mean and std. */

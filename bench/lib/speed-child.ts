@@ -14,6 +14,8 @@ import { fitKnn, fitMahalanobis } from '../../src/shared/baselines.js';
 import { scoreFeatures, type DlsrModel } from '../../src/shared/dlsr/model.js';
 import { standardiseStages } from '../../src/shared/features.js';
 import { Rng } from '../../src/shared/rng.js';
+import { fitWhitening } from '../../src/shared/whitening.js';
+import { FUSED_PARTS } from '../../src/shared/scores.js';
 
 const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
 const backend = await initBackend('auto');
@@ -49,7 +51,9 @@ if (job.task === 'extract') {
     const z = standardiseStages(raw, stageSizes);
     const model: DlsrModel = {
       config: cfg, fingerprint: { encoder: 'synthetic', weightsSha256: '', taps: [], inputSize: 224, preprocessing: { kind: 'unit' }, pooling: 'gap', id: 'synthetic' },
-      stageSizes, final: makeDenoiser(emaParams(state), lfdn), first: makeDenoiser(emaParams(state), lfdn), whitening: undefined, fusion: undefined,
+      stageSizes, final: makeDenoiser(emaParams(state), lfdn), first: makeDenoiser(emaParams(state), lfdn),
+      // The default configuration's whitening and fused score, fitted on the synthetic rows.
+      whitening: fitWhitening(z.subarray(0, 5000 * d), stageSizes, cfg.whiten ?? 'none'), fusion: { parts: FUSED_PARTS, mean: [0, 0], std: [1, 1] },
       mahalanobis: fitMahalanobis(z.subarray(0, 5000 * d), d), knn: fitKnn(z.subarray(0, 5000 * d), d, 10), calibration: undefined,
       info: { backend: backend.provider, versions: {}, trainCount: 0, holdoutCount: 0, epochs: 0, trainSeconds: 0 },
     };
@@ -61,8 +65,8 @@ if (job.task === 'extract') {
       scoreFeatures(model, raw, keys, types);
       return n / ((performance.now() - t) / 1000);
     };
-    const dlsr = timed({ types: ['mfsim', 'mfsim_all', 'mse'] });
-    const withLr = timed({ types: ['mfsim', 'mfsim_all', 'mse', 'lr'] });
+    const dlsr = timed({ types: ['fused', 'mfsim', 'mfsim_all', 'mse'] });
+    const withLr = timed({ types: ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] });
     const all = timed({});
     console.log(JSON.stringify({ task: 'score', backend: backend.provider, rows: n, imgPerS: { dlsr, dlsrWithLr: withLr, allScores: all }, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
   }

@@ -79,7 +79,8 @@ export interface FusionStats {
   readonly std: readonly number[];
 }
 
-function meanStd(v: ArrayLike<number>): { mean: number; std: number } {
+/** Mean and sample standard deviation (1 when it is 0, so z-scores stay finite). */
+export function meanStd(v: ArrayLike<number>): { mean: number; std: number } {
   let mean = 0;
   for (let i = 0; i < v.length; i++) mean += v[i]!;
   mean /= v.length;
