@@ -82,9 +82,7 @@ function printSeedTable(groups: Map<string, Row[]>): void {
     const bySeed = Object.fromEntries(SCORE_TYPES.map((s) => [s, perSeed(rs, s, seeds)]));
     const best = baselines.reduce((a, b) => (mean(bySeed[b]!) > mean(bySeed[a]!) ? b : a));
     // Margin per seed against the best baseline of the same seed's models.
-    const margins = DLSR_SCORES.map((s) => {
-      return cell(bySeed[s]!.map((v, i) => v - Math.max(...baselines.map((b) => bySeed[b]![i]!))));
-    });
+    const margins = DLSR_SCORES.map((s) => cell(bySeed[s]!.map((v, i) => v - Math.max(...baselines.map((b) => bySeed[b]![i]!)))));
     console.log(`| ${protocol} | ${ood} | ${config} | ${seeds.length} | ${SCORE_TYPES.map((s) => cell(bySeed[s]!)).join(' | ')} | ${best} | ${margins.join(' | ')} |`);
   }
 }

@@ -2,8 +2,9 @@
  * Optional feature whitening before the LFDN (issue 5): u = (z - mean) W, with W = S^(-1/2) the
  * symmetric (ZCA) inverse square root of the Ledoit-Wolf covariance S of the ID training features.
  * ZCA keeps every output dimension closest to its input dimension, so stage blocks keep their meaning
- * for MFsim. In whitened space a small-noise reconstruction error follows the Mahalanobis geometry of
- * the ID features instead of over-weighting their low-variance directions.
+ * for MFsim. In whitened space every direction has unit variance over the ID features, so the
+ * reconstruction error counts a deviation by how unusual it is for ID data rather than by the raw
+ * scale of the features.
  *
  *   none    no whitening (the paper)
  *   stage   each stage block whitened on its own (block-diagonal W)

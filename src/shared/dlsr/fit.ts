@@ -14,7 +14,7 @@ import { makeDenoiser } from '../diffusion/ddim.js';
 import { fitKnn, fitMahalanobis } from '../baselines.js';
 import { calibrate } from '../calibration.js';
 import { applyWhitening, fitWhitening } from '../whitening.js';
-import { FUSED_PARTS, fitFusion } from '../scores.js';
+import { fitFusion, fuseScores } from '../scores.js';
 import { validateDlsrConfig, SCORE_TYPES, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
 
@@ -108,11 +108,12 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
       },
     };
     const holdKeys = split.holdout.map((i) => set.keys[i]!);
-    const holdFeatures = gatherRows(set.features, d, split.holdout);
-    // The fused score is normalised on the holdout's own part scores, then calibrated like the rest.
-    const parts = scoreFeatures(model, holdFeatures, holdKeys, { types: FUSED_PARTS }).scores;
-    model = { ...model, fusion: fitFusion(parts) };
-    const table = scoreFeatures(model, holdFeatures, holdKeys);
+    // Without fusion statistics the holdout is scored on every other score; the fused score is then
+    // normalised on the holdout's own part scores and calibrated like the rest.
+    const table = scoreFeatures(model, gatherRows(set.features, d, split.holdout), holdKeys);
+    const fusion = fitFusion(table.scores);
+    model = { ...model, fusion };
+    table.scores.fused = fuseScores(table.scores, fusion);
     const calibration = calibrate(Object.fromEntries(SCORE_TYPES.map((t) => [t, table.scores[t]])), cfg.scoring.tpr);
     return { model: { ...model, calibration }, log };
   } finally {
