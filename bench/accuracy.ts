@@ -15,7 +15,8 @@
  * --eval-limit N (ablations: test images per evaluation set), --only a,b (ablations: these labels only),
  * --taps imagenet4|finetuned3|both7 (default suite), --protocols far,covariate,near, --whiten none,stage,global
  * (default suite: one model per listed mode; default: the model default), --print a.json,b.json (measure
- * nothing: print the tables of these result files together, e.g. seeds run in parallel processes).
+ * nothing: print the tables of these result files together, e.g. seeds run in parallel processes),
+ * --extract-only (default suite: fill the feature cache for the listed protocols and stop).
  * The default suite also
  * reports the near-OOD levers of bench/lib/levers.ts.
  */
@@ -24,18 +25,18 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/shared/backend.js';
-import { defaultConfig, type DlsrConfig, SCORE_TYPES } from '../src/shared/dlsr/config.js';
+import { defaultConfig, whitenModeOf, type DlsrConfig, SCORE_TYPES } from '../src/shared/dlsr/config.js';
 import { fitDlsr, splitHoldout } from '../src/shared/dlsr/fit.js';
 import { disposeModel, scoreFeatures, type DlsrModel } from '../src/shared/dlsr/model.js';
 import { detectionMetrics } from '../src/shared/metrics.js';
-import { gatherRows } from '../src/shared/features.js';
 import type { FeatureSet } from '../src/shared/feature-set.js';
 import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilenet-v2.js';
 import type { EncoderSpec } from '../src/shared/encoder/registry.js';
 import { LFDN_PRESETS } from '../src/shared/diffusion/lfdn.js';
 import { WHITEN_MODES, type WhitenMode } from '../src/shared/whitening.js';
-import { ALL_CORRUPTIONS, classOf, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
+import { ALL_CORRUPTIONS, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
+import { classRows, evenly, limitTrain, SPLITS, subset } from './lib/sets.js';
 import { LEVER_NAMES, leverColumns, withFusions } from './lib/levers.js';
 import { printTables, type Row } from './lib/tables.js';
 
@@ -54,6 +55,7 @@ const { values: opt } = parseArgs({
     protocols: { type: 'string', default: 'far,covariate,near' },
     whiten: { type: 'string' },
     print: { type: 'string' },
+    'extract-only': { type: 'boolean', default: false },
   },
 });
 if (opt.print !== undefined) {
@@ -71,18 +73,6 @@ const perClass = Number(opt['corrupt-per-class']);
 
 const rows: Row[] = [];
 const timings: Record<string, unknown>[] = [];
-
-const SPLITS: [string, string[]][] = [
-  ['first5', ['airplane', 'automobile', 'bird', 'cat', 'deer']],
-  ['even', ['airplane', 'bird', 'deer', 'frog', 'ship']],
-  ['animals', ['bird', 'cat', 'deer', 'dog', 'frog']],
-];
-
-function subset(set: FeatureSet, idx: readonly number[]): FeatureSet {
-  const d = set.stageSizes.reduce((a, b) => a + b, 0);
-  return { ...set, keys: idx.map((i) => set.keys[i]!), features: gatherRows(set.features, d, idx) };
-}
-const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): number[] => set.keys.flatMap((k, i) => (pred(k) ? [i] : []));
 
 async function loadSets(spec: EncoderSpec, withCorruptions: boolean, trainSubset?: number, evalSubset?: number): Promise<{ train: FeatureSet; test: FeatureSet; fmnist: FeatureSet; corrupt: Map<string, FeatureSet>; extractImgPerS: number }> {
   let images = 0;
@@ -163,17 +153,6 @@ function configFor(overrides: Partial<{ epochs: number; seed: number; width: num
   };
 }
 
-function evenly<T>(items: readonly T[], limit: number): T[] {
-  if (items.length <= limit) return [...items];
-  const step = items.length / limit;
-  return Array.from({ length: limit }, (_, i) => items[Math.floor(i * step)]!);
-}
-
-function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
-  if (limit === undefined || set.keys.length <= limit) return set;
-  return subset(set, evenly(set.keys.map((_, i) => i), limit));
-}
-
 const suite = opt.suite!;
 const trainLimit = opt['train-limit'] !== undefined ? Number(opt['train-limit']) : undefined;
 const summary: Record<string, unknown> = { date: new Date().toISOString(), backend: backend.provider, suite, processes };
@@ -187,11 +166,12 @@ function writeResults(): void {
 if (suite === 'default' || suite === 'all') {
   log('== default configuration: far, covariate and near OOD ==');
   const enc = withTaps(base.encoder, TAP_SETS[opt.taps!]!);
-  const modes = (opt.whiten?.split(',') ?? [base.whiten ?? 'none']) as WhitenMode[];
+  const modes = (opt.whiten?.split(',') ?? [whitenModeOf(base)]) as WhitenMode[];
   for (const m of modes) if (!WHITEN_MODES.includes(m)) throw new Error(`--whiten: expected some of ${WHITEN_MODES.join(', ')}, got ${m}`);
   const sets = await loadSets(enc, opt.protocols!.includes('covariate'));
   summary['extractImgPerS'] = sets.extractImgPerS;
   log(`features ready: ${sets.train.keys.length} train, ${sets.test.keys.length} test, ${sets.fmnist.keys.length} Fashion-MNIST, ${sets.corrupt.size} corrupted sets`);
+  if (opt['extract-only']) process.exit(0);
   const train = limitTrain(sets.train, trainLimit);
   const protocols = new Set(opt.protocols!.split(','));
   for (const [seed, whiten] of seeds.flatMap((s) => modes.map((m) => [s, m] as const))) {
@@ -204,9 +184,8 @@ if (suite === 'default' || suite === 'all') {
     }
     if (!protocols.has('near')) continue;
     for (const [name, classes] of SPLITS.slice(0, Number(opt['near-splits']))) {
-      const inId = (k: string): boolean => classes.includes(classOf(k));
-      const m = await fitOn(subset(train, indicesWhere(train, inId)), configFor({ seed, whiten }, enc), `near ${name} ${label} seed ${seed}`);
-      evaluate(m, 'near-5v5', `${label}/${name}`, seed, subset(sets.test, indicesWhere(sets.test, inId)), new Map([[`5v5-${name}`, subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]));
+      const m = await fitOn(classRows(train, classes, true), configFor({ seed, whiten }, enc), `near ${name} ${label} seed ${seed}`);
+      evaluate(m, 'near-5v5', `${label}/${name}`, seed, classRows(sets.test, classes, true), new Map([[`5v5-${name}`, classRows(sets.test, classes, false)]]));
       disposeModel(m.model);
     }
   }
@@ -226,9 +205,8 @@ if (suite === 'ablations' || suite === 'all') {
     evaluate(fitted, 'far', label, 0, sets.test, new Map([['fashion-mnist', sets.fmnist]]), false);
     disposeModel(fitted.model);
     const [, classes] = SPLITS[1]!;
-    const inId = (k: string): boolean => classes.includes(classOf(k));
-    const m = await fitOn(subset(train, indicesWhere(train, inId)), cfg, `${label} near`);
-    evaluate(m, 'near-5v5', label, 0, subset(sets.test, indicesWhere(sets.test, inId)), new Map([['5v5-even', subset(sets.test, indicesWhere(sets.test, (k) => !inId(k)))]]), false);
+    const m = await fitOn(classRows(train, classes, true), cfg, `${label} near`);
+    evaluate(m, 'near-5v5', label, 0, classRows(sets.test, classes, true), new Map([['5v5-even', classRows(sets.test, classes, false)]]), false);
     disposeModel(m.model);
   };
   const enc = base.encoder;

@@ -72,28 +72,23 @@ export function leverColumns(model: DlsrModel, set: FeatureSet): Columns {
   return cols;
 }
 
-/** Adds the fusions to `cols`, each part z-normalised with the holdout's mean and std. */
+/** `column` z-scored with the mean and std of the same score on the holdout. */
+export function zScore(column: Float32Array, holdoutColumn: Float32Array): Float32Array {
+  const { mean, std } = meanStd(holdoutColumn);
+  return Float32Array.from(column, (v) => (v - mean) / std);
+}
+
+/** Adds the fusions to `cols`: the mean (FUSIONS) or the largest (MAX_FUSIONS) holdout z-score of the parts. */
 export function withFusions(cols: Columns, holdout: Columns): Columns {
   const out: Columns = { ...cols };
+  const z = (p: string): Float32Array => zScore(cols[p]!, holdout[p]!);
   for (const parts of FUSIONS) {
-    const n = cols[parts[0]!]!.length;
-    const f = new Float32Array(n);
-    for (const p of parts) {
-      const { mean, std } = meanStd(holdout[p]!);
-      const c = cols[p]!;
-      for (let i = 0; i < n; i++) f[i]! += (c[i]! - mean) / std / parts.length;
-    }
-    out[fusionName(parts)] = f;
+    const zs = parts.map(z);
+    out[fusionName(parts)] = Float32Array.from(zs[0]!, (_, i) => zs.reduce((sum, c) => sum + c[i]!, 0) / parts.length);
   }
   for (const parts of MAX_FUSIONS) {
-    const n = cols[parts[0]!]!.length;
-    const f = new Float32Array(n).fill(-Infinity);
-    for (const p of parts) {
-      const { mean, std } = meanStd(holdout[p]!);
-      const c = cols[p]!;
-      for (let i = 0; i < n; i++) f[i] = Math.max(f[i]!, (c[i]! - mean) / std);
-    }
-    out[maxFusionName(parts)] = f;
+    const zs = parts.map(z);
+    out[maxFusionName(parts)] = Float32Array.from(zs[0]!, (_, i) => Math.max(...zs.map((c) => c[i]!)));
   }
   return out;
 }

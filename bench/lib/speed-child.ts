@@ -5,7 +5,7 @@ import path from 'node:path';
 import { initBackend } from '../../src/shared/backend.js';
 import { createEncoder, DEFAULT_ENCODER } from '../../src/shared/encoder/registry.js';
 import { extractFeatures } from '../../src/shared/extract.js';
-import { defaultConfig } from '../../src/shared/dlsr/config.js';
+import { defaultConfig, whitenModeOf } from '../../src/shared/dlsr/config.js';
 import { lfdnConfigFor } from '../../src/shared/dlsr/fit.js';
 import { makeSchedule } from '../../src/shared/diffusion/schedule.js';
 import { newTrainState, trainEpoch, disposeTrainState, emaParams } from '../../src/shared/diffusion/train.js';
@@ -53,7 +53,7 @@ if (job.task === 'extract') {
       config: cfg, fingerprint: { encoder: 'synthetic', weightsSha256: '', taps: [], inputSize: 224, preprocessing: { kind: 'unit' }, pooling: 'gap', id: 'synthetic' },
       stageSizes, final: makeDenoiser(emaParams(state), lfdn), first: makeDenoiser(emaParams(state), lfdn),
       // The default configuration's whitening and fused score, fitted on the synthetic rows.
-      whitening: fitWhitening(z.subarray(0, 5000 * d), stageSizes, cfg.whiten ?? 'none'), fusion: { parts: FUSED_PARTS, mean: [0, 0], std: [1, 1] },
+      whitening: fitWhitening(z.subarray(0, 5000 * d), stageSizes, whitenModeOf(cfg)), fusion: { parts: FUSED_PARTS, mean: [0, 0], std: [1, 1] },
       mahalanobis: fitMahalanobis(z.subarray(0, 5000 * d), d), knn: fitKnn(z.subarray(0, 5000 * d), d, 10), calibration: undefined,
       info: { backend: backend.provider, versions: {}, trainCount: 0, holdoutCount: 0, epochs: 0, trainSeconds: 0 },
     };

@@ -23,7 +23,7 @@ import type { Calibration } from '../calibration.js';
 import type { FusionStats } from '../scores.js';
 import { getJson, joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
 import { decodeBundle, decodeWeights, encodeBundle, encodeWeights } from './bundle.js';
-import type { DlsrConfig } from './config.js';
+import { whitenModeOf, type DlsrConfig } from './config.js';
 import { lfdnConfigFor } from './fit.js';
 import type { DlsrModel, ModelInfo } from './model.js';
 
@@ -148,7 +148,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
     final,
     first,
     fusion: json.fusion,
-    whitening: (json.config.whiten ?? 'none') === 'none' ? undefined : { mean: take('whitening.mean'), matrix: take('whitening.matrix') },
+    whitening: whitenModeOf(json.config) === 'none' ? undefined : { mean: take('whitening.mean'), matrix: take('whitening.matrix') },
     mahalanobis: { mean: take('mahalanobis.mean'), precision: take('mahalanobis.precision'), shrinkage: json.baselines.shrinkage },
     knn: { bank: take('knn.bank'), k: json.baselines.knnK },
     calibration,

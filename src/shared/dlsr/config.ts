@@ -57,6 +57,11 @@ export const DEFAULT_SCORING: ScoringConfig = Object.freeze({
   batchSize: 512,
 });
 
+/** The whitening a model uses: models made before whitening have no `whiten` and use none. */
+export function whitenModeOf(cfg: Pick<DlsrConfig, 'whiten'>): WhitenMode {
+  return cfg.whiten ?? 'none';
+}
+
 export function defaultConfig(): DlsrConfig {
   return {
     version: 1,

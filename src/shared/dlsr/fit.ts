@@ -15,7 +15,7 @@ import { fitKnn, fitMahalanobis } from '../baselines.js';
 import { calibrate } from '../calibration.js';
 import { applyWhitening, fitWhitening } from '../whitening.js';
 import { fitFusion, fuseScores } from '../scores.js';
-import { validateDlsrConfig, SCORE_TYPES, type DlsrConfig } from './config.js';
+import { validateDlsrConfig, whitenModeOf, SCORE_TYPES, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
 
 export interface HoldoutSplit {
@@ -63,7 +63,7 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
   if (split.train.length < 2) throw new OodError('CONFIG_INVALID', `fit: need at least 2 training images after the holdout, got ${split.train.length} of ${set.keys.length}`);
   if (split.holdout.length < 1) throw new OodError('CONFIG_INVALID', `fit: the calibration holdout is empty (${set.keys.length} images x ${cfg.holdoutFraction}); add images or raise the holdout fraction`);
   const zTrain = standardiseStages(gatherRows(set.features, d, split.train), set.stageSizes);
-  const whitening = fitWhitening(zTrain, set.stageSizes, cfg.whiten ?? 'none');
+  const whitening = fitWhitening(zTrain, set.stageSizes, whitenModeOf(cfg));
   const uTrain = applyWhitening(whitening, zTrain, d);
   const lfdn = lfdnConfigFor(cfg, d);
   const schedule = makeSchedule(cfg.schedule);

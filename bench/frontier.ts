@@ -1,0 +1,175 @@
+/**
+ * bench:frontier: can any fusion of DLSR's score parts beat the feature baselines on every near-OOD
+ * protocol at once? Fits the far/covariate model and the three 5-vs-5 models (as bench:accuracy does,
+ * on --train-limit training images), splits every reconstruction score into parts — MFsim-all, MSE,
+ * LR and their per-stage means (each stage's score z-scored on the calibration holdout first) and the
+ * first stage's cosine — and scores every weighted sum of one direction part, one error part and one
+ * LR part on a small weight grid. Prints the baselines, the built-in scores and the fusions with the
+ * largest worst-case margin over the best baseline (near mean over splits; covariate mean over kinds
+ * per strength), and whether far-OOD (Fashion-MNIST) stays >= 99.9.
+ *
+ * Options: --train-limit N (default 10000), --taps imagenet4|both7, --seed N, --epochs N,
+ * --print results.json (measure nothing: print the tables of a results file).
+ * Writes bench/results/frontier-<taps>-limit<N>[-seed<S>].json.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../src/shared/backend.js';
+import { defaultConfig, type DlsrConfig } from '../src/shared/dlsr/config.js';
+import { fitDlsr, splitHoldout } from '../src/shared/dlsr/fit.js';
+import { disposeModel, scoreFeatures, type DlsrModel } from '../src/shared/dlsr/model.js';
+import { auroc } from '../src/shared/metrics.js';
+import type { FeatureSet } from '../src/shared/feature-set.js';
+import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilenet-v2.js';
+import { ALL_CORRUPTIONS, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
+import { featuresFor } from './lib/features.js';
+import { zScore } from './lib/levers.js';
+import { classRows, limitTrain, SPLITS, subset } from './lib/sets.js';
+import { stageColumns } from './lib/stage-columns.js';
+
+const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' } } });
+
+const BASELINES = ['mahalanobis', 'knn'] as const;
+const BUILT_IN = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
+const PROTOCOLS = ['near', 'covariate-1', 'covariate-2', 'covariate-3'] as const;
+
+interface Result {
+  readonly name: string;
+  readonly summary: Record<string, number>;
+  readonly worstMargin: number;
+}
+interface Frontier {
+  readonly taps: string;
+  readonly trainLimit: number;
+  readonly seed: number;
+  readonly baselines: Record<string, Record<string, number>>;
+  readonly best: Record<string, number>;
+  readonly builtIn: Record<string, Record<string, number>>;
+  /** Sorted by worst margin, best first. */
+  readonly fusions: Result[];
+}
+
+function printFrontier(f: Frontier): void {
+  const fmt = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
+  const margin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - f.best[p]!));
+  const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(margin(s))} |`;
+  console.log(`\n## Fusion frontier: ${f.taps}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
+  console.log(`| score | ${PROTOCOLS.join(' | ')} | far | worst margin |`);
+  console.log(`|---|${PROTOCOLS.map(() => '---').join('|')}|---|---|`);
+  for (const b of BASELINES) console.log(row(b, f.baselines[b]!));
+  for (const s of BUILT_IN) console.log(row(s, f.builtIn[s]!));
+  console.log(`| **top fusions of ${f.fusions.length}** | | | | | | |`);
+  for (const r of f.fusions.slice(0, 5)) console.log(row(r.name, r.summary));
+  // The trade-off: the fusion with the best covariate margin among those keeping a near margin >= m.
+  const farOk = f.fusions.filter((r) => (r.summary['far'] ?? 0) >= 99.9);
+  for (const m of [0, 1, 2, 3]) {
+    const covMargin = (r: Result): number => Math.min(...PROTOCOLS.slice(1).map((p) => r.summary[p]! - f.best[p]!));
+    const pick = farOk.filter((r) => r.summary['near']! - f.best['near']! >= m).sort((x, y) => covMargin(y) - covMargin(x))[0];
+    if (pick !== undefined) console.log(row(`best with near margin >= ${m}: ${pick.name}`, pick.summary));
+  }
+  const passing = f.fusions.filter((r) => r.worstMargin > 0 && (r.summary['far'] ?? 0) >= 99.9);
+  console.log(`\n${passing.length} of ${f.fusions.length} fusions beat the best baseline on every near-OOD summary with far >= 99.9.`);
+}
+
+if (opt.print !== undefined) {
+  printFrontier(JSON.parse(readFileSync(opt.print, 'utf8')) as Frontier);
+  process.exit(0);
+}
+const TAPS: Record<string, readonly string[]> = { imagenet4: IMAGENET_STAGES, both7: [...IMAGENET_STAGES, ...FINETUNED_STAGES] };
+const taps = TAPS[opt.taps!];
+if (taps === undefined) throw new Error(`--taps: expected one of ${Object.keys(TAPS).join(', ')}, got ${opt.taps}`);
+const backend = await initBackend('auto');
+const base = defaultConfig();
+const enc = { ...base.encoder, taps: [...taps] };
+const seed = Number(opt.seed);
+const cfg: DlsrConfig = { ...base, encoder: enc, train: { ...base.train, seed, epochs: opt.epochs !== undefined ? Number(opt.epochs) : base.train.epochs } };
+const limit = Number(opt['train-limit']);
+
+const get = async (name: string, dir: string): Promise<FeatureSet> => (await featuresFor(name, dir, listKeys(dir), enc, 2, console.log)).set;
+const train = limitTrain(await get('cifar10-train', datasetDir('cifar10/train')), limit);
+const test = await get('cifar10-test', datasetDir('cifar10/test'));
+const fmnist = await get('fashion-mnist-test', datasetDir('fashion-mnist/test'));
+const corrupted = new Map<string, FeatureSet>();
+for (const { kind, strength } of ALL_CORRUPTIONS) corrupted.set(`${kind}-${strength}`, await get(`cifar10-c100-${kind}-${strength}`, await corruptedDir(kind, strength, 100)));
+
+type Cols = Record<string, Float32Array>;
+const DIRECTION = ['mfsim_all', 'stage cos', 'stage-1 cos'] as const;
+const ERROR = ['mse', 'stage mse'] as const;
+const LR = ['lr', 'stage lr'] as const;
+
+/** Raw built-in scores plus the fusion parts, z-scored on the holdout. */
+function parts(model: DlsrModel, set: FeatureSet, holdout: { raw: Cols; stage: ReturnType<typeof stageColumns> } | undefined): { raw: Cols; stage: ReturnType<typeof stageColumns>; z: Cols } {
+  const raw: Cols = { ...scoreFeatures(model, set.features, set.keys).scores };
+  const stage = stageColumns(model, set);
+  const h = holdout ?? { raw, stage };
+  const mean = (cols: Float32Array[]): Float32Array => Float32Array.from(cols[0]!, (_, i) => cols.reduce((s, c) => s + c[i]!, 0) / cols.length);
+  const zs = (key: 'cos' | 'err' | 'lr'): Float32Array[] => stage[key].map((c, k) => zScore(c, h.stage[key][k]!));
+  const z: Cols = {
+    mfsim_all: zScore(raw['mfsim_all']!, h.raw['mfsim_all']!),
+    mse: zScore(raw['mse']!, h.raw['mse']!),
+    lr: zScore(raw['lr']!, h.raw['lr']!),
+    'stage cos': mean(zs('cos')),
+    'stage mse': mean(zs('err')),
+    'stage lr': mean(zs('lr')),
+    'stage-1 cos': zs('cos')[0]!,
+  };
+  return { raw, stage, z };
+}
+
+interface Case {
+  readonly protocol: string;
+  readonly id: Cols;
+  readonly ood: Cols;
+}
+const cases: Case[] = [];
+
+async function fitAndScore(set: FeatureSet, label: string, evals: [string, string, FeatureSet][]): Promise<void> {
+  const started = performance.now();
+  const { model } = await fitDlsr(set, cfg, { backend: backend.provider, versions: {}, onEpoch: async () => undefined });
+  console.log(`fitted ${label}: ${model.info.trainCount} images, ${((performance.now() - started) / 60000).toFixed(1)} min`);
+  const hold = parts(model, subset(set, splitHoldout(set.keys, cfg.holdoutFraction, seed).holdout), undefined);
+  const cols = (p: ReturnType<typeof parts>): Cols => ({ ...p.raw, ...Object.fromEntries(Object.entries(p.z).map(([k, v]) => [`z ${k}`, v])) });
+  const [, , idSet] = evals[0]!;
+  const id = cols(parts(model, idSet, hold));
+  for (const [protocol, , s] of evals.slice(1)) cases.push({ protocol, id, ood: cols(parts(model, s, hold)) });
+  disposeModel(model);
+}
+
+await fitAndScore(train, 'far/covariate', [['id', 'cifar10-test', test], ['far', 'fashion-mnist', fmnist], ...[...corrupted].map(([name, s]): [string, string, FeatureSet] => [`covariate-${name.split('-')[1]}`, name, s])]);
+for (const [name, classes] of SPLITS) await fitAndScore(classRows(train, classes, true), `near ${name}`, [['id', name, classRows(test, classes, true)], ['near', name, classRows(test, classes, false)]]);
+
+/** AUROC % of a score (a function of the columns) per protocol summary: near, far, covariate-1..3. */
+function summary(score: (c: Cols) => Float32Array): Record<string, number> {
+  const by = new Map<string, number[]>();
+  for (const c of cases) by.set(c.protocol, [...(by.get(c.protocol) ?? []), 100 * auroc(score(c.id), score(c.ood))]);
+  return Object.fromEntries([...by].map(([p, v]) => [p, v.reduce((a, b) => a + b, 0) / v.length]));
+}
+
+const baseline = Object.fromEntries(BASELINES.map((b) => [b, summary((c) => c[b]!)]));
+const best = Object.fromEntries(PROTOCOLS.map((p) => [p, Math.max(...BASELINES.map((b) => baseline[b]![p]!))]));
+const worstMargin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - best[p]!));
+
+const results: Result[] = [];
+const seen = new Set<string>();
+const weights = { dir: [0, 0.5, 1, 1.5, 2], err: [0, 0.5, 1], lr: [0, 0.5, 1, 2, 3] };
+for (const dp of DIRECTION) for (const ep of ERROR) for (const lp of LR) {
+  for (const a of weights.dir) for (const b of weights.err) for (const c of weights.lr) {
+    if (a + b + c === 0) continue;
+    const terms: [string, number][] = ([[dp, a], [ep, b], [lp, c]] as [string, number][]).filter(([, w]) => w > 0);
+    // Scale does not change a ranking: keep one of every set of proportional weights.
+    const key = terms.map(([p, w]) => `${p}:${(w / terms.reduce((s, [, v]) => s + v, 0)).toFixed(4)}`).join();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const name = terms.map(([p, w]) => `${w === 1 ? '' : `${w} `}${p}`).join(' + ');
+    const s = summary((col) => Float32Array.from(col[`z ${terms[0]![0]}`]!, (_, i) => terms.reduce((sum, [p, w]) => sum + w * col[`z ${p}`]![i]!, 0)));
+    results.push({ name, summary: s, worstMargin: worstMargin(s) });
+  }
+}
+results.sort((x, y) => y.worstMargin - x.worstMargin);
+
+const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${seed === 0 ? '' : `-seed${seed}`}.json`);
+mkdirSync(path.dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), backend: backend.provider, taps: opt.taps, trainLimit: limit, seed, epochs: cfg.train.epochs, baselines: baseline, best, builtIn: Object.fromEntries(BUILT_IN.map((s) => [s, summary((c) => c[s]!)])), fusions: results }, null, 2) + '\n');
+printFrontier(JSON.parse(readFileSync(out, 'utf8')) as Frontier);
+console.log(`wrote ${path.relative(REPO, out)}`);

@@ -1,0 +1,33 @@
+/** Row subsets of cached feature sets for the benchmarks: the 5-vs-5 splits and evenly spaced limits. */
+import { gatherRows } from '../../src/shared/features.js';
+import type { FeatureSet } from '../../src/shared/feature-set.js';
+import { classOf } from './data.js';
+
+/** The CIFAR-10 5-vs-5 near-OOD splits: the ID classes of each. */
+export const SPLITS: readonly (readonly [string, readonly string[]])[] = [
+  ['first5', ['airplane', 'automobile', 'bird', 'cat', 'deer']],
+  ['even', ['airplane', 'bird', 'deer', 'frog', 'ship']],
+  ['animals', ['bird', 'cat', 'deer', 'dog', 'frog']],
+];
+
+export function subset(set: FeatureSet, idx: readonly number[]): FeatureSet {
+  const d = set.stageSizes.reduce((a, b) => a + b, 0);
+  return { ...set, keys: idx.map((i) => set.keys[i]!), features: gatherRows(set.features, d, idx) };
+}
+
+export const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): number[] => set.keys.flatMap((k, i) => (pred(k) ? [i] : []));
+
+/** The rows of `set` whose class is (`inId`) or is not one of `classes`. */
+export const classRows = (set: FeatureSet, classes: readonly string[], inId: boolean): FeatureSet => subset(set, indicesWhere(set, (k) => classes.includes(classOf(k)) === inId));
+
+/** `limit` items spread evenly over `items` (all of them when there are no more). */
+export function evenly<T>(items: readonly T[], limit: number): T[] {
+  if (items.length <= limit) return [...items];
+  const step = items.length / limit;
+  return Array.from({ length: limit }, (_, i) => items[Math.floor(i * step)]!);
+}
+
+export function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
+  if (limit === undefined || set.keys.length <= limit) return set;
+  return subset(set, evenly(set.keys.map((_, i) => i), limit));
+}
