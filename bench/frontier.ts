@@ -9,6 +9,7 @@
  * per strength), and whether far-OOD (Fashion-MNIST) stays >= 99.9.
  *
  * Options: --train-limit N (default 10000), --taps imagenet4|both7, --seed N, --epochs N,
+ * --whiten-strength S (partial whitening in [0, 1], default 1),
  * --print results.json (measure nothing: print the tables of a results file).
  * Writes bench/results/frontier-<taps>-limit<N>[-seed<S>].json.
  */
@@ -28,7 +29,7 @@ import { zScore } from './lib/levers.js';
 import { classRows, limitTrain, SPLITS, subset } from './lib/sets.js';
 import { stageColumns } from './lib/stage-columns.js';
 
-const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' } } });
+const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' } } });
 
 const BASELINES = ['mahalanobis', 'knn'] as const;
 const BUILT_IN = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
@@ -43,6 +44,8 @@ interface Frontier {
   readonly taps: string;
   readonly trainLimit: number;
   readonly seed: number;
+  /** Absent in files written before partial whitening: 1. */
+  readonly whitenStrength?: number;
   readonly baselines: Record<string, Record<string, number>>;
   readonly best: Record<string, number>;
   readonly builtIn: Record<string, Record<string, number>>;
@@ -54,7 +57,7 @@ function printFrontier(f: Frontier): void {
   const fmt = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
   const margin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - f.best[p]!));
   const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(margin(s))} |`;
-  console.log(`\n## Fusion frontier: ${f.taps}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
+  console.log(`\n## Fusion frontier: ${f.taps}, whitening strength ${f.whitenStrength ?? 1}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
   console.log(`| score | ${PROTOCOLS.join(' | ')} | far | worst margin |`);
   console.log(`|---|${PROTOCOLS.map(() => '---').join('|')}|---|---|`);
   for (const b of BASELINES) console.log(row(b, f.baselines[b]!));
@@ -83,7 +86,8 @@ const backend = await initBackend('auto');
 const base = defaultConfig();
 const enc = { ...base.encoder, taps: [...taps] };
 const seed = Number(opt.seed);
-const cfg: DlsrConfig = { ...base, encoder: enc, train: { ...base.train, seed, epochs: opt.epochs !== undefined ? Number(opt.epochs) : base.train.epochs } };
+const whitenStrength = opt['whiten-strength'] !== undefined ? Number(opt['whiten-strength']) : undefined;
+const cfg: DlsrConfig = { ...base, encoder: enc, whitenStrength, train: { ...base.train, seed, epochs: opt.epochs !== undefined ? Number(opt.epochs) : base.train.epochs } };
 const limit = Number(opt['train-limit']);
 
 const get = async (name: string, dir: string): Promise<FeatureSet> => (await featuresFor(name, dir, listKeys(dir), enc, 2, console.log)).set;
@@ -168,8 +172,8 @@ for (const dp of DIRECTION) for (const ep of ERROR) for (const lp of LR) {
 }
 results.sort((x, y) => y.worstMargin - x.worstMargin);
 
-const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${seed === 0 ? '' : `-seed${seed}`}.json`);
+const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${whitenStrength === undefined ? '' : `-whiten${whitenStrength}`}${seed === 0 ? '' : `-seed${seed}`}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), backend: backend.provider, taps: opt.taps, trainLimit: limit, seed, epochs: cfg.train.epochs, baselines: baseline, best, builtIn: Object.fromEntries(BUILT_IN.map((s) => [s, summary((c) => c[s]!)])), fusions: results }, null, 2) + '\n');
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), backend: backend.provider, taps: opt.taps, trainLimit: limit, seed, whitenStrength: whitenStrength ?? 1, epochs: cfg.train.epochs, baselines: baseline, best, builtIn: Object.fromEntries(BUILT_IN.map((s) => [s, summary((c) => c[s]!)])), fusions: results }, null, 2) + '\n');
 printFrontier(JSON.parse(readFileSync(out, 'utf8')) as Frontier);
 console.log(`wrote ${path.relative(REPO, out)}`);

@@ -95,9 +95,14 @@ function block(x: Float32Array, d: number, a: number, b: number): Float32Array {
   return out;
 }
 
-/** Fits the whitening of standardised ID training features; undefined for mode 'none'. */
-export function fitWhitening(z: Float32Array, stageSizes: readonly number[], mode: WhitenMode): Whitening | undefined {
+/**
+ * Fits the whitening of standardised ID training features; undefined for mode 'none'. `strength` in
+ * [0, 1] whitens partially: the inverse square root of strength x S + (1 - strength) x I, so 1 is full
+ * whitening and 0 only centres the (already unit-variance) features.
+ */
+export function fitWhitening(z: Float32Array, stageSizes: readonly number[], mode: WhitenMode, strength = 1): Whitening | undefined {
   if (mode === 'none') return undefined;
+  if (!(strength >= 0 && strength <= 1)) throw new OodError('CONFIG_INVALID', `invalid whitening strength: expected a number in [0, 1], got ${strength}`);
   const bounds = stageBounds(stageSizes);
   const d = bounds[bounds.length - 1]!;
   const groups = mode === 'global' ? [[0, d]] : stageSizes.map((_, s) => [bounds[s]!, bounds[s + 1]!]);
@@ -106,6 +111,7 @@ export function fitWhitening(z: Float32Array, stageSizes: readonly number[], mod
   for (const [a, b] of groups as [number, number][]) {
     const w = b - a;
     const { mean: mu, cov } = shrunkCovariance(block(z, d, a, b), w, 'whitening');
+    for (let i = 0; i < w * w; i++) cov[i] = strength * cov[i]! + (i % (w + 1) === 0 ? 1 - strength : 0);
     const inv = inverseSqrt(cov, w);
     for (let i = 0; i < w; i++) {
       mean[a + i] = mu[i]!;

@@ -83,4 +83,20 @@ describe('whitening', () => {
     expect(applyWhitening(undefined, x, d)).toBe(x);
     expect(() => applyWhitening(global, new Float32Array(6), 3)).toThrow(/rows of 8 features/);
   });
+
+  it('whitens partially by strength: 0 only centres, 1 is full, between is between', () => {
+    const d = 8;
+    const x = correlated(4000, d, 2);
+    const zero = fitWhitening(x, [5, 3], 'global', 0)!;
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) expect(zero.matrix[i * d + j]).toBeCloseTo(i === j ? 1 : 0, 6);
+    expect(Array.from(fitWhitening(x, [5, 3], 'global', 1)!.matrix)).toEqual(Array.from(fitWhitening(x, [5, 3], 'global')!.matrix));
+    // The whitened covariance's distance from I shrinks as the strength grows.
+    const offI = (strength: number): number => {
+      const { cov } = empirical(applyWhitening(fitWhitening(x, [5, 3], 'global', strength)!, x, d), d);
+      return Math.max(...Array.from(cov, (v, k) => Math.abs(v - (k % (d + 1) === 0 ? 1 : 0))));
+    };
+    expect(offI(0.5)).toBeLessThan(offI(0));
+    expect(offI(1)).toBeLessThan(offI(0.5));
+    expect(() => fitWhitening(x, [5, 3], 'stage', 1.5)).toThrow(/whitening strength: expected a number in \[0, 1\], got 1.5/);
+  });
 });

@@ -44,6 +44,8 @@ export interface DlsrConfig {
   readonly knn: { readonly k: number; readonly bankMax: number };
   /** Whitening of the standardised features before the LFDN (absent in models made before it: none). */
   readonly whiten?: WhitenMode;
+  /** Partial whitening in [0, 1] (absent: 1, full); see fitWhitening. */
+  readonly whitenStrength?: number;
 }
 
 export const DEFAULT_SCORING: ScoringConfig = Object.freeze({
@@ -97,6 +99,7 @@ export function validateDlsrConfig(cfg: DlsrConfig): DlsrConfig {
   check(cfg.holdoutFraction > 0 && cfg.holdoutFraction < 0.9, 'holdout fraction', cfg.holdoutFraction, 'a fraction in (0, 0.9)');
   check(int(cfg.encoder.inputSize) && cfg.encoder.inputSize >= 32 && cfg.encoder.inputSize <= 1024, 'input size', cfg.encoder.inputSize, 'an integer in [32, 1024]');
   check(int(cfg.knn.k) && cfg.knn.k >= 1, 'kNN k', cfg.knn.k, 'an integer >= 1');
+  check(cfg.whitenStrength === undefined || (cfg.whitenStrength >= 0 && cfg.whitenStrength <= 1), 'whitening strength', cfg.whitenStrength, 'a number in [0, 1]');
   check(cfg.whiten === undefined || (WHITEN_MODES as readonly string[]).includes(cfg.whiten), 'whitening', cfg.whiten, WHITEN_MODES.join(' | '));
   return cfg;
 }

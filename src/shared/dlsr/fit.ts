@@ -63,7 +63,7 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
   if (split.train.length < 2) throw new OodError('CONFIG_INVALID', `fit: need at least 2 training images after the holdout, got ${split.train.length} of ${set.keys.length}`);
   if (split.holdout.length < 1) throw new OodError('CONFIG_INVALID', `fit: the calibration holdout is empty (${set.keys.length} images x ${cfg.holdoutFraction}); add images or raise the holdout fraction`);
   const zTrain = standardiseStages(gatherRows(set.features, d, split.train), set.stageSizes);
-  const whitening = fitWhitening(zTrain, set.stageSizes, whitenModeOf(cfg));
+  const whitening = fitWhitening(zTrain, set.stageSizes, whitenModeOf(cfg), cfg.whitenStrength);
   const uTrain = applyWhitening(whitening, zTrain, d);
   const lfdn = lfdnConfigFor(cfg, d);
   const schedule = makeSchedule(cfg.schedule);
