@@ -76,8 +76,11 @@ export interface FaultProxy {
   readonly endpoint: string;
   /** Requests answered with an error while failing. */
   failures: number;
-  /** Fails every request with 503 SlowDown until `until` (ms since epoch). */
-  failUntil(until: number): void;
+  /**
+   * Fails every request with 503 SlowDown until `until` (ms since epoch), and past it until at least
+   * `atLeast` requests have failed (on a loaded machine the window can pass with no request in it).
+   */
+  failUntil(until: number, atLeast?: number): void;
   stop(): Promise<void>;
 }
 
@@ -86,16 +89,18 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const port = await freePort();
   const t = new URL(target);
   let until = 0;
+  let minFailures = 0;
   const proxy: FaultProxy = {
     endpoint: `http://127.0.0.1:${port}`,
     failures: 0,
-    failUntil: (ms) => {
+    failUntil: (ms, atLeast = 0) => {
       until = ms;
+      minFailures = proxy.failures + atLeast;
     },
     stop: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
-    if (Date.now() < until) {
+    if (Date.now() < until || proxy.failures < minFailures) {
       proxy.failures += 1;
       req.resume();
       res.writeHead(503, { 'content-type': 'application/xml' });

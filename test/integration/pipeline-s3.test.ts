@@ -226,7 +226,7 @@ describe('pipeline on S3', () => {
       await q.close();
       connection.disconnect();
     }
-  });
+  }, 300_000); // as long as its own wait for epoch 3: a loaded machine trains slower
 });
 
 describe('pipeline under faults', () => {
@@ -243,7 +243,7 @@ describe('pipeline under faults', () => {
       await waitFor('extraction to start', async () => ((await q.getJobs(['active'])).length > 0 ? true : undefined));
       await q.close();
       connection.disconnect();
-      proxy.failUntil(Date.now() + 4000);
+      proxy.failUntil(Date.now() + 4000, 3);
       await new Promise((r) => setTimeout(r, 1500));
       await redis.restart();
       const r = await scan;
