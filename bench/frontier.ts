@@ -11,7 +11,7 @@
  * Options: --train-limit N (default 10000), --taps imagenet4|both7, --seed N, --epochs N,
  * --whiten-strength S (partial whitening in [0, 1], default 1),
  * --print results.json (measure nothing: print the tables of a results file).
- * Writes bench/results/frontier-<taps>-limit<N>[-seed<S>].json.
+ * Writes bench/results/frontier-<taps>-limit<N>[-whiten<S>][-seed<S>].json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -53,10 +53,12 @@ interface Frontier {
   readonly fusions: Result[];
 }
 
+/** The lowest margin of a score's summaries over the best baseline's, over the near-OOD protocols. */
+const worstMargin = (s: Record<string, number>, best: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - best[p]!));
+
 function printFrontier(f: Frontier): void {
   const fmt = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
-  const margin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - f.best[p]!));
-  const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(margin(s))} |`;
+  const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(worstMargin(s, f.best))} |`;
   console.log(`\n## Fusion frontier: ${f.taps}, whitening strength ${f.whitenStrength ?? 1}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
   console.log(`| score | ${PROTOCOLS.join(' | ')} | far | worst margin |`);
   console.log(`|---|${PROTOCOLS.map(() => '---').join('|')}|---|---|`);
@@ -128,20 +130,21 @@ interface Case {
 }
 const cases: Case[] = [];
 
-async function fitAndScore(set: FeatureSet, label: string, evals: [string, string, FeatureSet][]): Promise<void> {
+/** Fits on `set`, then scores `evals`: the ID set first, then each OOD set with its protocol. */
+async function fitAndScore(set: FeatureSet, label: string, evals: [string, FeatureSet][]): Promise<void> {
   const started = performance.now();
   const { model } = await fitDlsr(set, cfg, { backend: backend.provider, versions: {}, onEpoch: async () => undefined });
   console.log(`fitted ${label}: ${model.info.trainCount} images, ${((performance.now() - started) / 60000).toFixed(1)} min`);
   const hold = parts(model, subset(set, splitHoldout(set.keys, cfg.holdoutFraction, seed).holdout), undefined);
   const cols = (p: ReturnType<typeof parts>): Cols => ({ ...p.raw, ...Object.fromEntries(Object.entries(p.z).map(([k, v]) => [`z ${k}`, v])) });
-  const [, , idSet] = evals[0]!;
+  const [, idSet] = evals[0]!;
   const id = cols(parts(model, idSet, hold));
-  for (const [protocol, , s] of evals.slice(1)) cases.push({ protocol, id, ood: cols(parts(model, s, hold)) });
+  for (const [protocol, s] of evals.slice(1)) cases.push({ protocol, id, ood: cols(parts(model, s, hold)) });
   disposeModel(model);
 }
 
-await fitAndScore(train, 'far/covariate', [['id', 'cifar10-test', test], ['far', 'fashion-mnist', fmnist], ...[...corrupted].map(([name, s]): [string, string, FeatureSet] => [`covariate-${name.split('-')[1]}`, name, s])]);
-for (const [name, classes] of SPLITS) await fitAndScore(classRows(train, classes, true), `near ${name}`, [['id', name, classRows(test, classes, true)], ['near', name, classRows(test, classes, false)]]);
+await fitAndScore(train, 'far/covariate', [['id', test], ['far', fmnist], ...[...corrupted].map(([name, s]): [string, FeatureSet] => [`covariate-${name.split('-')[1]}`, s])]);
+for (const [name, classes] of SPLITS) await fitAndScore(classRows(train, classes, true), `near ${name}`, [['id', classRows(test, classes, true)], ['near', classRows(test, classes, false)]]);
 
 /** AUROC % of a score (a function of the columns) per protocol summary: near, far, covariate-1..3. */
 function summary(score: (c: Cols) => Float32Array): Record<string, number> {
@@ -152,7 +155,6 @@ function summary(score: (c: Cols) => Float32Array): Record<string, number> {
 
 const baseline = Object.fromEntries(BASELINES.map((b) => [b, summary((c) => c[b]!)]));
 const best = Object.fromEntries(PROTOCOLS.map((p) => [p, Math.max(...BASELINES.map((b) => baseline[b]![p]!))]));
-const worstMargin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - best[p]!));
 
 const results: Result[] = [];
 const seen = new Set<string>();
@@ -167,7 +169,7 @@ for (const dp of DIRECTION) for (const ep of ERROR) for (const lp of LR) {
     seen.add(key);
     const name = terms.map(([p, w]) => `${w === 1 ? '' : `${w} `}${p}`).join(' + ');
     const s = summary((col) => Float32Array.from(col[`z ${terms[0]![0]}`]!, (_, i) => terms.reduce((sum, [p, w]) => sum + w * col[`z ${p}`]![i]!, 0)));
-    results.push({ name, summary: s, worstMargin: worstMargin(s) });
+    results.push({ name, summary: s, worstMargin: worstMargin(s, best) });
   }
 }
 results.sort((x, y) => y.worstMargin - x.worstMargin);
