@@ -10,7 +10,9 @@
  *
  * Options: --train-limit N (default 10000), --taps imagenet4|both7, --seed N, --epochs N,
  * --whiten-strength S (partial whitening in [0, 1], default 1),
- * --print results.json (measure nothing: print the tables of a results file).
+ * --print results.json (measure nothing: print the tables of a results file),
+ * --dump columns.json (also write every per-image score column — built-ins, baselines, per-stage
+ * cos/err/lr — of the holdout, the ID test set and every OOD set of every fit, for offline analysis).
  * Writes bench/results/frontier-<taps>-limit<N>[-whiten<S>][-seed<S>].json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../src/shared/backend.js';
 import { defaultConfig, type DlsrConfig } from '../src/shared/dlsr/config.js';
 import { fitDlsr, splitHoldout } from '../src/shared/dlsr/fit.js';
-import { disposeModel, scoreFeatures, type DlsrModel } from '../src/shared/dlsr/model.js';
+import { disposeModel, scoreFeatures, type DlsrModel, type StageScores } from '../src/shared/dlsr/model.js';
 import { auroc } from '../src/shared/metrics.js';
 import type { FeatureSet } from '../src/shared/feature-set.js';
 import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilenet-v2.js';
@@ -27,9 +29,8 @@ import { ALL_CORRUPTIONS, corruptedDir, datasetDir, listKeys, REPO } from './lib
 import { featuresFor } from './lib/features.js';
 import { zScore } from './lib/levers.js';
 import { classRows, limitTrain, SPLITS, subset } from './lib/sets.js';
-import { stageColumns } from './lib/stage-columns.js';
 
-const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' } } });
+const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' }, dump: { type: 'string' } } });
 
 const BASELINES = ['mahalanobis', 'knn'] as const;
 const BUILT_IN = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
@@ -105,9 +106,10 @@ const ERROR = ['mse', 'stage mse'] as const;
 const LR = ['lr', 'stage lr'] as const;
 
 /** Raw built-in scores plus the fusion parts, z-scored on the holdout. */
-function parts(model: DlsrModel, set: FeatureSet, holdout: { raw: Cols; stage: ReturnType<typeof stageColumns> } | undefined): { raw: Cols; stage: ReturnType<typeof stageColumns>; z: Cols } {
-  const raw: Cols = { ...scoreFeatures(model, set.features, set.keys).scores };
-  const stage = stageColumns(model, set);
+function parts(model: DlsrModel, set: FeatureSet, holdout: { raw: Cols; stage: StageScores } | undefined): { raw: Cols; stage: StageScores; z: Cols } {
+  const table = scoreFeatures(model, set.features, set.keys, { stages: true });
+  const raw: Cols = { ...table.scores };
+  const stage = table.stages!;
   const h = holdout ?? { raw, stage };
   const mean = (cols: Float32Array[]): Float32Array => Float32Array.from(cols[0]!, (_, i) => cols.reduce((s, c) => s + c[i]!, 0) / cols.length);
   const zs = (key: 'cos' | 'err' | 'lr'): Float32Array[] => stage[key].map((c, k) => zScore(c, h.stage[key][k]!));
@@ -129,6 +131,12 @@ interface Case {
   readonly ood: Cols;
 }
 const cases: Case[] = [];
+/** Per fit, every set's raw columns (written with --dump). */
+const dumped: { label: string; sets: Record<string, Record<string, number[]>> }[] = [];
+const rawColumns = (p: ReturnType<typeof parts>): Record<string, number[]> => ({
+  ...Object.fromEntries(Object.entries(p.raw).map(([k, v]) => [k, Array.from(v)])),
+  ...Object.fromEntries((['cos', 'err', 'lr'] as const).flatMap((key) => p.stage[key].map((c, k) => [`${key} ${k + 1}`, Array.from(c)]))),
+});
 
 /** Fits on `set`, then scores `evals`: the ID set first, then each OOD set with its protocol. */
 async function fitAndScore(set: FeatureSet, label: string, evals: [string, FeatureSet][]): Promise<void> {
@@ -138,12 +146,19 @@ async function fitAndScore(set: FeatureSet, label: string, evals: [string, Featu
   const hold = parts(model, subset(set, splitHoldout(set.keys, cfg.holdoutFraction, seed).holdout), undefined);
   const cols = (p: ReturnType<typeof parts>): Cols => ({ ...p.raw, ...Object.fromEntries(Object.entries(p.z).map(([k, v]) => [`z ${k}`, v])) });
   const [, idSet] = evals[0]!;
-  const id = cols(parts(model, idSet, hold));
-  for (const [protocol, s] of evals.slice(1)) cases.push({ protocol, id, ood: cols(parts(model, s, hold)) });
+  const idParts = parts(model, idSet, hold);
+  const id = cols(idParts);
+  const dump: Record<string, Record<string, number[]>> = { holdout: rawColumns(hold), id: rawColumns(idParts) };
+  for (const [name, s] of evals.slice(1)) {
+    const p = parts(model, s, hold);
+    cases.push({ protocol: name.startsWith('covariate-') ? `covariate-${name.split('-').at(-1)}` : name, id, ood: cols(p) });
+    if (opt.dump !== undefined) dump[name] = rawColumns(p);
+  }
+  if (opt.dump !== undefined) dumped.push({ label, sets: dump });
   disposeModel(model);
 }
 
-await fitAndScore(train, 'far/covariate', [['id', test], ['far', fmnist], ...[...corrupted].map(([name, s]): [string, FeatureSet] => [`covariate-${name.split('-')[1]}`, s])]);
+await fitAndScore(train, 'far/covariate', [['id', test], ['far', fmnist], ...[...corrupted].map(([name, s]): [string, FeatureSet] => [`covariate-${name}`, s])]);
 for (const [name, classes] of SPLITS) await fitAndScore(classRows(train, classes, true), `near ${name}`, [['id', classRows(test, classes, true)], ['near', classRows(test, classes, false)]]);
 
 /** AUROC % of a score (a function of the columns) per protocol summary: near, far, covariate-1..3. */
@@ -173,6 +188,7 @@ for (const dp of DIRECTION) for (const ep of ERROR) for (const lp of LR) {
   }
 }
 results.sort((x, y) => y.worstMargin - x.worstMargin);
+if (opt.dump !== undefined) writeFileSync(opt.dump, JSON.stringify({ taps: opt.taps, trainLimit: limit, seed, fits: dumped }));
 
 const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${whitenStrength === undefined ? '' : `-whiten${whitenStrength}`}${seed === 0 ? '' : `-seed${seed}`}.json`);
 mkdirSync(path.dirname(out), { recursive: true });

@@ -18,6 +18,10 @@ export interface ReconstructionScores {
   readonly mse: Float32Array;
   readonly mfsim: Float32Array;
   readonly mfsim_all: Float32Array;
+  /** Per row and stage, row-major [n, stages]: minus the stage's cosine similarity. */
+  readonly stageCos: Float32Array;
+  /** Per row and stage, row-major [n, stages]: the stage's squared error. */
+  readonly stageErr: Float32Array;
 }
 
 /** Per-row reconstruction scores for row-major [n, D] matrices. */
@@ -29,6 +33,8 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
   const mfsim = new Float32Array(n);
   const mfsimAll = new Float32Array(n);
   const s = stageSizes.length;
+  const stageCos = new Float32Array(n * s);
+  const stageErr = new Float32Array(n * s);
   for (let i = 0; i < n; i++) {
     const row = i * d;
     let err = 0;
@@ -38,15 +44,19 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
       let dot = 0;
       let na = 0;
       let nb = 0;
+      let stageE = 0;
       for (let j = row + bounds[k]!; j < row + bounds[k + 1]!; j++) {
         const a = z0[j]!;
         const b = rec[j]!;
         dot += a * b;
         na += a * a;
         nb += b * b;
-        err += (a - b) * (a - b);
+        stageE += (a - b) * (a - b);
       }
       const cos = dot / Math.max(Math.sqrt(na) * Math.sqrt(nb), 1e-12);
+      stageCos[i * s + k] = -cos;
+      stageErr[i * s + k] = stageE;
+      err += stageE;
       cosSum += cos;
       if (k === 0) cosFirst = cos;
     }
@@ -54,7 +64,7 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
     mfsimAll[i] = -cosSum / s;
     mfsim[i] = s > 1 ? -(cosSum - cosFirst) / (s - 1) : -cosSum;
   }
-  return { mse, mfsim, mfsim_all: mfsimAll };
+  return { mse, mfsim, mfsim_all: mfsimAll, stageCos, stageErr };
 }
 
 /**

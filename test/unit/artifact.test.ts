@@ -92,6 +92,16 @@ describe('model artifact', () => {
     expect(Array.from(some.scores.mfsim)).toEqual(Array.from(a.scores.mfsim));
     expect(Array.from(some.scores.fused)).toEqual(Array.from(a.scores.fused));
     expect(some.scores.mse).toHaveLength(0);
+    // The layer-wise breakdown adds up to the whole-vector scores.
+    const st = scoreFeatures(loaded, probe.features, probe.keys, { stages: true }).stages!;
+    expect(st.cos).toHaveLength(stageSizes.length);
+    expect(some.stages).toBeUndefined();
+    for (let i = 0; i < probe.keys.length; i++) {
+      const sum = (cols: Float32Array[]): number => cols.reduce((acc, c) => acc + c[i]!, 0);
+      expect(sum(st.err)).toBeCloseTo(a.scores.mse[i]!, 2);
+      expect(sum(st.lr)).toBeCloseTo(a.scores.lr[i]!, 2);
+      expect(sum(st.cos) / stageSizes.length).toBeCloseTo(a.scores.mfsim_all[i]!, 5);
+    }
     expect(loaded.fingerprint).toEqual(model.fingerprint);
     disposeModel(model);
     disposeModel(loaded);

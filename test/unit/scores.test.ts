@@ -29,6 +29,8 @@ describe('reconstruction scores', () => {
     expect(s.mse[0]).toBeCloseTo(2, 6); // (0-1)^2 + (1-0)^2
     expect(s.mfsim_all[0]).toBeCloseTo(-(1 + 0) / 2, 6);
     expect(s.mfsim[0]).toBeCloseTo(-0, 6); // skips the first stage: only cos = 0
+    expect(Array.from(s.stageCos)).toEqual([-1, -0]); // per stage: cos 1, then 0
+    expect(Array.from(s.stageErr)).toEqual([0, 2]);
     const lr = lrScore(Float32Array.from([5, 1]), Float32Array.from([2, 3]), 1);
     expect(Array.from(lr)).toEqual([3, -2]);
     expect(Array.from(lrScore(Float32Array.from([5]), Float32Array.from([2]), -1))).toEqual([-3]);

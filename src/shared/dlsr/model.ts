@@ -47,15 +47,29 @@ export interface DlsrModel {
 
 export type ScoreColumns = Record<ScoreType, Float32Array>;
 
+/** The layer-wise breakdown of the reconstruction scores: one column per stage (higher = more OOD). */
+export interface StageScores {
+  /** [stage][row] minus the cosine similarity of the stage's features and their reconstruction. */
+  readonly cos: Float32Array[];
+  /** [stage][row] the stage's squared reconstruction error (final network). */
+  readonly err: Float32Array[];
+  /** [stage][row] the stage's LR (empty when LR was not computed). */
+  readonly lr: Float32Array[];
+}
+
 export interface ScoreTable {
   readonly keys: readonly string[];
   readonly scores: ScoreColumns;
+  /** Present when asked for with `stages` and a reconstruction score was computed. */
+  readonly stages?: StageScores;
 }
 
 export interface ScoreOptions {
   /** Score types to compute (default: all). LR doubles the LFDN work; baselines are cheap. */
   readonly types?: readonly ScoreType[];
   readonly onProgress?: (done: number, total: number) => void;
+  /** Also return the per-stage columns of the reconstruction scores. */
+  readonly stages?: boolean;
 }
 
 export function disposeModel(model: DlsrModel): void {
@@ -75,6 +89,7 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
   const z = standardiseStages(raw, model.stageSizes);
   const cols = Object.fromEntries(SCORE_TYPES.map((t) => [t, new Float32Array(0)])) as ScoreColumns;
   const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr') || types.has('fused');
+  let stageScores: StageScores | undefined;
   if (needRecon) {
     // Every reconstruction score comes from the same reconstruction: keep them all, return the asked.
     const rec = { mse: new Float32Array(n), mfsim: new Float32Array(n), mfsim_all: new Float32Array(n), lr: new Float32Array(types.has('lr') ? n : 0) };
@@ -82,6 +97,8 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
     const schedule = makeSchedule(model.config.schedule);
     const steps = ddimTimesteps(sc.t, sc.steps).length;
     const bs = sc.batchSize;
+    const ns = model.stageSizes.length;
+    const stages: StageScores | undefined = options.stages === true ? { cos: model.stageSizes.map(() => new Float32Array(n)), err: model.stageSizes.map(() => new Float32Array(n)), lr: types.has('lr') ? model.stageSizes.map(() => new Float32Array(n)) : [] } : undefined;
     // The LFDN works in whitened space when the model has a whitening; the baselines below on z.
     const u = applyWhitening(model.whitening, z, d);
     for (let s = 0; s < n; s += bs) {
@@ -93,19 +110,26 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
       rec.mse.set(r.mse, s);
       rec.mfsim.set(r.mfsim, s);
       rec.mfsim_all.set(r.mfsim_all, s);
-      if (types.has('lr')) {
-        const recFirst = reconstruct(model.first, schedule, zb, noise, m, sc);
-        const rf = reconstructionScores(zb, recFirst, model.stageSizes);
-        rec.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
+      const rf = types.has('lr') ? reconstructionScores(zb, reconstruct(model.first, schedule, zb, noise, m, sc), model.stageSizes) : undefined;
+      if (rf !== undefined) rec.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
+      if (stages !== undefined) {
+        for (let i = 0; i < m; i++) {
+          for (let k = 0; k < ns; k++) {
+            stages.cos[k]![s + i] = r.stageCos[i * ns + k]!;
+            stages.err[k]![s + i] = r.stageErr[i * ns + k]!;
+            if (rf !== undefined) stages.lr[k]![s + i] = sc.lrSign * (rf.stageErr[i * ns + k]! - r.stageErr[i * ns + k]!);
+          }
+        }
       }
       options.onProgress?.(s + m, n);
     }
     for (const t of ['mse', 'mfsim', 'mfsim_all', 'lr'] as const) if (types.has(t)) cols[t] = rec[t];
     if (types.has('fused')) cols.fused = fuseScores(rec, model.fusion!);
+    stageScores = stages;
   }
   if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
   if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
-  return { keys, scores: cols };
+  return { keys, scores: cols, ...(stageScores !== undefined ? { stages: stageScores } : {}) };
 }
 
 /** Whether each row's primary score is above the calibrated threshold. */
