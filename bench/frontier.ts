@@ -8,8 +8,8 @@
  * largest worst-case margin over the best baseline (near mean over splits; covariate mean over kinds
  * per strength), and whether far-OOD (Fashion-MNIST) stays >= 99.9.
  *
- * Options: --train-limit N (default 10000), --taps imagenet4|both7, --seed N, --epochs N,
- * --whiten-strength S (partial whitening in [0, 1], default 1),
+ * Options: --train-limit N (default 10000), --taps imagenet4|both7|early5, --seed N, --epochs N,
+ * --whiten-strength S (partial whitening in [0, 1], default 1), --input-size N (encoder input, default 224),
  * --print results.json (measure nothing: print the tables of a results file),
  * --dump columns.json (also write every per-image score column — built-ins, baselines, per-stage
  * cos/err/lr — of the holdout, the ID test set and every OOD set of every fit, for offline analysis).
@@ -28,9 +28,9 @@ import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilen
 import { ALL_CORRUPTIONS, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { zScore } from './lib/levers.js';
-import { classRows, limitTrain, SPLITS, subset } from './lib/sets.js';
+import { classRows, evenly, limitTrain, SPLITS, subset } from './lib/sets.js';
 
-const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' }, dump: { type: 'string' } } });
+const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' }, dump: { type: 'string' }, 'input-size': { type: 'string' } } });
 
 const BASELINES = ['mahalanobis', 'knn'] as const;
 const BUILT_IN = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
@@ -47,6 +47,8 @@ interface Frontier {
   readonly seed: number;
   /** Absent in files written before partial whitening: 1. */
   readonly whitenStrength?: number;
+  /** Absent in files written before the option: 224. */
+  readonly inputSize?: number;
   readonly baselines: Record<string, Record<string, number>>;
   readonly best: Record<string, number>;
   readonly builtIn: Record<string, Record<string, number>>;
@@ -60,7 +62,7 @@ const worstMargin = (s: Record<string, number>, best: Record<string, number>): n
 function printFrontier(f: Frontier): void {
   const fmt = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
   const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(worstMargin(s, f.best))} |`;
-  console.log(`\n## Fusion frontier: ${f.taps}, whitening strength ${f.whitenStrength ?? 1}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
+  console.log(`\n## Fusion frontier: ${f.taps}, input ${f.inputSize ?? 224}, whitening strength ${f.whitenStrength ?? 1}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
   console.log(`| score | ${PROTOCOLS.join(' | ')} | far | worst margin |`);
   console.log(`|---|${PROTOCOLS.map(() => '---').join('|')}|---|---|`);
   for (const b of BASELINES) console.log(row(b, f.baselines[b]!));
@@ -82,19 +84,24 @@ if (opt.print !== undefined) {
   printFrontier(JSON.parse(readFileSync(opt.print, 'utf8')) as Frontier);
   process.exit(0);
 }
-const TAPS: Record<string, readonly string[]> = { imagenet4: IMAGENET_STAGES, both7: [...IMAGENET_STAGES, ...FINETUNED_STAGES] };
+// early5 adds the first convolution (32 channels: colour and edge energy) in front of the ImageNet stages.
+const TAPS: Record<string, readonly string[]> = { imagenet4: IMAGENET_STAGES, both7: [...IMAGENET_STAGES, ...FINETUNED_STAGES], early5: ['Conv1_relu', ...IMAGENET_STAGES] };
 const taps = TAPS[opt.taps!];
 if (taps === undefined) throw new Error(`--taps: expected one of ${Object.keys(TAPS).join(', ')}, got ${opt.taps}`);
 const backend = await initBackend('auto');
 const base = defaultConfig();
-const enc = { ...base.encoder, taps: [...taps] };
+const inputSize = opt['input-size'] !== undefined ? Number(opt['input-size']) : base.encoder.inputSize;
+const enc = { ...base.encoder, taps: [...taps], inputSize };
 const seed = Number(opt.seed);
 const whitenStrength = opt['whiten-strength'] !== undefined ? Number(opt['whiten-strength']) : undefined;
 const cfg: DlsrConfig = { ...base, encoder: enc, whitenStrength, train: { ...base.train, seed, epochs: opt.epochs !== undefined ? Number(opt.epochs) : base.train.epochs } };
 const limit = Number(opt['train-limit']);
 
 const get = async (name: string, dir: string): Promise<FeatureSet> => (await featuresFor(name, dir, listKeys(dir), enc, 2, console.log)).set;
-const train = limitTrain(await get('cifar10-train', datasetDir('cifar10/train')), limit);
+// Below the full set, only the evenly spaced training images limitTrain would keep are extracted.
+const trainDir = datasetDir('cifar10/train');
+const trainKeys = listKeys(trainDir);
+const train = limit >= trainKeys.length ? await get('cifar10-train', trainDir) : limitTrain((await featuresFor(`cifar10-train-even${limit}`, trainDir, evenly(trainKeys, limit), enc, 2, console.log)).set, limit);
 const test = await get('cifar10-test', datasetDir('cifar10/test'));
 const fmnist = await get('fashion-mnist-test', datasetDir('fashion-mnist/test'));
 const corrupted = new Map<string, FeatureSet>();
@@ -190,8 +197,8 @@ for (const dp of DIRECTION) for (const ep of ERROR) for (const lp of LR) {
 results.sort((x, y) => y.worstMargin - x.worstMargin);
 if (opt.dump !== undefined) writeFileSync(opt.dump, JSON.stringify({ taps: opt.taps, trainLimit: limit, seed, fits: dumped }));
 
-const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${whitenStrength === undefined ? '' : `-whiten${whitenStrength}`}${seed === 0 ? '' : `-seed${seed}`}.json`);
+const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${whitenStrength === undefined ? '' : `-whiten${whitenStrength}`}${inputSize === base.encoder.inputSize ? '' : `-input${inputSize}`}${seed === 0 ? '' : `-seed${seed}`}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), backend: backend.provider, taps: opt.taps, trainLimit: limit, seed, whitenStrength: whitenStrength ?? 1, epochs: cfg.train.epochs, baselines: baseline, best, builtIn: Object.fromEntries(BUILT_IN.map((s) => [s, summary((c) => c[s]!)])), fusions: results }, null, 2) + '\n');
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), backend: backend.provider, taps: opt.taps, trainLimit: limit, seed, whitenStrength: whitenStrength ?? 1, inputSize, epochs: cfg.train.epochs, baselines: baseline, best, builtIn: Object.fromEntries(BUILT_IN.map((s) => [s, summary((c) => c[s]!)])), fusions: results }, null, 2) + '\n');
 printFrontier(JSON.parse(readFileSync(out, 'utf8')) as Frontier);
 console.log(`wrote ${path.relative(REPO, out)}`);
