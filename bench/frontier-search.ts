@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../src/shared/backend.js';
 import { fitMahalanobis, mahalanobisScores } from '../src/shared/baselines.js';
 import { auroc } from '../src/shared/metrics.js';
+import { BASELINES, bestBaseline, BUILT_IN, tableHead, tableRow, tradeOff, worstMargin as marginOver, type Candidate, type Summary } from './lib/frontier-table.js';
 
 const { values: opt } = parseArgs({ options: { dump: { type: 'string' }, top: { type: 'string', default: '15' } } });
 if (opt.dump === undefined) throw new Error('--dump: the columns file bench:frontier --dump wrote is required');
@@ -26,13 +27,12 @@ if (opt.dump === undefined) throw new Error('--dump: the columns file bench:fron
 type Cols = Record<string, Float32Array>;
 interface DumpFile {
   readonly taps: string;
+  /** Absent in dumps written before the option: 224. */
+  readonly inputSize?: number;
   readonly trainLimit: number;
   readonly seed: number;
   readonly fits: { label: string; sets: Record<string, Record<string, number[]>> }[];
 }
-const PROTOCOLS = ['near', 'covariate-1', 'covariate-2', 'covariate-3'] as const;
-const BASELINES = ['mahalanobis', 'knn'] as const;
-const BUILT_IN = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
 
 await initBackend('auto');
 const dump = JSON.parse(readFileSync(opt.dump, 'utf8')) as DumpFile;
@@ -86,15 +86,10 @@ function evaluate(score: Score): Record<string, number> {
 }
 
 const baseline = Object.fromEntries(BASELINES.map((b) => [b, evaluate((c) => c[b]!)]));
-const best = Object.fromEntries(PROTOCOLS.map((p) => [p, Math.max(...BASELINES.map((b) => baseline[b]![p]!))]));
-const worstMargin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - best[p]!));
+const best = bestBaseline(baseline);
+const worstMargin = (s: Summary): number => marginOver(s, best);
 
-interface Candidate {
-  readonly name: string;
-  readonly family: string;
-  readonly summary: Record<string, number>;
-}
-const candidates: Candidate[] = [];
+const candidates: (Candidate & { readonly family: string })[] = [];
 const add = (family: string, name: string, score: Score): void => void candidates.push({ family, name, summary: evaluate(score) });
 
 // Two-sided typicality of the built-in scores.
@@ -143,11 +138,9 @@ for (let a = 0; a < PARTS.length; a++) {
   }
 }
 
-const fmt = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
-const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(worstMargin(s))} |`;
-console.log(`\n## Frontier search: ${dump.taps}, ${dump.trainLimit} training images, seed ${dump.seed}, ${candidates.length} candidates (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
-console.log(`| score | ${PROTOCOLS.join(' | ')} | far | worst margin |`);
-console.log(`|---|${PROTOCOLS.map(() => '---').join('|')}|---|---|`);
+const row = (name: string, s: Summary): string => tableRow(name, s, best);
+console.log(`\n## Frontier search: ${dump.taps}, input ${dump.inputSize ?? 224}, ${dump.trainLimit} training images, seed ${dump.seed}, ${candidates.length} candidates (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
+console.log(tableHead().join('\n'));
 for (const b of BASELINES) console.log(row(b, baseline[b]!));
 for (const s of BUILT_IN) console.log(row(s, evaluate((c) => c[s]!)));
 for (const family of ['two-sided', 'profile typicality']) {
@@ -158,11 +151,4 @@ for (const family of ['two-sided', 'profile typicality']) {
 const ranked = [...candidates].sort((x, y) => worstMargin(y.summary) - worstMargin(x.summary));
 console.log(`| **top ${opt.top} of all** | | | | | | |`);
 for (const c of ranked.slice(0, Number(opt.top))) console.log(row(c.name, c.summary));
-const farOk = candidates.filter((c) => (c.summary['far'] ?? 0) >= 99.9);
-const covMargin = (s: Record<string, number>): number => Math.min(...PROTOCOLS.slice(1).map((p) => s[p]! - best[p]!));
-for (const m of [0, 1, 2]) {
-  const pick = farOk.filter((c) => c.summary['near']! - best['near']! >= m).sort((x, y) => covMargin(y.summary) - covMargin(x.summary))[0];
-  if (pick !== undefined) console.log(row(`best with near margin >= ${m}: ${pick.name}`, pick.summary));
-}
-const passing = farOk.filter((c) => worstMargin(c.summary) > 0);
-console.log(`\n${passing.length} of ${candidates.length} candidates beat the best baseline on every near-OOD summary with far >= 99.9.`);
+console.log(tradeOff(candidates, best, 'candidates').join('\n'));

@@ -28,13 +28,11 @@ import { FINETUNED_STAGES, IMAGENET_STAGES } from '../src/shared/encoder/mobilen
 import { ALL_CORRUPTIONS, corruptedDir, datasetDir, listKeys, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { zScore } from './lib/levers.js';
+import { BASELINES, bestBaseline, BUILT_IN, tableHead, tableRow, tradeOff, worstMargin, type Summary } from './lib/frontier-table.js';
 import { classRows, evenly, limitTrain, SPLITS, subset } from './lib/sets.js';
 
 const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' }, dump: { type: 'string' }, 'input-size': { type: 'string' } } });
 
-const BASELINES = ['mahalanobis', 'knn'] as const;
-const BUILT_IN = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
-const PROTOCOLS = ['near', 'covariate-1', 'covariate-2', 'covariate-3'] as const;
 
 interface Result {
   readonly name: string;
@@ -56,28 +54,11 @@ interface Frontier {
   readonly fusions: Result[];
 }
 
-/** The lowest margin of a score's summaries over the best baseline's, over the near-OOD protocols. */
-const worstMargin = (s: Record<string, number>, best: Record<string, number>): number => Math.min(...PROTOCOLS.map((p) => s[p]! - best[p]!));
 
 function printFrontier(f: Frontier): void {
-  const fmt = (v: number | undefined): string => (v === undefined ? '' : v.toFixed(2));
-  const row = (name: string, s: Record<string, number>): string => `| ${name} | ${PROTOCOLS.map((p) => fmt(s[p])).join(' | ')} | ${fmt(s['far'])} | ${fmt(worstMargin(s, f.best))} |`;
   console.log(`\n## Fusion frontier: ${f.taps}, input ${f.inputSize ?? 224}, whitening strength ${f.whitenStrength ?? 1}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
-  console.log(`| score | ${PROTOCOLS.join(' | ')} | far | worst margin |`);
-  console.log(`|---|${PROTOCOLS.map(() => '---').join('|')}|---|---|`);
-  for (const b of BASELINES) console.log(row(b, f.baselines[b]!));
-  for (const s of BUILT_IN) console.log(row(s, f.builtIn[s]!));
-  console.log(`| **top fusions of ${f.fusions.length}** | | | | | | |`);
-  for (const r of f.fusions.slice(0, 5)) console.log(row(r.name, r.summary));
-  // The trade-off: the fusion with the best covariate margin among those keeping a near margin >= m.
-  const farOk = f.fusions.filter((r) => (r.summary['far'] ?? 0) >= 99.9);
-  for (const m of [0, 1, 2, 3]) {
-    const covMargin = (r: Result): number => Math.min(...PROTOCOLS.slice(1).map((p) => r.summary[p]! - f.best[p]!));
-    const pick = farOk.filter((r) => r.summary['near']! - f.best['near']! >= m).sort((x, y) => covMargin(y) - covMargin(x))[0];
-    if (pick !== undefined) console.log(row(`best with near margin >= ${m}: ${pick.name}`, pick.summary));
-  }
-  const passing = f.fusions.filter((r) => r.worstMargin > 0 && (r.summary['far'] ?? 0) >= 99.9);
-  console.log(`\n${passing.length} of ${f.fusions.length} fusions beat the best baseline on every near-OOD summary with far >= 99.9.`);
+  const row = (name: string, s: Summary): string => tableRow(name, s, f.best);
+  console.log([...tableHead(), ...BASELINES.map((b) => row(b, f.baselines[b]!)), ...BUILT_IN.map((s) => row(s, f.builtIn[s]!)), `| **top fusions of ${f.fusions.length}** | | | | | | |`, ...f.fusions.slice(0, 5).map((r) => row(r.name, r.summary)), ...tradeOff(f.fusions, f.best, 'fusions')].join('\n'));
 }
 
 if (opt.print !== undefined) {
@@ -176,7 +157,7 @@ function summary(score: (c: Cols) => Float32Array): Record<string, number> {
 }
 
 const baseline = Object.fromEntries(BASELINES.map((b) => [b, summary((c) => c[b]!)]));
-const best = Object.fromEntries(PROTOCOLS.map((p) => [p, Math.max(...BASELINES.map((b) => baseline[b]![p]!))]));
+const best = bestBaseline(baseline);
 
 const results: Result[] = [];
 const seen = new Set<string>();
@@ -195,7 +176,7 @@ for (const dp of DIRECTION) for (const ep of ERROR) for (const lp of LR) {
   }
 }
 results.sort((x, y) => y.worstMargin - x.worstMargin);
-if (opt.dump !== undefined) writeFileSync(opt.dump, JSON.stringify({ taps: opt.taps, trainLimit: limit, seed, fits: dumped }));
+if (opt.dump !== undefined) writeFileSync(opt.dump, JSON.stringify({ taps: opt.taps, inputSize, trainLimit: limit, seed, fits: dumped }));
 
 const out = path.join(REPO, 'bench/results', `frontier-${opt.taps}-limit${limit}${whitenStrength === undefined ? '' : `-whiten${whitenStrength}`}${inputSize === base.encoder.inputSize ? '' : `-input${inputSize}`}${seed === 0 ? '' : `-seed${seed}`}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
