@@ -33,7 +33,6 @@ import { classRows, evenly, limitTrain, SPLITS, subset } from './lib/sets.js';
 
 const { values: opt } = parseArgs({ options: { 'train-limit': { type: 'string', default: '10000' }, taps: { type: 'string', default: 'imagenet4' }, seed: { type: 'string', default: '0' }, epochs: { type: 'string' }, print: { type: 'string' }, 'whiten-strength': { type: 'string' }, dump: { type: 'string' }, 'input-size': { type: 'string' } } });
 
-
 interface Result {
   readonly name: string;
   readonly summary: Record<string, number>;
@@ -53,7 +52,6 @@ interface Frontier {
   /** Sorted by worst margin, best first. */
   readonly fusions: Result[];
 }
-
 
 function printFrontier(f: Frontier): void {
   console.log(`\n## Fusion frontier: ${f.taps}, input ${f.inputSize ?? 224}, whitening strength ${f.whitenStrength ?? 1}, ${f.trainLimit} training images, seed ${f.seed} (AUROC %; worst margin = lowest of score - best baseline over the four near-OOD summaries)\n`);
