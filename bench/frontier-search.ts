@@ -18,7 +18,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/shared/backend.js';
 import { fitMahalanobis, mahalanobisScores } from '../src/shared/baselines.js';
+import { quantileSorted } from '../src/shared/calibration.js';
 import { auroc } from '../src/shared/metrics.js';
+import { meanStd } from '../src/shared/scores.js';
+import { zScore } from './lib/levers.js';
 import { BASELINES, bestBaseline, BUILT_IN, tableHead, tableRow, tradeOff, worstMargin as marginOver, type Candidate, type Summary } from './lib/frontier-table.js';
 
 const { values: opt } = parseArgs({ options: { dump: { type: 'string' }, top: { type: 'string', default: '15' } } });
@@ -38,15 +41,7 @@ await initBackend('auto');
 const dump = JSON.parse(readFileSync(opt.dump, 'utf8')) as DumpFile;
 const stages = Object.keys(dump.fits[0]!.sets['id']!).filter((k) => k.startsWith('cos ')).length;
 
-const mean = (v: ArrayLike<number>): number => {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]!;
-  return s / v.length;
-};
-const median = (v: ArrayLike<number>): number => {
-  const s = Float64Array.from(v).sort();
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (v: ArrayLike<number>): number => quantileSorted(Float64Array.from(v).sort(), 0.5);
 
 /** A set's columns: raw, holdout-z-scored ("z <name>") and per-stage log errors ("logerr <k>"). */
 interface Fit {
@@ -60,11 +55,7 @@ const fits: Fit[] = dump.fits.map((f) => {
     return out;
   };
   const holdout = raw(f.sets['holdout']!);
-  const stats = Object.fromEntries(Object.entries(holdout).map(([k, v]) => {
-    const m = mean(v);
-    return [k, { m, s: Math.sqrt(mean(Float64Array.from(v, (x) => (x - m) ** 2))) || 1 }];
-  }));
-  const withZ = (c: Cols): Cols => ({ ...c, ...Object.fromEntries(Object.entries(c).map(([k, v]) => [`z ${k}`, Float32Array.from(v, (x) => (x - stats[k]!.m) / stats[k]!.s)])) });
+  const withZ = (c: Cols): Cols => ({ ...c, ...Object.fromEntries(Object.entries(c).map(([k, v]) => [`z ${k}`, zScore(v, holdout[k]!)])) });
   return { holdout: withZ(holdout), sets: new Map(Object.entries(f.sets).filter(([n]) => n !== 'holdout').map(([n, c]) => [n, withZ(raw(c))])) };
 });
 
@@ -82,7 +73,7 @@ function evaluate(score: Score): Record<string, number> {
       by.set(p, [...(by.get(p) ?? []), 100 * auroc(id, score(c, fit))]);
     }
   }
-  return Object.fromEntries([...by].map(([p, v]) => [p, mean(v)]));
+  return Object.fromEntries([...by].map(([p, v]) => [p, meanStd(v).mean]));
 }
 
 const baseline = Object.fromEntries(BASELINES.map((b) => [b, evaluate((c) => c[b]!)]));

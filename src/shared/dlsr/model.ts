@@ -113,11 +113,12 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
       const rf = types.has('lr') ? reconstructionScores(zb, reconstruct(model.first, schedule, zb, noise, m, sc), model.stageSizes) : undefined;
       if (rf !== undefined) rec.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
       if (stages !== undefined) {
+        const stageLr = rf !== undefined ? lrScore(rf.stageErr, r.stageErr, sc.lrSign) : undefined;
         for (let i = 0; i < m; i++) {
           for (let k = 0; k < ns; k++) {
             stages.cos[k]![s + i] = r.stageCos[i * ns + k]!;
             stages.err[k]![s + i] = r.stageErr[i * ns + k]!;
-            if (rf !== undefined) stages.lr[k]![s + i] = sc.lrSign * (rf.stageErr[i * ns + k]! - r.stageErr[i * ns + k]!);
+            if (stageLr !== undefined) stages.lr[k]![s + i] = stageLr[i * ns + k]!;
           }
         }
       }
