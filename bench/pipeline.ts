@@ -3,7 +3,8 @@
  * server (s3rver) and Redis with 1 and with 2 worker processes, end to end (listing to merged
  * report), against the in-process core on the same S3 input. Reports images/s, the speed-up of the
  * second process, the pipeline's overhead, peak RSS per worker (its process tree), and Redis memory
- * per 10,000 images. Writes bench/results/pipeline.json.
+ * per 10,000 images. Writes the table to bench/results/pipeline.md (quoted by the README) and the raw
+ * figures to bench/out/pipeline.json.
  *
  * Options: --limit N (images per set, default all 10,000), --epochs N (the small model's training).
  */
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { datasetDir, listKeys, REPO } from './lib/data.js';
-import { startS3rver, startWorker, upload, type WorkerProcess } from '../test/helpers/services.js';
+import { startS3rver, startWorker, upload, type WorkerProcess } from '../support/services.js';
 
 const { values } = parseArgs({ options: { limit: { type: 'string' }, epochs: { type: 'string', default: '5' } } });
 const limit = values.limit !== undefined ? Number(values.limit) : undefined;
@@ -62,6 +63,7 @@ const s3 = await startS3rver('bench');
 const env = { ...s3.env, REDIS_URL: REDIS };
 const redis = new Redis(REDIS);
 const result: Record<string, unknown> = { date: new Date().toISOString() };
+let table = '';
 try {
   let images = 0;
   const t0 = performance.now();
@@ -125,18 +127,26 @@ try {
   const two = runs[1] as { seconds: number };
   result['speedup2'] = one.seconds / two.seconds;
   result['overheadVsCore'] = one.seconds / core.seconds - 1;
-  console.log('\n| setting | seconds | img/s | peak RSS per worker, all its processes (MB) | largest single process (MB) |');
-  console.log('|---|---|---|---|---|');
-  console.log(`| in-process core | ${core.seconds.toFixed(1)} | ${(images / core.seconds).toFixed(1)} | | |`);
+  const lines = [
+    `bench:pipeline, ${String(result['date']).slice(0, 10)}: ${images} images on s3rver`,
+    '',
+    '| setting | seconds | img/s | peak RSS per worker, all its processes (MB) | largest single process (MB) |',
+    '|---|---|---|---|---|',
+    `| in-process core | ${core.seconds.toFixed(1)} | ${(images / core.seconds).toFixed(1)} | | |`,
+  ];
   for (const r of runs as { workers: number; seconds: number; imgPerS: number; peakRssMBPerWorker: number[]; peakRssMBLargestProcess: number[] }[]) {
-    console.log(`| pipeline, ${r.workers} worker${r.workers > 1 ? 's' : ''} | ${r.seconds.toFixed(1)} | ${r.imgPerS.toFixed(1)} | ${r.peakRssMBPerWorker.map((x) => x.toFixed(0)).join(', ')} | ${r.peakRssMBLargestProcess.map((x) => x.toFixed(0)).join(', ')} |`);
+    lines.push(`| pipeline, ${r.workers} worker${r.workers > 1 ? 's' : ''} | ${r.seconds.toFixed(1)} | ${r.imgPerS.toFixed(1)} | ${r.peakRssMBPerWorker.map((x) => x.toFixed(0)).join(', ')} | ${r.peakRssMBLargestProcess.map((x) => x.toFixed(0)).join(', ')} |`);
   }
-  console.log(`Redis: ${keys} keys, ${(bytes / 1024 / 1024).toFixed(3)} MB for the fit and ${runs.length} pipeline scans of ${images} images (jobs kept as history): ${((bytes / 1024 / 1024) * (10_000 / (images * runs.length))).toFixed(3)} MB per 10,000 images scanned`);
-  console.log(`\nspeed-up of the second worker: ${(result['speedup2'] as number).toFixed(2)}x; overhead of the 1-worker pipeline vs the in-process core: ${((result['overheadVsCore'] as number) * 100).toFixed(1)}%`);
+  lines.push('', `Redis: ${keys} keys, ${(bytes / 1024 / 1024).toFixed(3)} MB for the fit and ${runs.length} pipeline scans of ${images} images (jobs kept as history): ${((bytes / 1024 / 1024) * (10_000 / (images * runs.length))).toFixed(3)} MB per 10,000 images scanned.`);
+  lines.push(`Speed-up of the second worker: ${(result['speedup2'] as number).toFixed(2)}x; overhead of the 1-worker pipeline vs the in-process core: ${((result['overheadVsCore'] as number) * 100).toFixed(1)}%.`);
+  table = lines.join('\n') + '\n';
+  process.stdout.write(`\n${table}`);
 } finally {
   redis.disconnect();
   await s3.stop();
 }
+mkdirSync(path.join(REPO, 'bench/out'), { recursive: true });
+writeFileSync(path.join(REPO, 'bench/out/pipeline.json'), JSON.stringify(result, null, 2) + '\n');
 mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-writeFileSync(path.join(REPO, 'bench/results/pipeline.json'), JSON.stringify(result, null, 2) + '\n');
-console.log('wrote bench/results/pipeline.json');
+writeFileSync(path.join(REPO, 'bench/results/pipeline.md'), table);
+console.log('wrote bench/results/pipeline.md and bench/out/pipeline.json');

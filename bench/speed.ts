@@ -3,7 +3,8 @@
  *   extract  CIFAR-10 test JPEGs -> default encoder features at 224 (decode included)
  *   score    the CPU-preset LFDN on 10,000 feature rows (DLSR scores, + LR, + baselines)
  *   train    CPU-preset epochs on 45,000 rows (the CIFAR-10 training set minus the 10% holdout)
- * Prints a table and writes bench/results/speed.json. Options: --images N (default 1024), --epochs N (default 2).
+ * Prints a Markdown table, writes it to bench/results/speed.md (quoted by the README) and the raw
+ * figures to bench/out/speed.json. Options: --images N (default 1024), --epochs N (default 2).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -57,16 +58,24 @@ result['trainProjectedMinutes'] = (perEpoch * cfg.train.epochs) / 60;
 
 const f = (x: unknown, d = 1): string => (typeof x === 'number' ? x.toFixed(d) : String(x));
 const sumRate = (rs: Json[], k: string): number => rs.reduce((s, r) => s + (r[k] as number), 0);
-console.log('\n| measure | 1 process | per process with ' + cores + ' | total with ' + cores + ' | peak RSS (MB) | tensors before/after |');
-console.log('|---|---|---|---|---|---|');
-console.log(`| extract img/s | ${f(ex1['imgPerS'])} | ${exN.map((r) => f(r['imgPerS'])).join(', ')} | ${f(sumRate(exN, 'imgPerS'))} | ${f(ex1['maxRssMB'], 0)} | ${f(ex1['tensorsBefore'], 0)}/${f(ex1['tensorsAfter'], 0)} |`);
+const lines = [
+  `bench:speed, ${String(result['date']).slice(0, 10)}, ${cores} cores, backend ${String(ex1['backend'])}`,
+  '',
+  `| measure | 1 process | per process with ${cores} | total with ${cores} | peak RSS (MB) | tensors before/after |`,
+  '|---|---|---|---|---|---|',
+  `| extract img/s | ${f(ex1['imgPerS'])} | ${exN.map((r) => f(r['imgPerS'])).join(', ')} | ${f(sumRate(exN, 'imgPerS'))} | ${f(ex1['maxRssMB'], 0)} | ${f(ex1['tensorsBefore'], 0)}/${f(ex1['tensorsAfter'], 0)} |`,
+];
 for (const k of ['dlsr', 'dlsrWithLr', 'allScores'] as const) {
   const one = (sc1['imgPerS'] as Json)[k] as number;
   const each = scN.map((r) => (r['imgPerS'] as Json)[k] as number);
-  console.log(`| score img/s (${k}) | ${f(one, 0)} | ${each.map((x) => f(x, 0)).join(', ')} | ${f(each.reduce((a, b) => a + b, 0), 0)} | ${f(sc1['maxRssMB'], 0)} | ${f(sc1['tensorsBefore'], 0)}/${f(sc1['tensorsAfter'], 0)} |`);
+  lines.push(`| score img/s (${k}) | ${f(one, 0)} | ${each.map((x) => f(x, 0)).join(', ')} | ${f(each.reduce((a, b) => a + b, 0), 0)} | ${f(sc1['maxRssMB'], 0)} | ${f(sc1['tensorsBefore'], 0)}/${f(sc1['tensorsAfter'], 0)} |`);
 }
-console.log(`| train s/epoch (45k rows) | ${f(perEpoch)} | | | ${f(tr['maxRssMB'], 0)} | ${f(tr['tensorsBefore'], 0)}/${f(tr['tensorsAfter'], 0)} |`);
-console.log(`\nprojected training time for the default ${cfg.train.epochs} epochs: ${f(result['trainProjectedMinutes'])} min`);
+lines.push(`| train s/epoch (45k rows) | ${f(perEpoch)} | | | ${f(tr['maxRssMB'], 0)} | ${f(tr['tensorsBefore'], 0)}/${f(tr['tensorsAfter'], 0)} |`);
+lines.push('', `Projected training time for the default ${cfg.train.epochs} epochs: ${f(result['trainProjectedMinutes'])} min.`);
+const table = lines.join('\n') + '\n';
+process.stdout.write(`\n${table}`);
+mkdirSync(path.join(REPO, 'bench/out'), { recursive: true });
+writeFileSync(path.join(REPO, 'bench/out/speed.json'), JSON.stringify(result, null, 2) + '\n');
 mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-writeFileSync(path.join(REPO, 'bench/results/speed.json'), JSON.stringify(result, null, 2) + '\n');
-console.log('wrote bench/results/speed.json');
+writeFileSync(path.join(REPO, 'bench/results/speed.md'), table);
+console.log('wrote bench/results/speed.md and bench/out/speed.json');

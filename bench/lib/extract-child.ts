@@ -1,15 +1,17 @@
-// One extraction process of featuresFor(): reads its job from argv, writes a feature set.
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { initBackend } from '../../src/shared/backend.js';
-import { createEncoder, type EncoderSpec } from '../../src/shared/encoder/registry.js';
-import { extractFeatures } from '../../src/shared/extract.js';
-import { encodeFeatureSet } from '../../src/shared/feature-set.js';
+// One extraction process of featuresFor(): runs the product's extract job for every `parts`-th shard
+// of a planned fit, prints the jobs' results as one JSON line.
+import { readFile } from 'node:fs/promises';
+import { createEngine, engineContext } from '../../src/shared/jobs/engine.js';
+import { extractShard } from '../../src/shared/jobs/extract-shard.js';
+import type { JobContext } from '../../src/shared/jobs/context.js';
+import type { ExtractResult, FitPlan } from '../../src/shared/queue/contract.js';
+import { env, open } from './features.js';
 
-const job = JSON.parse(await readFile(process.argv[2]!, 'utf8')) as { dir: string; keys: string[]; spec: EncoderSpec; out: string };
-const backend = await initBackend('auto');
-const encoder = await createEncoder(job.spec);
-const started = performance.now();
-const set = await extractFeatures(encoder, job.keys, (k) => readFile(path.join(job.dir, k)), { backend: backend.provider });
-await writeFile(job.out, encodeFeatureSet(set));
-process.stdout.write(JSON.stringify({ seconds: (performance.now() - started) / 1000 }) + '\n');
+const [planFile, part, parts] = [process.argv[2]!, Number(process.argv[3]), Number(process.argv[4])];
+const plan = JSON.parse(await readFile(planFile, 'utf8')) as FitPlan;
+const engine = await createEngine(env.backend, open);
+const ctx: JobContext = engineContext(engine, open, { log: () => undefined, progress: () => ({ update: () => undefined, done: () => undefined }) });
+const results: ExtractResult[] = [];
+for (const p of plan.extracts) if (p.shard.index % parts === part) results.push(await extractShard(p, ctx));
+await engine.dispose();
+process.stdout.write(JSON.stringify(results) + '\n');

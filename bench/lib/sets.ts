@@ -1,6 +1,7 @@
-/** Row subsets of cached feature sets for the benchmarks: the 5-vs-5 splits and evenly spaced limits. */
+/** Row subsets of feature sets for the benchmarks: the 5-vs-5 splits and evenly spaced limits. */
 import { gatherRows } from '../../src/shared/features.js';
 import type { FeatureSet } from '../../src/shared/feature-set.js';
+import { evenly } from '../../src/shared/sample.js';
 import { classOf } from './data.js';
 
 /** The CIFAR-10 5-vs-5 near-OOD splits: the ID classes of each. */
@@ -20,13 +21,7 @@ export const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): num
 /** The rows of `set` whose class is (`inId`) or is not one of `classes`. */
 export const classRows = (set: FeatureSet, classes: readonly string[], inId: boolean): FeatureSet => subset(set, indicesWhere(set, (k) => classes.includes(classOf(k)) === inId));
 
-/** `limit` items spread evenly over `items` (all of them when there are no more). */
-export function evenly<T>(items: readonly T[], limit: number): T[] {
-  if (items.length <= limit) return [...items];
-  const step = items.length / limit;
-  return Array.from({ length: limit }, (_, i) => items[Math.floor(i * step)]!);
-}
-
+/** At most `limit` rows, evenly spread (all of them without a limit). */
 export function limitTrain(set: FeatureSet, limit: number | undefined): FeatureSet {
   if (limit === undefined || set.keys.length <= limit) return set;
   return subset(set, evenly(set.keys.map((_, i) => i), limit));

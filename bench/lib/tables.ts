@@ -1,8 +1,8 @@
 /**
- * The tables bench:accuracy prints, from its result rows (of one run or merged from several files):
+ * The tables bench:accuracy prints, as Markdown, from its result rows (of one run or merged from
+ * several files):
  *
  *   per protocol / OOD set / config, every score (mean ± sd where there are several splits, kinds or seeds);
- *   the near-OOD levers, when measured;
  *   over seeds: each protocol summary (mean over the 5-vs-5 splits, mean over the corruption kinds of a
  *   strength) computed per seed, then mean ± sd over seeds, and each DLSR score's margin over the best
  *   baseline (Mahalanobis or kNN) of the same models.
@@ -10,7 +10,6 @@
 import type { DetectionMetrics } from '../../src/shared/metrics.js';
 import { SCORE_TYPES } from '../../src/shared/dlsr/config.js';
 import { DLSR_SCORES } from '../../src/shared/scores.js';
-import { LEVER_NAMES } from './levers.js';
 
 export interface Row {
   readonly protocol: string;
@@ -52,16 +51,15 @@ function groupRows(rows: readonly Row[]): Map<string, Row[]> {
   return groups;
 }
 
-function printTable(groups: Map<string, Row[]>, title: string, scores: readonly string[]): void {
-  console.log(`\n${title} (AUROC %, mean ± sd where there are several splits, kinds or seeds)`);
-  console.log(`| protocol | OOD set | config | ${scores.join(' | ')} |`);
-  console.log(`|---|---|---|${scores.map(() => '---').join('|')}|`);
+function scoreTable(groups: Map<string, Row[]>, title: string, scores: readonly string[]): string[] {
+  const out = [`\n${title} (AUROC %, mean ± sd where there are several splits, kinds or seeds)`, `| protocol | OOD set | config | ${scores.join(' | ')} |`, `|---|---|---|${scores.map(() => '---').join('|')}|`];
   for (const [k, rs] of groups) {
     const [protocol, ood, config] = k.split('|');
     const cells = scores.map((sc) => cell(rs.filter((r) => r.score === sc).map((r) => r.metrics.auroc)));
     if (cells.every((c) => c === '')) continue;
-    console.log(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
+    out.push(`| ${protocol} | ${ood} | ${config} | ${cells.join(' | ')} |`);
   }
+  return out;
 }
 
 /** Per group and score: the group's mean AUROC for each seed, in seed order. */
@@ -69,11 +67,13 @@ function perSeed(rs: readonly Row[], score: string, seeds: readonly number[]): n
   return seeds.map((s) => mean(rs.filter((r) => r.score === score && r.seed === s).map((r) => r.metrics.auroc)));
 }
 
-function printSeedTable(groups: Map<string, Row[]>): void {
+function seedTable(groups: Map<string, Row[]>): string[] {
   const baselines = ['mahalanobis', 'knn'];
-  console.log('\nOver seeds: each summary computed per seed (mean over splits or kinds), then mean ± sd over seeds (AUROC %); margin = score - best baseline, with its sd over seeds');
-  console.log(`| protocol | OOD set | config | seeds | ${SCORE_TYPES.join(' | ')} | best baseline | ${DLSR_SCORES.map((s) => `margin ${s}`).join(' | ')} |`);
-  console.log(`|---|---|---|---|${SCORE_TYPES.map(() => '---').join('|')}|---|${DLSR_SCORES.map(() => '---').join('|')}|`);
+  const out = [
+    '\nOver seeds: each summary computed per seed (mean over splits or kinds), then mean ± sd over seeds (AUROC %); margin = score - best baseline, with its sd over seeds',
+    `| protocol | OOD set | config | seeds | ${SCORE_TYPES.join(' | ')} | best baseline | ${DLSR_SCORES.map((s) => `margin ${s}`).join(' | ')} |`,
+    `|---|---|---|---|${SCORE_TYPES.map(() => '---').join('|')}|---|${DLSR_SCORES.map(() => '---').join('|')}|`,
+  ];
   for (const [k, rs] of groups) {
     const [protocol, ood, config] = k.split('|');
     if (protocol === 'near-5v5' && ood !== 'all splits') continue;
@@ -83,20 +83,13 @@ function printSeedTable(groups: Map<string, Row[]>): void {
     const best = baselines.reduce((a, b) => (mean(bySeed[b]!) > mean(bySeed[a]!) ? b : a));
     // Margin per seed against the best baseline of the same seed's models.
     const margins = DLSR_SCORES.map((s) => cell(bySeed[s]!.map((v, i) => v - Math.max(...baselines.map((b) => bySeed[b]![i]!)))));
-    console.log(`| ${protocol} | ${ood} | ${config} | ${seeds.length} | ${SCORE_TYPES.map((s) => cell(bySeed[s]!)).join(' | ')} | ${best} | ${margins.join(' | ')} |`);
+    out.push(`| ${protocol} | ${ood} | ${config} | ${seeds.length} | ${SCORE_TYPES.map((s) => cell(bySeed[s]!)).join(' | ')} | ${best} | ${margins.join(' | ')} |`);
   }
+  return out;
 }
 
-/**
- * Runs made before `fused` was a built-in score measured it as the lever z(mfsim_all+mse): the same
- * definition (mean of the two scores z-scored on the ID holdout), so it is read as `fused`.
- */
-const LEGACY_FUSED = 'z(mfsim_all+mse)';
-
-export function printTables(allRows: readonly Row[]): void {
-  const rows = allRows.map((r) => (r.score === LEGACY_FUSED ? { ...r, score: 'fused' } : r));
+/** Every table of the rows, as Markdown. */
+export function formatTables(rows: readonly Row[]): string {
   const groups = groupRows(rows);
-  printTable(groups, 'Built-in scores', SCORE_TYPES);
-  if (rows.some((r) => LEVER_NAMES.includes(r.score))) printTable(groups, 'Near-OOD levers on the same models (x4 = mean of 4 noise draws; z(a+b) = mean of holdout-normalised scores)', ['fused', 'mfsim', 'mfsim_all', 'mse', 'mahalanobis', 'knn', ...LEVER_NAMES]);
-  printSeedTable(groups);
+  return [...scoreTable(groups, 'Built-in scores', SCORE_TYPES), ...seedTable(groups)].join('\n') + '\n';
 }

@@ -1,9 +1,8 @@
 // Process entry of the `ood-audit` command (bin/ood-audit.js loads the compiled copy).
+import { prepareProcess } from '../shared/config/env.js';
 import { main } from './main.js';
 
-// The AWS SDK warns on every run under Node < 22 that future SDK releases will need Node 22; the
-// pinned SDK works on Node 20, so the CLI keeps its output clean (see README, Requirements).
-process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+prepareProcess();
 
 main(process.argv.slice(2)).then(
   (code) => {

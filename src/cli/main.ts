@@ -1,7 +1,9 @@
 /**
- * The `ood-audit` command line. Errors print one line naming the problem and exit non-zero
- * (2 for bad usage or configuration, 1 otherwise); set OOD_AUDIT_DEBUG=1 for stack traces.
+ * The `ood-audit` command line. The environment is parsed once here and passed to the command.
+ * Errors print one line naming the problem and exit non-zero (the code's exit status in the error
+ * table: 2 for bad usage or configuration, 1 otherwise); set OOD_AUDIT_DEBUG=1 for stack traces.
  */
+import { parseEnv, type EnvConfig } from '../shared/config/env.js';
 import { coerceError } from '../shared/errors.js';
 import { dashboardCommand, DASHBOARD_USAGE } from './commands/dashboard.js';
 import { evalCommand, EVAL_USAGE } from './commands/eval.js';
@@ -11,7 +13,9 @@ import { scheduleCommand, SCHEDULE_USAGE } from './commands/schedule.js';
 import { statusCommand, STATUS_USAGE } from './commands/status.js';
 import { workerCommand, WORKER_USAGE } from './commands/worker.js';
 
-const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; usage: string }> = {
+type Command = (argv: readonly string[], env: EnvConfig) => Promise<void>;
+
+const COMMANDS: Record<string, { run: Command; usage: string }> = {
   fit: { run: fitCommand, usage: FIT_USAGE },
   scan: { run: scanCommand, usage: SCAN_USAGE },
   score: { run: scanCommand, usage: SCAN_USAGE.replace('ood-audit scan', 'ood-audit score') },
@@ -45,13 +49,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(cmd.usage + '\n');
     return 0;
   }
+  let debug = false;
   try {
-    await cmd.run(rest);
+    const env = parseEnv(process.env);
+    debug = env.debug;
+    await cmd.run(rest, env);
     return 0;
   } catch (err) {
     const e = coerceError(err);
     process.stderr.write(`\nood-audit ${name}: ${e.message}\n`);
-    if (process.env['OOD_AUDIT_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
-    return e.code === 'CONFIG_INVALID' || e.code === 'UNKNOWN_ENCODER' ? 2 : 1;
+    if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+    return e.exitCode;
   }
 }

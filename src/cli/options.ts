@@ -2,14 +2,15 @@
  * Flag parsing for the CLI, once, at the edge. Every option is validated here and errors name the
  * option and echo the bad value; commands receive frozen, typed values.
  */
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { OodError } from '../shared/errors.js';
-import { parseBackendChoice, type BackendChoice } from '../shared/backend.js';
-import { defaultConfig, SCORE_TYPES, validateDlsrConfig, type DlsrConfig, type ScoreType } from '../shared/dlsr/config.js';
-import { LFDN_PRESETS, type LfdnPreset } from '../shared/diffusion/lfdn.js';
-import { parsePreprocessing } from '../shared/encoder/preprocess.js';
-import { ENCODERS } from '../shared/encoder/registry.js';
-import type { WhitenMode } from '../shared/whitening.js';
+import type { BackendChoice } from '../shared/backend-choice.js';
+import { DEFAULTS } from '../shared/config/defaults.js';
+import { parseBackendChoice } from '../shared/config/env.js';
+import { defaultConfig, SCORE_TYPES, validateDlsrConfig, type DlsrConfig, type ScoreType, type WhitenMode } from '../shared/dlsr/config.js';
+import { LFDN_PRESETS, type LfdnPreset } from '../shared/diffusion/config.js';
+import { ENCODERS, parsePreprocessing } from '../shared/encoder/spec.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -66,8 +67,48 @@ export function scoreTypes(v: Values, name: string): ScoreType[] | undefined {
 
 export const BACKEND_OPTION = { backend: { type: 'string' } } as const;
 
-export function backendChoice(v: Values): BackendChoice {
-  return parseBackendChoice(str(v, 'backend') ?? 'auto');
+/** --backend, when given (otherwise the environment's OOD_BACKEND applies). */
+export function backendChoice(v: Values): BackendChoice | undefined {
+  const b = str(v, 'backend');
+  return b === undefined ? undefined : parseBackendChoice(b);
+}
+
+/** Options of a scan, shared by `scan` and `schedule ... scan`. */
+export const SCAN_OPTIONS = {
+  'shard-size': { type: 'string' },
+  cache: { type: 'string' },
+  full: { type: 'boolean' },
+  'partition-depth': { type: 'string' },
+  'top-k': { type: 'string' },
+} as const;
+
+export interface ScanSettings {
+  readonly shardSize: number;
+  /** Feature cache location (absolute), when not the model's own. */
+  readonly cache?: string;
+  readonly full: boolean;
+  readonly partitionDepth: number;
+  readonly topK: number;
+}
+
+export function scanSettings(v: Values): ScanSettings {
+  const cache = str(v, 'cache');
+  return {
+    shardSize: shardSize(v),
+    ...(cache !== undefined ? { cache: absolute(cache) } : {}),
+    full: v['full'] === true,
+    partitionDepth: int(v, 'partition-depth', 1, 16) ?? DEFAULTS.partitionDepth,
+    topK: int(v, 'top-k', 0, 500) ?? DEFAULTS.topK,
+  };
+}
+
+export function shardSize(v: Values): number {
+  return int(v, 'shard-size', 1, 1_000_000) ?? DEFAULTS.shardSize;
+}
+
+/** Local folders become absolute paths so workers in other working directories find them. */
+export function absolute(uri: string): string {
+  return uri.startsWith('s3://') || uri.startsWith('file://') ? uri : path.resolve(uri);
 }
 
 /** Options that shape a model at fit time. */

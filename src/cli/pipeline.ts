@@ -7,11 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { EnvConfig } from '../shared/config/env.js';
+import type { BackendChoice } from '../shared/backend-choice.js';
+import { childEnv, type EnvConfig } from '../shared/config/env.js';
 import { OodError } from '../shared/errors.js';
 import { checkRedis, ensureRedis, redisConnection, type RedisHandle } from '../shared/queue/redis.js';
-import { QUEUES, QUEUE_KINDS, jobId, type QueueKind } from '../shared/queue/contract.js';
-import type { QueueTarget, RunHandle } from '../producers/runs.js';
+import { QUEUES, QUEUE_KINDS, finalJobOf, jobId, type QueueKind, type RunPlan } from '../shared/queue/contract.js';
+import type { QueueTarget } from '../producers/enqueue.js';
 import { progress, type ProgressLine } from './progress.js';
 
 export interface PipelineSession extends QueueTarget {
@@ -35,12 +36,12 @@ export interface OpenOptions {
   /** Local worker processes to start when no worker serves the queues (default: one per core). */
   readonly workers?: number;
   /** Tensor backend of the local workers. */
-  readonly backend?: string;
-  readonly log: (m: string) => void;
+  readonly backend?: BackendChoice;
+  readonly log: (message: string) => void;
 }
 
 export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<PipelineSession> {
-  const redis = await ensureRedis(env.redisUrl, opts.log);
+  const redis = await ensureRedis(env.redis, opts.log);
   const connection: Redis = redisConnection(redis.url);
   try {
     await checkRedis(connection, redis.url);
@@ -60,7 +61,7 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
     if (entry === undefined) throw new OodError('INTERNAL', 'cannot locate the ood-audit entry script to start workers');
     for (let i = 0; i < n; i++) {
       const child = spawn(process.execPath, [...process.execArgv, entry, 'worker', '--queues', QUEUE_KINDS.join(','), '--concurrency', '1'], {
-        env: { ...process.env, REDIS_URL: redis.url, OOD_QUEUE_PREFIX: env.queuePrefix, ...(opts.backend !== undefined ? { OOD_BACKEND: opts.backend } : {}) },
+        env: childEnv({ redisUrl: redis.url, queuePrefix: env.queuePrefix, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }),
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       child.stderr?.on('data', (d: Buffer) => {
@@ -103,29 +104,31 @@ interface StageBar {
 }
 
 /** Follows a run until its final job completes; returns the final job's result. */
-export async function followRun(session: QueueTarget, run: RunHandle, signal?: AbortSignal): Promise<unknown> {
+export async function followRun(session: QueueTarget, plan: RunPlan, signal?: AbortSignal): Promise<unknown> {
   const queues = Object.fromEntries(QUEUE_KINDS.map((k) => [k, new Queue(QUEUES[k], { connection: session.connection, prefix: session.prefix })])) as Record<QueueKind, Queue>;
+  const shards = plan.kind === 'scan' ? plan.shards.length : plan.extracts.length;
   const stages: StageBar[] =
-    run.kind === 'scan'
+    plan.kind === 'scan'
       ? [
-          { kind: 'extract', bar: progress('extract', run.images, 'img'), done: false },
-          { kind: 'score', bar: progress('score', run.shards, 'shards'), done: false },
+          { kind: 'extract', bar: progress('extract', plan.images, 'img'), done: false },
+          { kind: 'score', bar: progress('score', shards, 'shards'), done: false },
         ]
-      : [{ kind: 'extract', bar: progress('extract', run.images, 'img'), done: false }];
+      : [{ kind: 'extract', bar: progress('extract', plan.images, 'img'), done: false }];
+  const final = finalJobOf(plan);
   let trainBar: ProgressLine | undefined;
   try {
     for (;;) {
-      if (signal?.aborted === true) throw new OodError('ABORTED', `stopped following run ${run.runId}; it continues in the queue (ood-audit status)`);
-      const final = await Job.fromId(queues[run.final.queue], run.final.id);
-      if (final === undefined) throw new OodError('INTERNAL', `run ${run.runId}: its ${run.final.queue} job disappeared`);
-      const state = await final.getState();
+      if (signal?.aborted === true) throw new OodError('ABORTED', `stopped following run ${plan.runId}; it continues in the queue (ood-audit status)`);
+      const finalJob = await Job.fromId(queues[final.queue], final.id);
+      if (finalJob === undefined) throw new OodError('INTERNAL', `run ${plan.runId}: its ${final.queue} job disappeared`);
+      const state = await finalJob.getState();
       // Stage progress from the per-shard jobs.
       for (const st of stages) {
         if (st.done) continue;
         let images = 0;
         let finished = 0;
-        for (let s = 0; s < run.shards; s++) {
-          const j = await Job.fromId(queues[st.kind], jobId(run.runId, st.kind, s));
+        for (let s = 0; s < shards; s++) {
+          const j = await Job.fromId(queues[st.kind], jobId(plan.runId, st.kind, s));
           if (j === undefined) continue;
           const jstate = await j.getState();
           if (jstate === 'completed' || jstate === 'failed') {
@@ -136,21 +139,22 @@ export async function followRun(session: QueueTarget, run: RunHandle, signal?: A
           }
         }
         st.bar.update(st.kind === 'extract' ? images : finished);
-        if (finished === run.shards) {
+        if (finished === shards) {
           st.bar.done();
           st.done = true;
         }
       }
-      if (run.kind === 'fit' && state === 'active') {
-        trainBar ??= progress('train', run.epochs ?? 0, 'epochs');
-        const pr = final.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
+      if (plan.kind === 'fit' && state === 'active') {
+        const epochs = Number((plan.train.config as { train?: { epochs?: number } }).train?.epochs ?? 0);
+        trainBar ??= progress('train', epochs, 'epochs');
+        const pr = finalJob.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
         if (typeof pr === 'object' && pr.stage === 'train') trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
       }
       if (state === 'completed') {
         trainBar?.done();
-        return final.returnvalue;
+        return finalJob.returnvalue;
       }
-      if (state === 'failed') throw new OodError('INTERNAL', `run ${run.runId} failed: ${final.failedReason}`);
+      if (state === 'failed') throw new OodError('INTERNAL', `run ${plan.runId} failed: ${finalJob.failedReason}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {

@@ -1,32 +1,33 @@
 /**
- * Planning a run: list the input prefix (image files only; other objects are counted), sort the keys,
- * cut deterministic shards and write each shard's manifest (keys, sizes, ETags) to the run's work
- * location. The run id is a hash of what determines the result, so planning the same run twice
- * gives the same id and the same shards.
+ * Planning a run: list the input prefix (image files only; other objects are counted), leave out
+ * what an incremental scan already saw, cut deterministic shards, and describe every job. The run
+ * id is a hash of what determines the result, so planning the same run twice gives the same id, the
+ * same shards and the same job ids. Planning reads storage but writes nothing: writePlanFiles does,
+ * once a driver has decided to run the plan. No tensor code is loaded here.
  */
-import { listImages } from '../shared/app/listing.js';
+import { DEFAULTS } from '../shared/config/defaults.js';
+import type { DlsrConfig } from '../shared/dlsr/config.js';
+import { MODEL_FILES, readModelJson } from '../shared/dlsr/model-json.js';
 import { OodError } from '../shared/errors.js';
-import { putJson, joinKey, type ObjectInfo } from '../shared/storage/object-store.js';
-import type { Location } from '../shared/storage/locate.js';
-import { stableHash, workKeys, type Shard } from '../shared/queue/contract.js';
+import { stableHash } from '../shared/hash.js';
+import { changedSince, readScanState, scanStateLocation } from '../shared/outputs/scan-state.js';
+import {
+  workKeys,
+  type ExtractPayload,
+  type FitPlan,
+  type PlanFile,
+  type ReportPayload,
+  type ScanPlan,
+  type Shard,
+  type ShardManifest,
+  type TrainPayload,
+} from '../shared/queue/contract.js';
+import { evenly } from '../shared/sample.js';
+import { joinUri, type Location } from '../shared/storage/locate.js';
+import { joinKey, type ObjectInfo } from '../shared/storage/object-store.js';
+import { listImages } from './listing.js';
 
-export interface ShardManifest {
-  readonly shard: number;
-  readonly objects: readonly ObjectInfo[];
-}
-
-export interface Listing {
-  readonly images: readonly ObjectInfo[];
-  readonly skippedNonImages: number;
-  /** Hash of every image key and ETag. */
-  readonly hash: string;
-}
-
-export async function listInput(input: Location, allowEmpty = false): Promise<Listing> {
-  const { images, skipped } = await listImages(input.store, input.prefix);
-  if (images.length === 0 && !allowEmpty) throw new OodError('NOT_FOUND', `no images under ${input.uri} (${skipped.length} other files)`);
-  return { images, skippedNonImages: skipped.length, hash: stableHash(images.map((o) => [o.key, o.etag])) };
-}
+export type Open = (uri: string, mustExist?: boolean) => Location;
 
 export function cutShards(images: readonly ObjectInfo[], shardSize: number): ObjectInfo[][] {
   if (!Number.isInteger(shardSize) || shardSize < 1) throw new OodError('CONFIG_INVALID', `invalid shard size: expected a positive integer, got ${shardSize}`);
@@ -35,14 +36,119 @@ export function cutShards(images: readonly ObjectInfo[], shardSize: number): Obj
   return shards;
 }
 
-/** Writes the manifests (idempotent: same content, same keys) and returns the shard descriptors. */
-export async function writeManifests(work: Location, shards: readonly ObjectInfo[][]): Promise<Shard[]> {
+/** The shards' descriptors and their manifest files in the work area. */
+function describeShards(work: string, shards: readonly ObjectInfo[][]): { shards: Shard[]; files: PlanFile[] } {
   const out: Shard[] = [];
+  const files: PlanFile[] = [];
   for (const [index, objects] of shards.entries()) {
-    const manifestKey = joinKey(work.prefix, workKeys.manifest(index));
-    const manifest: ShardManifest = { shard: index, objects };
-    await putJson(work.store, manifestKey, manifest);
-    out.push({ index, manifestKey, count: objects.length, contentHash: stableHash(objects.map((o) => [o.key, o.etag])) });
+    const manifest: ShardManifest = { shard: index, objects: [...objects] };
+    const key = workKeys.manifest(index);
+    files.push({ work, key, body: JSON.stringify(manifest, null, 2) + '\n' });
+    out.push({ index, manifestKey: key, count: objects.length, contentHash: stableHash(objects.map((o) => [o.key, o.etag])) });
   }
-  return out;
+  return { shards: out, files };
+}
+
+/** Writes a plan's files (idempotent: the same plan writes the same content under the same keys). */
+export async function writePlanFiles(files: readonly PlanFile[], open: Open): Promise<void> {
+  for (const f of files) {
+    const work = open(f.work);
+    await work.store.put(joinKey(work.prefix, f.key), f.body);
+  }
+}
+
+/** What identifies a model's results: its encoder fingerprint and the version of its model.json. */
+export async function modelIdentity(model: Location): Promise<{ json: Awaited<ReturnType<typeof readModelJson>>; identity: string }> {
+  const json = await readModelJson(model.store, model.prefix);
+  const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
+  return { json, identity: stableHash(json.fingerprint.id, head?.etag ?? '') };
+}
+
+export interface ScanParams {
+  readonly input: Location;
+  /** Model folder URI. */
+  readonly model: string;
+  /** Output URI. */
+  readonly out: string;
+  /** Feature cache URI (default: <model>/cache). */
+  readonly cache?: string;
+  readonly shardSize: number;
+  /** Scan at most this many images: an evenly spread, deterministic subset (eval's --limit). */
+  readonly limit?: number;
+  /**
+   * Incremental scan: only objects new or changed (by ETag) since the last completed scan of this
+   * prefix with this model. Off for eval; on by default for scan (--full turns it off).
+   */
+  readonly incremental: boolean;
+  /** Record what this scan saw as the prefix's scan state (scan: yes; eval: no). */
+  readonly recordState: boolean;
+  readonly partitionDepth?: number;
+  readonly topK?: number;
+  readonly open: Open;
+}
+
+export async function planScan(p: ScanParams): Promise<ScanPlan> {
+  const { json, identity } = await modelIdentity(p.open(p.model, true));
+  const listing = await listImages(p.input.store, p.input.prefix);
+  if (listing.images.length === 0 && !p.incremental) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${listing.skipped.length} other files)`);
+  const state = scanStateLocation(p.model, p.input.uri);
+  const stateLoc = p.open(state.uri);
+  const previous = p.incremental ? await readScanState(stateLoc.store, joinKey(stateLoc.prefix, state.name)) : undefined;
+  const { changed, unchanged } = changedSince(evenly(listing.images, p.limit), previous);
+  const partitionDepth = p.partitionDepth ?? DEFAULTS.partitionDepth;
+  const topK = p.topK ?? DEFAULTS.topK;
+  const hash = stableHash(changed.map((o) => [o.key, o.etag]), p.limit ?? null, previous?.runId ?? null);
+  const runId = `scan-${stableHash(identity, p.model, p.input.uri, hash, p.shardSize, p.out, partitionDepth, topK)}`;
+  const work = joinUri(p.out, '.work', runId);
+  const cache = p.cache ?? joinUri(p.model, 'cache');
+  const { shards, files } = describeShards(work, cutShards(changed, p.shardSize));
+  files.push({ work, key: workKeys.listing, body: JSON.stringify(Object.fromEntries(listing.images.map((o) => [o.key, o.etag]))) });
+  const report: ReportPayload = {
+    runId,
+    work,
+    model: p.model,
+    input: p.input.uri,
+    out: p.out,
+    shards: shards.length,
+    skippedNonImages: listing.skipped.length,
+    startedAt: Date.now(),
+    partitionDepth,
+    topK,
+    incremental: previous !== undefined,
+    skippedUnchanged: unchanged,
+    ...(p.recordState ? { state } : {}),
+  };
+  return {
+    kind: 'scan',
+    runId,
+    files,
+    shards: shards.map((shard) => ({
+      extract: { runId, input: p.input.uri, work, shard, encoder: json.config.encoder, cache },
+      score: { runId, work, model: p.model, shard },
+    })),
+    report,
+    images: changed.length,
+    skippedNonImages: listing.skipped.length,
+    skippedUnchanged: unchanged,
+  };
+}
+
+export interface FitParams {
+  readonly input: Location;
+  readonly model: string;
+  readonly cache?: string;
+  readonly config: DlsrConfig;
+  readonly shardSize: number;
+}
+
+export async function planFit(p: FitParams): Promise<FitPlan> {
+  const listing = await listImages(p.input.store, p.input.prefix);
+  if (listing.images.length === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${listing.skipped.length} other files)`);
+  const runId = `fit-${stableHash(p.config, p.model, p.input.uri, stableHash(listing.images.map((o) => [o.key, o.etag])), p.shardSize)}`;
+  const work = joinUri(p.model, '.work', runId);
+  const cache = p.cache ?? joinUri(p.model, 'cache');
+  const { shards, files } = describeShards(work, cutShards(listing.images, p.shardSize));
+  const extracts: ExtractPayload[] = shards.map((shard) => ({ runId, input: p.input.uri, work, shard, encoder: p.config.encoder, cache }));
+  const train: TrainPayload = { runId, work, model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown>, shards: shards.length };
+  return { kind: 'fit', runId, files, extracts, train, images: listing.images.length, skippedNonImages: listing.skipped.length };
 }

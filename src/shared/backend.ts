@@ -7,15 +7,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from './errors.js';
-
-export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKENDS)[number] | 'auto';
+import { BACKENDS, type Backend, type BackendChoice } from './backend-choice.js';
 
 export interface BackendInfo {
   /** The tfjs backend name actually active (`tensorflow` for both tfjs-node flavours). */
   readonly name: string;
   /** Which package provided it. */
-  readonly provider: (typeof BACKENDS)[number];
+  readonly provider: Backend;
   readonly tfjsVersion: string;
 }
 
@@ -30,7 +28,7 @@ async function tryNode(pkg: string): Promise<boolean> {
   }
 }
 
-async function activate(provider: (typeof BACKENDS)[number]): Promise<boolean> {
+async function activate(provider: Backend): Promise<boolean> {
   switch (provider) {
     case 'tensorflow-gpu':
       if (!(await tryNode('@tensorflow/tfjs-node-gpu'))) return false;
@@ -72,14 +70,4 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       ? ' (install @tensorflow/tfjs-node or -gpu; it needs to download libtensorflow at install time)'
       : '';
   throw new OodError('BACKEND_UNAVAILABLE', `tensor backend ${choice} could not be loaded${hint}`);
-}
-
-export function backendInfo(): BackendInfo {
-  if (active === undefined) throw new OodError('INTERNAL', 'tensor backend not initialised: call initBackend() first');
-  return active;
-}
-
-export function parseBackendChoice(value: string): BackendChoice {
-  if (value === 'auto' || (BACKENDS as readonly string[]).includes(value)) return value as BackendChoice;
-  throw new OodError('CONFIG_INVALID', `invalid --backend: expected one of auto, ${BACKENDS.join(', ')}, got ${JSON.stringify(value)}`);
 }

@@ -6,6 +6,7 @@
  */
 import { OodError } from './errors.js';
 import { thresholdAtTpr } from './metrics.js';
+import { meanStd, quantileSorted } from './stats.js';
 
 export const CALIBRATION_QUANTILES = [0.01, 0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999] as const;
 
@@ -28,28 +29,14 @@ export interface Calibration {
   readonly scores: Readonly<Record<string, ScoreCalibration>>;
 }
 
-/** Linear-interpolated quantile of an ascending array. */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  if (sorted.length === 0) throw new OodError('CONFIG_INVALID', 'quantile of an empty sample');
-  const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
 export function calibrateScore(values: ArrayLike<number>, tpr: number): ScoreCalibration {
   if (!(tpr > 0 && tpr < 1)) throw new OodError('CONFIG_INVALID', `invalid calibration TPR: expected a fraction in (0, 1), got ${tpr}`);
   const sorted = Float64Array.from(values).sort();
   if (sorted.length === 0) throw new OodError('CONFIG_INVALID', 'calibration: the ID holdout is empty (hold out more images)');
-  const n = sorted.length;
-  let mean = 0;
-  for (const v of sorted) mean += v;
-  mean /= n;
-  let ss = 0;
-  for (const v of sorted) ss += (v - mean) ** 2;
+  const { mean, std } = meanStd(sorted);
   const quantiles: Record<string, number> = {};
   for (const q of CALIBRATION_QUANTILES) quantiles[String(q)] = quantileSorted(sorted, q);
-  return { n, mean, std: Math.sqrt(ss / Math.max(1, n - 1)), quantiles, threshold: thresholdAtTpr(sorted, tpr), sorted: Array.from(sorted) };
+  return { n: sorted.length, mean, std, quantiles, threshold: thresholdAtTpr(sorted, tpr), sorted: Array.from(sorted) };
 }
 
 export function calibrate(scores: Readonly<Record<string, ArrayLike<number>>>, tpr = 0.95): Calibration {
@@ -75,4 +62,19 @@ export function calibratedRank(cal: ScoreCalibration, value: number): number {
   let eq = lo;
   while (eq < s.length && s[eq] === value) eq++;
   return (lo + (eq - lo) / 2) / s.length;
+}
+
+/** The primary score's calibrated rank and flag of every row: the one place "flagged" is decided. */
+export interface Flags {
+  /** Position among the ID holdout scores, 0..1 (see calibratedRank). */
+  readonly rank: Float64Array;
+  /** 1 where the score is above the calibrated threshold. */
+  readonly flagged: Uint8Array;
+}
+
+export function flagScores(cal: ScoreCalibration, column: ArrayLike<number>): Flags {
+  return {
+    rank: Float64Array.from(column, (v) => calibratedRank(cal, v)),
+    flagged: Uint8Array.from(column, (v) => (v > cal.threshold ? 1 : 0)),
+  };
 }

@@ -1,42 +1,56 @@
 /**
- * The error taxonomy. Every error ood-audit raises on purpose is an `OodError` with a stable `code`
- * and a `retryable` flag: permanent input faults are never retried, transient storage and queue
- * faults are. Errors cross process boundaries (sandboxed processors, child processes) as plain
+ * The error taxonomy. Every error ood-audit raises on purpose is an `OodError` with a stable `code`.
+ * ERROR_TABLE is the one place that says, per code, whether a job retries it (transient storage and
+ * queue faults) or fails at once (everything else, unknown errors included), and which exit status
+ * the CLI gives it. Errors cross process boundaries (sandboxed processors, child processes) as plain
  * objects, so callers match on `code`, never on `instanceof` alone.
  */
 
-export type ErrorCode =
-  | 'CONFIG_INVALID'
-  | 'BAD_IMAGE'
-  | 'NOT_FOUND'
-  | 'ENCODER_MISMATCH'
-  | 'UNKNOWN_ENCODER'
-  | 'MODEL_INVALID'
-  | 'SHAPE_MISMATCH'
-  | 'BACKEND_UNAVAILABLE'
-  | 'STORAGE_TRANSIENT'
-  | 'STORAGE_PERMANENT'
-  | 'KEY_UNSAFE'
-  | 'PAYLOAD_INVALID'
-  | 'ABORTED'
-  | 'INTERNAL';
+export const ERROR_TABLE = {
+  /** A bad option, environment variable or argument (exit 2). */
+  CONFIG_INVALID: { retryable: false, exit: 2 },
+  UNKNOWN_ENCODER: { retryable: false, exit: 2 },
+  BAD_IMAGE: { retryable: false, exit: 1 },
+  NOT_FOUND: { retryable: false, exit: 1 },
+  ENCODER_MISMATCH: { retryable: false, exit: 1 },
+  /** A model folder, feature set, checkpoint or manifest that is incomplete or not ours. */
+  MODEL_INVALID: { retryable: false, exit: 1 },
+  SHAPE_MISMATCH: { retryable: false, exit: 1 },
+  BACKEND_UNAVAILABLE: { retryable: false, exit: 1 },
+  /** Throttling, 5xx, resets: retried with backoff. */
+  STORAGE_TRANSIENT: { retryable: true, exit: 1 },
+  /** Missing bucket, denied access, bad credentials. */
+  STORAGE_PERMANENT: { retryable: false, exit: 1 },
+  KEY_UNSAFE: { retryable: false, exit: 1 },
+  /** Job data that does not match the queue contract. */
+  PAYLOAD_INVALID: { retryable: false, exit: 1 },
+  ABORTED: { retryable: false, exit: 1 },
+  /** A bug or an unexpected state: never retried (a retry would fail the same way). */
+  INTERNAL: { retryable: false, exit: 1 },
+} as const satisfies Record<string, { retryable: boolean; exit: number }>;
 
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['STORAGE_TRANSIENT', 'INTERNAL']);
+export type ErrorCode = keyof typeof ERROR_TABLE;
 
 export class OodError extends Error {
   readonly code: ErrorCode;
-  readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'OodError';
     this.code = code;
-    this.retryable = RETRYABLE.has(code);
+  }
+
+  get retryable(): boolean {
+    return ERROR_TABLE[this.code].retryable;
+  }
+
+  get exitCode(): number {
+    return ERROR_TABLE[this.code].exit;
   }
 }
 
-export function configError(option: string, value: unknown, expected: string): OodError {
-  return new OodError('CONFIG_INVALID', `invalid ${option}: expected ${expected}, got ${JSON.stringify(value)}`);
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_TABLE, code);
 }
 
 /** Turns any throwable into an OodError, keeping codes that crossed a process boundary as plain objects. */
@@ -49,14 +63,4 @@ export function coerceError(err: unknown): OodError {
     return new OodError('INTERNAL', message, { cause: err });
   }
   return new OodError('INTERNAL', String(err));
-}
-
-const CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'CONFIG_INVALID', 'BAD_IMAGE', 'NOT_FOUND', 'ENCODER_MISMATCH', 'UNKNOWN_ENCODER', 'MODEL_INVALID',
-  'SHAPE_MISMATCH', 'BACKEND_UNAVAILABLE', 'STORAGE_TRANSIENT', 'STORAGE_PERMANENT', 'KEY_UNSAFE',
-  'PAYLOAD_INVALID', 'ABORTED', 'INTERNAL',
-]);
-
-export function isErrorCode(code: string): code is ErrorCode {
-  return CODES.has(code);
 }

@@ -3,6 +3,7 @@
  * image becomes (x - mean) / (std + 1e-5), std with N - 1. Plain arrays in, plain arrays out.
  */
 import { OodError } from './errors.js';
+import { meanStd } from './stats.js';
 
 export const STANDARDISE_EPS = 1e-5;
 
@@ -28,12 +29,7 @@ export function standardiseStages(raw: Float32Array, stageSizes: readonly number
     for (let s = 0; s < stageSizes.length; s++) {
       const a = row + bounds[s]!;
       const b = row + bounds[s + 1]!;
-      let mean = 0;
-      for (let j = a; j < b; j++) mean += raw[j]!;
-      mean /= b - a;
-      let ss = 0;
-      for (let j = a; j < b; j++) ss += (raw[j]! - mean) ** 2;
-      const std = Math.sqrt(ss / (b - a - 1));
+      const { mean, std } = meanStd(raw.subarray(a, b));
       const inv = 1 / (std + STANDARDISE_EPS);
       for (let j = a; j < b; j++) out[j] = (raw[j]! - mean) * inv;
     }

@@ -8,6 +8,7 @@
  *   aupr_*   average precision (sum over distinct thresholds of recall gain x precision), ties grouped.
  */
 import { OodError } from './errors.js';
+import { rankSum } from './stats.js';
 
 export interface DetectionMetrics {
   readonly auroc: number;
@@ -27,18 +28,30 @@ export function auroc(idScores: ArrayLike<number>, oodScores: ArrayLike<number>)
   const id = finite(idScores, 'ID');
   const ood = finite(oodScores, 'OOD');
   // Mann-Whitney U with mid-ranks over the pooled sample.
-  const all = Array.from({ length: id.length + ood.length }, (_, i) => (i < id.length ? { v: id[i]!, ood: false } : { v: ood[i - id.length]!, ood: true }));
-  all.sort((a, b) => a.v - b.v);
-  let rankSumOod = 0;
-  for (let i = 0; i < all.length; ) {
-    let j = i;
-    while (j + 1 < all.length && all[j + 1]!.v === all[i]!.v) j++;
-    const midRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) if (all[k]!.ood) rankSumOod += midRank;
-    i = j + 1;
-  }
-  const u = rankSumOod - (ood.length * (ood.length + 1)) / 2;
+  const u = rankSum(ood, id).rankSum - (ood.length * (ood.length + 1)) / 2;
   return u / (ood.length * id.length);
+}
+
+/**
+ * Walks the pooled scores from the highest down, one tie group at a time, calling `visit` with the
+ * positives and negatives at or above the group's score.
+ */
+function sweepDescending(positive: Float64Array, negative: Float64Array, visit: (tp: number, fp: number) => void): void {
+  const all = new Float64Array(positive.length + negative.length);
+  all.set(positive);
+  all.set(negative, positive.length);
+  const order = Uint32Array.from(all, (_, i) => i).sort((x, y) => all[y]! - all[x]!);
+  let tp = 0;
+  let fp = 0;
+  for (let i = 0; i < order.length; ) {
+    const v = all[order[i]!]!;
+    while (i < order.length && all[order[i]!] === v) {
+      if (order[i]! < positive.length) tp++;
+      else fp++;
+      i++;
+    }
+    visit(tp, fp);
+  }
 }
 
 /** Threshold that keeps `tpr` of the ID scores (at or below it). */
@@ -60,25 +73,13 @@ export function fprAtTpr(idScores: ArrayLike<number>, oodScores: ArrayLike<numbe
 export function averagePrecision(positive: ArrayLike<number>, negative: ArrayLike<number>): number {
   const pos = finite(positive, 'positive');
   const neg = finite(negative, 'negative');
-  const all = Array.from({ length: pos.length + neg.length }, (_, i) => (i < pos.length ? { v: pos[i]!, p: true } : { v: neg[i - pos.length]!, p: false }));
-  all.sort((a, b) => b.v - a.v);
-  let tp = 0;
-  let fp = 0;
   let prevRecall = 0;
   let ap = 0;
-  for (let i = 0; i < all.length; ) {
-    let j = i;
-    while (j < all.length && all[j]!.v === all[i]!.v) {
-      if (all[j]!.p) tp++;
-      else fp++;
-      j++;
-    }
+  sweepDescending(pos, neg, (tp, fp) => {
     const recall = tp / pos.length;
-    const precision = tp / (tp + fp);
-    ap += (recall - prevRecall) * precision;
+    ap += (recall - prevRecall) * (tp / (tp + fp));
     prevRecall = recall;
-    i = j;
-  }
+  });
   return ap;
 }
 
@@ -96,23 +97,12 @@ export function detectionMetrics(idScores: ArrayLike<number>, oodScores: ArrayLi
 export function rocCurve(idScores: ArrayLike<number>, oodScores: ArrayLike<number>, maxPoints = 200): { fpr: number[]; tpr: number[] } {
   const id = finite(idScores, 'ID');
   const ood = finite(oodScores, 'OOD');
-  const all = Array.from({ length: id.length + ood.length }, (_, i) => (i < id.length ? { v: id[i]!, ood: false } : { v: ood[i - id.length]!, ood: true }));
-  all.sort((a, b) => b.v - a.v);
   const fpr = [0];
   const tpr = [0];
-  let tp = 0;
-  let fp = 0;
-  for (let i = 0; i < all.length; ) {
-    let j = i;
-    while (j < all.length && all[j]!.v === all[i]!.v) {
-      if (all[j]!.ood) tp++;
-      else fp++;
-      j++;
-    }
+  sweepDescending(ood, id, (tp, fp) => {
     fpr.push(fp / id.length);
     tpr.push(tp / ood.length);
-    i = j;
-  }
+  });
   if (fpr.length <= maxPoints) return { fpr, tpr };
   const step = (fpr.length - 1) / (maxPoints - 1);
   const idx = Array.from({ length: maxPoints }, (_, k) => Math.round(k * step));

@@ -10,6 +10,7 @@
  * Plain arrays in, plain arrays out.
  */
 import { stageBounds } from './features.js';
+import { meanStd } from './stats.js';
 
 export const DLSR_SCORES = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
 export type DlsrScore = (typeof DLSR_SCORES)[number];
@@ -18,10 +19,6 @@ export interface ReconstructionScores {
   readonly mse: Float32Array;
   readonly mfsim: Float32Array;
   readonly mfsim_all: Float32Array;
-  /** Per row and stage, row-major [n, stages]: minus the stage's cosine similarity. */
-  readonly stageCos: Float32Array;
-  /** Per row and stage, row-major [n, stages]: the stage's squared error. */
-  readonly stageErr: Float32Array;
 }
 
 /** Per-row reconstruction scores for row-major [n, D] matrices. */
@@ -33,8 +30,6 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
   const mfsim = new Float32Array(n);
   const mfsimAll = new Float32Array(n);
   const s = stageSizes.length;
-  const stageCos = new Float32Array(n * s);
-  const stageErr = new Float32Array(n * s);
   for (let i = 0; i < n; i++) {
     const row = i * d;
     let err = 0;
@@ -54,8 +49,6 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
         stageE += (a - b) * (a - b);
       }
       const cos = dot / Math.max(Math.sqrt(na) * Math.sqrt(nb), 1e-12);
-      stageCos[i * s + k] = -cos;
-      stageErr[i * s + k] = stageE;
       err += stageE;
       cosSum += cos;
       if (k === 0) cosFirst = cos;
@@ -64,7 +57,7 @@ export function reconstructionScores(z0: Float32Array, rec: Float32Array, stageS
     mfsimAll[i] = -cosSum / s;
     mfsim[i] = s > 1 ? -(cosSum - cosFirst) / (s - 1) : -cosSum;
   }
-  return { mse, mfsim, mfsim_all: mfsimAll, stageCos, stageErr };
+  return { mse, mfsim, mfsim_all: mfsimAll };
 }
 
 /**
@@ -89,20 +82,11 @@ export interface FusionStats {
   readonly std: readonly number[];
 }
 
-/** Mean and sample standard deviation (1 when it is 0, so z-scores stay finite). */
-export function meanStd(v: ArrayLike<number>): { mean: number; std: number } {
-  let mean = 0;
-  for (let i = 0; i < v.length; i++) mean += v[i]!;
-  mean /= v.length;
-  let ss = 0;
-  for (let i = 0; i < v.length; i++) ss += (v[i]! - mean) ** 2;
-  return { mean, std: Math.sqrt(ss / Math.max(1, v.length - 1)) || 1 };
-}
-
 /** Fits the fused score's normalisation on the holdout's part scores. */
 export function fitFusion(holdout: Readonly<Record<FusedPart, ArrayLike<number>>>, parts: readonly FusedPart[] = FUSED_PARTS): FusionStats {
   const stats = parts.map((p) => meanStd(holdout[p]));
-  return { parts: [...parts], mean: stats.map((s) => s.mean), std: stats.map((s) => s.std) };
+  // A constant part gets std 1 so its z-scores stay finite.
+  return { parts: [...parts], mean: stats.map((s) => s.mean), std: stats.map((s) => s.std || 1) };
 }
 
 /** Mean of the holdout-normalised part scores. */

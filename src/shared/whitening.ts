@@ -17,8 +17,7 @@ import { OodError } from './errors.js';
 import { shrunkCovariance } from './baselines.js';
 import { stageBounds } from './features.js';
 
-export const WHITEN_MODES = ['none', 'stage', 'global'] as const;
-export type WhitenMode = (typeof WHITEN_MODES)[number];
+import type { WhitenMode } from './dlsr/config.js';
 
 export interface Whitening {
   readonly mean: Float32Array;

@@ -12,9 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUES, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
+import { QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
-import { SHUTDOWN_REASON, WORKER_REDIS_ENV } from './runtime.js';
 import { startMetrics, type WorkerMetrics } from './metrics.js';
 
 export interface WorkerOptions {
@@ -61,8 +60,8 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const a = metrics.server.address();
     opts.log(`metrics on http://${opts.metricsHost ?? '127.0.0.1'}:${typeof a === 'object' && a !== null ? a.port : opts.metricsPort}/metrics`);
   }
-  // Processors are forked from this process and inherit its environment.
-  process.env[WORKER_REDIS_ENV] = opts.redisUrl;
+  // Processors are forked from this process and inherit its environment (REDIS_URL and the rest),
+  // so they parse the same configuration.
   const workers = opts.queues.map((kind) => {
     const connection = redisConnection(opts.redisUrl);
     connections.push(connection);

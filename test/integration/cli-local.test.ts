@@ -11,7 +11,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import { parquetReadObjects } from 'hyparquet';
 import { runCli, ROOT } from '../helpers/cli.js';
 import { hugePngHeader, textAsPng, truncatedJpeg } from '../helpers/images.js';
-import { checkPage } from '../helpers/browser.js';
+import { checkPage } from '../../support/browser.js';
 
 const demo = path.join(ROOT, 'examples/demo');
 const work = mkdtempSync(path.join(tmpdir(), 'ood-e2e-'));
@@ -59,7 +59,7 @@ describe('CLI end to end', () => {
     expect(rows).toHaveLength(200);
     // The in-process core gives the same scores as the sharded pipeline (per-image seeded noise).
     const out2 = path.join(work, 'out-in-process');
-    const inProc = await runCli(['scan', '--in-process', '--model', model, '--input', scan, '--out', out2]);
+    const inProc = await runCli(['scan', '--in-process', '--full', '--model', model, '--input', scan, '--out', out2]);
     expect(inProc.code, inProc.stderr).toBe(0);
     const rows2 = await parquetReadObjects({ file: readFileSync(path.join(out2, 'scores.parquet')).buffer as ArrayBuffer });
     expect(rows2).toEqual(rows);

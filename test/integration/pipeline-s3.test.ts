@@ -129,7 +129,7 @@ describe('pipeline on S3', () => {
       redisClient.disconnect();
     }
 
-    const local = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1-core'], env);
+    const local = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1-core'], env);
     expect(local.code, local.stderr).toBe(0);
     expect(await parquetRows('reports/r1-core/scores.parquet')).toEqual(rows);
   });

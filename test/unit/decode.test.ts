@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { decodeImage, decodeMany, isImageKey } from '../../src/shared/image/decode.js';
+import { decodeImage } from '../../src/shared/image/decode.js';
+import { isImageKey } from '../../src/shared/image/kinds.js';
+import { extractFeatures } from '../../src/shared/extract.js';
+import { makeFingerprint, type Encoder } from '../../src/shared/encoder/encoder.js';
 import { hugePngHeader, solidImage, textAsPng, truncatedJpeg } from '../helpers/images.js';
 
 describe('decodeImage', () => {
@@ -40,11 +43,21 @@ describe('decodeImage', () => {
 
   it('keeps order and isolates failures in a batch', async () => {
     const good = await solidImage('jpeg', 20, 20);
-    const out = await decodeMany(
-      [{ key: 'a.jpg', data: good }, { key: 'b.jpg', data: new Uint8Array(0) }, { key: 'c.jpg', data: good }],
-      { size: 8, concurrency: 2 },
-    );
-    expect(out.map((r) => [r.key, r.ok])).toEqual([['a.jpg', true], ['b.jpg', false], ['c.jpg', true]]);
+    const files = new Map([['a.jpg', good], ['b.jpg', new Uint8Array(0)], ['c.jpg', good]]);
+    // A stand-in encoder (one feature per channel mean): the batching and failure handling are under test.
+    const encoder: Encoder = {
+      fingerprint: makeFingerprint({ encoder: 'test', weightsSha256: '0', taps: ['t'], inputSize: 8, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
+      stages: [{ name: 't', channels: 2 }],
+      featureSize: 2,
+      inputSize: 8,
+      batchSize: 2,
+      encode: (images) => Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!])),
+      dispose: () => undefined,
+    };
+    const set = await extractFeatures(encoder, [...files.keys()], async (k) => files.get(k)!);
+    expect(set.keys).toEqual(['a.jpg', 'c.jpg']);
+    expect(set.failures.map((f) => f.key)).toEqual(['b.jpg']);
+    expect(set.features).toHaveLength(4);
   });
 
   it('recognises image keys by extension', () => {

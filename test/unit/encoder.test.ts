@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { bundledTopology, createMobileNetV2, FINETUNED_STAGES, IMAGENET_STAGES, loadBundledMobileNetV2 } from '../../src/shared/encoder/mobilenet-v2.js';
+import { bundledTopology, createMobileNetV2, loadBundledMobileNetV2 } from '../../src/shared/encoder/mobilenet-v2.js';
+import { DEFAULT_ENCODER, FINETUNED_STAGES, IMAGENET_STAGES } from '../../src/shared/encoder/spec.js';
 import { toEncoderInput } from '../../src/shared/encoder/preprocess.js';
 import { assertSameEncoder } from '../../src/shared/encoder/encoder.js';
-import { createEncoder, DEFAULT_ENCODER } from '../../src/shared/encoder/registry.js';
+import { createEncoder } from '../../src/shared/encoder/registry.js';
 import { Rng } from '../../src/shared/rng.js';
 import { useWasm } from '../helpers/tf.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { binomialUpperP, ks, mannWhitney, normalUpper } from '../../src/shared/report/stats.js';
+import { binomialUpperP, ks, mannWhitney, normalUpper } from '../../src/shared/stats.js';
 import { partitionOf, verdict } from '../../src/shared/report/verdict.js';
 import { buildReport, histogram, reasonCategory } from '../../src/shared/report/report.js';
 import { renderHtml, renderMarkdown } from '../../src/shared/report/render.js';

@@ -83,7 +83,8 @@ describe('S3 errors and retries', () => {
 describe('environment and queue contract', () => {
   it('parses the environment once, redacting secrets in messages', () => {
     const e = parseEnv({ REDIS_URL: 'rediss://user:secret@redis.example:6380/1', AWS_ENDPOINT_URL: 'http://minio:9000', AWS_REGION: 'eu-west-1' });
-    expect(e.redisUrl).toBe('rediss://user:secret@redis.example:6380/1');
+    expect(e.redis).toEqual({ url: 'rediss://user:secret@redis.example:6380/1', explicit: true });
+    expect(parseEnv({}).redis).toEqual({ url: 'redis://127.0.0.1:6379', explicit: false });
     expect(e.s3).toEqual({ endpoint: 'http://minio:9000', region: 'eu-west-1' });
     expect(e.queuePrefix).toBe('ood');
     expect(redactUrl('redis://:pw@h:1')).toBe('redis://***@h:1');

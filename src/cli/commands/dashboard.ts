@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { parseEnv, redactUrl } from '../../shared/config/env.js';
+import { redactUrl, type EnvConfig } from '../../shared/config/env.js';
 import { QUEUES, QUEUE_KINDS } from '../../shared/queue/contract.js';
 import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { int, parse, str } from '../options.js';
@@ -13,13 +13,11 @@ export const DASHBOARD_USAGE = `ood-audit dashboard [--port N] [--host H]
   errors, with retry and clean actions. Binds to 127.0.0.1 unless --host says otherwise.
   --port N   default 3000`;
 
-
-export async function dashboardCommand(argv: readonly string[]): Promise<void> {
+export async function dashboardCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const v = parse(argv, { port: { type: 'string' }, host: { type: 'string' } });
-  const env = parseEnv(process.env);
   const port = int(v, 'port', 0, 65535) ?? 3000;
   const host = str(v, 'host') ?? '127.0.0.1';
-  const redisUrl = env.redisUrl ?? 'redis://127.0.0.1:6379';
+  const redisUrl = env.redis.url;
   const connection = redisConnection(redisUrl);
   await checkRedis(connection, redisUrl);
   const queues = QUEUE_KINDS.map((k) => new Queue(QUEUES[k], { connection, prefix: env.queuePrefix }));

@@ -1,18 +1,13 @@
-import { initBackend } from '../../shared/backend.js';
-import { fitModel } from '../../shared/app/operations.js';
-import { parseEnv } from '../../shared/config/env.js';
+import type { EnvConfig } from '../../shared/config/env.js';
 import { openLocation } from '../../shared/storage/open.js';
-import type { TrainResult } from '../../shared/queue/contract.js';
-import { enqueueFit } from '../../producers/runs.js';
-import { BACKEND_OPTION, backendChoice, int, MODEL_OPTIONS, modelConfig, parse, required, str } from '../options.js';
-import { cliContext } from '../context.js';
-import { followRun, openPipeline } from '../pipeline.js';
-import { absolute } from './scan.js';
+import { planFit } from '../../producers/plan.js';
+import { absolute, backendChoice, BACKEND_OPTION, int, MODEL_OPTIONS, modelConfig, parse, required, shardSize } from '../options.js';
+import { openRunner } from '../run.js';
 
-export const FIT_USAGE = `ood-audit fit --id <dir> --model <dir> [options]
-  Extracts features of every image under --id (recursively), trains the LFDN, calibrates on a
-  held-out 10% of the ID images and saves the model folder. A killed fit resumes from its last
-  checkpoint when run again with the same options.
+export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
+  Extracts features of every image under --id (recursively; a folder or an s3:// URI), trains the
+  LFDN, calibrates on a held-out 10% of the ID images and saves the model folder. A killed fit
+  resumes from its last checkpoint when run again with the same options and images.
   --epochs N            training epochs (default 30)
   --preset cpu|paper    LFDN size: cpu = 512 x 4 (default), paper = 1440 x 16; or --width/--depth
   --input-size N        encoder input side (default 224)
@@ -28,43 +23,27 @@ export const FIT_USAGE = `ood-audit fit --id <dir> --model <dir> [options]
   --batch-size N --lr X --weight-decay X --ema-decay X   optimiser settings
   --backend B           auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
   --shard-size N        images per extract job (default 1000); --workers N local workers if none run
-  --in-process          run in this process, without Redis and workers`;
+  --in-process          run every job in this process, without Redis and workers`;
 
-export async function fitCommand(argv: readonly string[]): Promise<void> {
+export async function fitCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const v = parse(argv, { id: { type: 'string' }, model: { type: 'string' }, 'shard-size': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...MODEL_OPTIONS, ...BACKEND_OPTION });
   const config = modelConfig(v);
-  const env = parseEnv(process.env);
   const idUri = absolute(required(v, 'id'));
   const modelUri = absolute(required(v, 'model'));
-  const id = openLocation(idUri, env, true);
-  const log = (m: string): void => void process.stderr.write(`${m}\n`);
-  if (v['in-process'] === true) {
-    const model = openLocation(modelUri, env);
-    const backend = await initBackend(backendChoice(v));
-    const ctx = cliContext(backend, env);
-    ctx.log(`backend: ${backend.provider}; LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
-    const out = await fitModel({ idStore: id.store, idPrefix: id.prefix, modelStore: model.store, modelPrefix: model.prefix, config }, ctx);
-    const cal = out.model.calibration?.scores[config.scoring.primary];
-    log(
-      `model saved to ${modelUri}: ${out.model.info.trainCount} training images, ${out.model.info.holdoutCount} held out, ` +
-        `${out.features.failures.length} failed, ${out.skipped} non-image files skipped; ` +
-        `${config.scoring.primary} threshold ${cal?.threshold.toPrecision(5) ?? '?'} at ${(config.scoring.tpr * 100).toFixed(0)}% ID kept`,
-    );
-    return;
-  }
-  backendChoice(v); // validate early
+  const backend = backendChoice(v);
   const workers = int(v, 'workers', 1, 256);
-  const backend = str(v, 'backend');
-  const session = await openPipeline(env, { needs: ['extract', 'train'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const size = shardSize(v);
+  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  const plan = await planFit({ input: openLocation(idUri, env, true), model: modelUri, config, shardSize: size });
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'train'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
-    const run = await enqueueFit(session, { input: id, model: modelUri, config, shardSize: int(v, 'shard-size', 1, 1_000_000) ?? 1000, openWork: (uri) => openLocation(uri, env) });
-    log(`${run.created ? 'queued' : 'already queued or done:'} run ${run.runId}: ${run.images} ID images in ${run.shards} shards (${run.skippedNonImages} non-image files skipped); LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
-    const r = (await followRun(session, run)) as TrainResult;
+    const r = await runner.fit(plan, `${plan.images} ID images in ${plan.extracts.length} shards (${plan.skippedNonImages} non-image files skipped); LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
     log(
-      `model saved to ${modelUri}: ${r.trainCount} training images, ${r.holdoutCount} held out, ${r.failed} failed, ${run.skippedNonImages} non-image files skipped` +
+      `model saved to ${modelUri}: ${r.trainCount} training images, ${r.holdoutCount} held out, ${r.failed} failed, ${plan.skippedNonImages} non-image files skipped; ` +
+        `${r.primary} threshold ${r.threshold.toPrecision(5)} at ${(config.scoring.tpr * 100).toFixed(0)}% ID kept` +
         `${r.resumedFromEpoch > 0 ? `; training resumed after epoch ${r.resumedFromEpoch}` : ''}`,
     );
   } finally {
-    await session.close();
+    await runner.close();
   }
 }

@@ -1,12 +1,12 @@
 import { Queue } from 'bullmq';
-import { parseEnv } from '../../shared/config/env.js';
+import type { EnvConfig } from '../../shared/config/env.js';
 import { OodError } from '../../shared/errors.js';
-import { JOB_OPTIONS, QUEUES, schedulePayload, stableHash } from '../../shared/queue/contract.js';
+import { stableHash } from '../../shared/hash.js';
+import { JOB_OPTIONS, QUEUES, schedulePayload } from '../../shared/queue/contract.js';
 import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { openLocation } from '../../shared/storage/open.js';
-import { modelIdentity } from '../../producers/model-identity.js';
-import { int, parse, required, str } from '../options.js';
-import { absolute } from './scan.js';
+import { modelIdentity } from '../../producers/plan.js';
+import { absolute, parse, required, SCAN_OPTIONS, scanSettings, str } from '../options.js';
 
 export const SCHEDULE_USAGE = `ood-audit schedule --cron "<expr>" [--tz <zone>] [--name <id>] scan --model <loc> --input <loc> --out <loc> [scan options]
 ood-audit schedule --list
@@ -18,17 +18,15 @@ ood-audit schedule --remove <id>
   "schedule" queue (the default) must be running. Scan options: --shard-size, --cache, --full,
   --partition-depth, --top-k.`;
 
-export async function scheduleCommand(argv: readonly string[]): Promise<void> {
+export async function scheduleCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const split = argv.indexOf('scan');
   const own = split < 0 ? argv : argv.slice(0, split);
   const scanArgs = split < 0 ? [] : argv.slice(split + 1);
   const v = parse(own, { cron: { type: 'string' }, tz: { type: 'string' }, name: { type: 'string' }, list: { type: 'boolean' }, remove: { type: 'string' } });
-  const env = parseEnv(process.env);
-  const url = env.redisUrl ?? 'redis://127.0.0.1:6379';
-  const connection = redisConnection(url, { maxRetriesPerRequest: 1 });
+  const connection = redisConnection(env.redis.url, { maxRetriesPerRequest: 1 });
   const queue = new Queue(QUEUES.schedule, { connection, prefix: env.queuePrefix });
   try {
-    await checkRedis(connection, url);
+    await checkRedis(connection, env.redis.url);
     if (v['list'] === true) {
       const all = await queue.getJobSchedulers(0, -1, true);
       if (all.length === 0) process.stdout.write('no schedules\n');
@@ -46,22 +44,13 @@ export async function scheduleCommand(argv: readonly string[]): Promise<void> {
     }
     const cron = required(v, 'cron');
     if (split < 0) throw new OodError('CONFIG_INVALID', 'missing the scheduled command: ... scan --model <loc> --input <loc> --out <loc>');
-    const s = parse(scanArgs, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, cache: { type: 'string' }, 'shard-size': { type: 'string' }, full: { type: 'boolean' }, 'partition-depth': { type: 'string' }, 'top-k': { type: 'string' } });
+    const s = parse(scanArgs, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, ...SCAN_OPTIONS });
     const model = absolute(required(s, 'model'));
     const input = absolute(required(s, 'input'));
+    const settings = scanSettings(s);
     await modelIdentity(openLocation(model, env, true)); // the model must exist now
     openLocation(input, env, true);
-    const cache = str(s, 'cache');
-    const data = schedulePayload.parse({
-      model,
-      input,
-      out: absolute(required(s, 'out')),
-      ...(cache !== undefined ? { cache: absolute(cache) } : {}),
-      shardSize: int(s, 'shard-size', 1, 1_000_000) ?? 1000,
-      full: s['full'] === true,
-      partitionDepth: int(s, 'partition-depth', 1, 16) ?? 1,
-      topK: int(s, 'top-k', 0, 500) ?? 24,
-    });
+    const data = schedulePayload.parse({ model, input, out: absolute(required(s, 'out')), ...settings });
     const name = str(v, 'name') ?? `scan-${stableHash(input, model).slice(0, 10)}`;
     const tz = str(v, 'tz');
     try {

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { parseEnv } from '../../shared/config/env.js';
+import type { EnvConfig } from '../../shared/config/env.js';
 import { QUEUES, QUEUE_KINDS } from '../../shared/queue/contract.js';
 import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { int, parse } from '../options.js';
@@ -9,10 +9,9 @@ export const STATUS_USAGE = `ood-audit status [--runs N]
   runs (fit = train job, scan = report job) with their state and progress. Uses REDIS_URL
   (default 127.0.0.1:6379).`;
 
-export async function statusCommand(argv: readonly string[]): Promise<void> {
+export async function statusCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const v = parse(argv, { runs: { type: 'string' } });
-  const env = parseEnv(process.env);
-  const url = env.redisUrl ?? 'redis://127.0.0.1:6379';
+  const url = env.redis.url;
   const connection = redisConnection(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
   const out: string[] = [];
   try {

@@ -1,7 +1,6 @@
-import { parseEnv } from '../../shared/config/env.js';
+import type { EnvConfig } from '../../shared/config/env.js';
 import { OodError } from '../../shared/errors.js';
 import { QUEUE_KINDS, type QueueKind } from '../../shared/queue/contract.js';
-import { ensureRedis } from '../../shared/queue/redis.js';
 import { runWorkersUntilSignal } from '../../workers/worker.js';
 import { int, list, parse, str } from '../options.js';
 
@@ -15,7 +14,7 @@ export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,repo
   --lock-duration MS, --stalled-interval MS   job lock and stalled check (default 30000, 15000): a
                   crashed worker's job goes to another worker after about their sum`;
 
-export async function workerCommand(argv: readonly string[]): Promise<void> {
+export async function workerCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, 'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' } });
   const metricsPort = int(v, 'metrics-port', 0, 65535);
   const metricsHost = str(v, 'metrics-host');
@@ -23,12 +22,10 @@ export async function workerCommand(argv: readonly string[]): Promise<void> {
   const stalledInterval = int(v, 'stalled-interval', 500, 3_600_000);
   const queues = (list(v, 'queues') ?? QUEUE_KINDS) as QueueKind[];
   for (const q of queues) if (!(QUEUE_KINDS as readonly string[]).includes(q)) throw new OodError('CONFIG_INVALID', `invalid --queues: expected some of ${QUEUE_KINDS.join(', ')}, got ${JSON.stringify(q)}`);
-  const env = parseEnv(process.env);
   const log = (m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   // A worker never starts its own Redis: it must share the producers' one.
-  const redis = await ensureRedis(env.redisUrl ?? 'redis://127.0.0.1:6379');
   await runWorkersUntilSignal({
-    redisUrl: redis.url,
+    redisUrl: env.redis.url,
     prefix: env.queuePrefix,
     queues,
     concurrency: int(v, 'concurrency', 1, 64) ?? 1,

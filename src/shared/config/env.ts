@@ -1,27 +1,39 @@
 /**
  * Environment configuration, parsed once per process at its entry point (CLI, worker, sandboxed
- * processor) into a frozen object; nothing else reads process.env.
+ * processor) into a frozen object that is passed down; nothing else reads process.env.
  *
- *   REDIS_URL                              redis://[user:pass@]host:port[/db] or rediss:// (TLS)
+ *   REDIS_URL                              redis://[user:pass@]host:port[/db] or rediss:// (TLS);
+ *                                          default redis://127.0.0.1:6379
  *   OOD_QUEUE_PREFIX                       Redis key prefix of the queues (default "ood")
  *   AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL  custom S3 endpoint (path-style addressing is then used)
  *   AWS_REGION / AWS_DEFAULT_REGION        S3 region
  *   OOD_S3_FORCE_PATH_STYLE                "true" / "false" to override the path-style choice
  *   OOD_BACKEND                            tensor backend of worker processes (auto, wasm, ...)
+ *   OOD_AUDIT_DEBUG                        "1": print stack traces with errors
  * Credentials are left to the AWS SDK's default chain and never copied anywhere.
  */
 import { OodError } from '../errors.js';
-import { parseBackendChoice, type BackendChoice } from '../backend.js';
-import { DEFAULT_QUEUE_PREFIX } from '../queue/contract.js';
+import { BACKENDS, type BackendChoice } from '../backend-choice.js';
 import type { S3Settings } from '../storage/s3-store.js';
+import { DEFAULTS } from './defaults.js';
 
 export interface EnvConfig {
-  /** Explicit Redis URL, if set. */
-  readonly redisUrl: string | undefined;
+  readonly redis: {
+    /** The Redis to use: REDIS_URL, else the default. */
+    readonly url: string;
+    /** True when REDIS_URL was set (the CLI then never starts an embedded Redis). */
+    readonly explicit: boolean;
+  };
   readonly queuePrefix: string;
   readonly s3: S3Settings;
   /** Tensor backend for worker processes (OOD_BACKEND; default auto). */
   readonly backend: BackendChoice;
+  readonly debug: boolean;
+}
+
+export function parseBackendChoice(value: string, option = '--backend'): BackendChoice {
+  if (value === 'auto' || (BACKENDS as readonly string[]).includes(value)) return value as BackendChoice;
+  throw new OodError('CONFIG_INVALID', `invalid ${option}: expected one of auto, ${BACKENDS.join(', ')}, got ${JSON.stringify(value)}`);
 }
 
 export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
@@ -29,22 +41,42 @@ export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new OodError('CONFIG_INVALID', `invalid REDIS_URL: expected redis:// or rediss://, got ${JSON.stringify(redactUrl(redisUrl))}`);
   }
-  const prefix = env['OOD_QUEUE_PREFIX']?.trim() || DEFAULT_QUEUE_PREFIX;
+  const prefix = env['OOD_QUEUE_PREFIX']?.trim() || DEFAULTS.queuePrefix;
   if (!/^[A-Za-z0-9_.-]+$/.test(prefix)) throw new OodError('CONFIG_INVALID', `invalid OOD_QUEUE_PREFIX: expected letters, digits, _ . -, got ${JSON.stringify(prefix)}`);
   const endpoint = env['AWS_ENDPOINT_URL_S3']?.trim() || env['AWS_ENDPOINT_URL']?.trim() || undefined;
   const region = env['AWS_REGION']?.trim() || env['AWS_DEFAULT_REGION']?.trim() || undefined;
   const fps = env['OOD_S3_FORCE_PATH_STYLE']?.trim();
   if (fps !== undefined && fps !== '' && fps !== 'true' && fps !== 'false') throw new OodError('CONFIG_INVALID', `invalid OOD_S3_FORCE_PATH_STYLE: expected true or false, got ${JSON.stringify(fps)}`);
   return Object.freeze({
-    redisUrl,
+    redis: Object.freeze({ url: redisUrl ?? DEFAULTS.redisUrl, explicit: redisUrl !== undefined }),
     queuePrefix: prefix,
-    backend: parseBackendChoice(env['OOD_BACKEND']?.trim() || 'auto'),
+    backend: parseBackendChoice(env['OOD_BACKEND']?.trim() || 'auto', 'OOD_BACKEND'),
+    debug: env['OOD_AUDIT_DEBUG'] === '1',
     s3: Object.freeze({
       ...(endpoint !== undefined ? { endpoint } : {}),
       ...(region !== undefined ? { region } : {}),
       ...(fps === 'true' || fps === 'false' ? { forcePathStyle: fps === 'true' } : {}),
     }),
   });
+}
+
+/**
+ * The process-wide settings every entry point applies before anything else loads: the pinned AWS
+ * SDK warns on every run under Node < 22 that future SDK releases will need Node 22; it works on
+ * Node 20, so the warning is turned off (README, Requirements).
+ */
+export function prepareProcess(env: NodeJS.ProcessEnv = process.env): void {
+  env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+}
+
+/** The environment of a child ood-audit process: this one's, with the given settings replaced. */
+export function childEnv(overrides: { readonly redisUrl?: string; readonly queuePrefix?: string; readonly backend?: BackendChoice }): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...(overrides.redisUrl !== undefined ? { REDIS_URL: overrides.redisUrl } : {}),
+    ...(overrides.queuePrefix !== undefined ? { OOD_QUEUE_PREFIX: overrides.queuePrefix } : {}),
+    ...(overrides.backend !== undefined ? { OOD_BACKEND: overrides.backend } : {}),
+  };
 }
 
 /** A URL with any password (and user) replaced, for messages and logs. */

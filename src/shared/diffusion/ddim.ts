@@ -10,21 +10,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { Rng, seedFor } from '../rng.js';
-import { forward, timeTable, type LfdnConfig, type LfdnParams } from './lfdn.js';
+import { forward, timeTable, type LfdnParams } from './lfdn.js';
 import type { Schedule } from './schedule.js';
-
-export interface ReconstructConfig {
-  /** Distortion timestep t (0-based index into the schedule). Default 3. */
-  readonly t: number;
-  /** Number of DDIM steps from t down to 1. Default t. */
-  readonly steps: number;
-  /** DDIM eta. Default 1. */
-  readonly eta: number;
-  /** Base seed for the per-image noise. */
-  readonly seed: number;
-}
-
-export const DEFAULT_RECONSTRUCT: ReconstructConfig = Object.freeze({ t: 3, steps: 3, eta: 1, seed: 0 });
+import type { LfdnConfig, ReconstructConfig } from './config.js';
 
 /** DDIM timestep sequence: `steps` timesteps evenly spaced from t down to 1 (distinct, descending). */
 export function ddimTimesteps(t: number, steps: number): number[] {

@@ -16,25 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { Rng } from '../rng.js';
-
-export interface LfdnConfig {
-  /** Feature size D (sum of stage channels). */
-  readonly featureSize: number;
-  /** Hidden width W. */
-  readonly width: number;
-  /** Residual blocks N. */
-  readonly depth: number;
-  /** Number of diffusion timesteps T (for the time-embedding table). */
-  readonly timesteps: number;
-}
-
-export const LFDN_PRESETS = {
-  /** The CPU default, chosen by measurement (README, "Choosing the CPU preset"). */
-  cpu: { width: 512, depth: 4 },
-  /** The paper's network: 1440 x 16 (about 87 M parameters at D = 720). */
-  paper: { width: 1440, depth: 16 },
-} as const satisfies Record<string, { width: number; depth: number }>;
-export type LfdnPreset = keyof typeof LFDN_PRESETS;
+import type { LfdnConfig } from './config.js';
 
 export type LfdnParams = Map<string, tf.Tensor>;
 

@@ -7,24 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { timestepSelector, forward, initParams, paramSpecs, timeTable, type LfdnConfig, type LfdnParams } from './lfdn.js';
+import { timestepSelector, forward, initParams, paramSpecs, timeTable, type LfdnParams } from './lfdn.js';
 import type { Schedule } from './schedule.js';
-
-export interface TrainConfig {
-  /** Total epochs. */
-  readonly epochs: number;
-  /** Minibatch size. */
-  readonly batchSize: number;
-  /** AdamW learning rate. */
-  readonly lr: number;
-  /** AdamW decoupled weight decay. */
-  readonly weightDecay: number;
-  /** EMA decay (with warm-up). */
-  readonly emaDecay: number;
-  readonly seed: number;
-}
-
-export const DEFAULT_TRAIN: TrainConfig = Object.freeze({ epochs: 30, batchSize: 256, lr: 1e-4, weightDecay: 1e-4, emaDecay: 0.999, seed: 0 });
+import type { LfdnConfig, TrainConfig } from './config.js';
 
 const BETA1 = 0.9;
 const BETA2 = 0.999;

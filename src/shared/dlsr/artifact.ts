@@ -15,46 +15,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { Rng } from '../rng.js';
-import type { EncoderFingerprint } from '../encoder/encoder.js';
 import { paramSpecs, type LfdnParams } from '../diffusion/lfdn.js';
 import { makeDenoiser } from '../diffusion/ddim.js';
 import { stateFromTensors, type EpochResult, type TrainState } from '../diffusion/train.js';
-import type { Calibration } from '../calibration.js';
-import type { FusionStats } from '../scores.js';
-import { getJson, joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
+import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
 import { decodeBundle, decodeWeights, encodeBundle, encodeWeights } from './bundle.js';
 import { whitenModeOf, type DlsrConfig } from './config.js';
 import { lfdnConfigFor } from './fit.js';
-import type { DlsrModel, ModelInfo } from './model.js';
-
-export const MODEL_FORMAT = 'ood-audit-dlsr-model';
-export const MODEL_FORMAT_VERSION = 1;
-
-export interface ModelJson {
-  readonly format: typeof MODEL_FORMAT;
-  readonly formatVersion: number;
-  readonly config: DlsrConfig;
-  readonly fingerprint: EncoderFingerprint;
-  readonly stageSizes: readonly number[];
-  readonly info: ModelInfo;
-  /** tfjs weights manifest of the final LFDN (conventional name). */
-  readonly weightsManifest: tf.io.WeightsManifestConfig;
-  readonly firstEpochWeightsManifest: tf.io.WeightsManifestConfig;
-  readonly baselines: { readonly path: string; readonly shrinkage: number; readonly knnK: number };
-  /** Holdout normalisation of the fused score's parts (absent in models made before it). */
-  readonly fusion?: FusionStats;
-}
-
-export const MODEL_FILES = {
-  model: 'model.json',
-  weights: 'weights.bin',
-  weightsFirst: 'weights-first.bin',
-  baselines: 'baselines.bin',
-  calibration: 'calibration.json',
-  trainingLog: 'training-log.json',
-  firstCheckpoint: 'checkpoints/epoch-0001.ckpt',
-  latestCheckpoint: 'checkpoints/latest.ckpt',
-} as const;
+import type { DlsrModel } from './model.js';
+import { MODEL_FILES, MODEL_FORMAT, MODEL_FORMAT_VERSION, readCalibration, readModelJson, type ModelJson } from './model-json.js';
 
 export async function saveModel(store: ObjectStore, prefix: string, model: DlsrModel, log: readonly EpochResult[]): Promise<void> {
   const k = (name: string): string => joinKey(prefix, name);
@@ -96,17 +65,6 @@ export async function saveModel(store: ObjectStore, prefix: string, model: DlsrM
   await putJson(store, k(MODEL_FILES.model), json);
 }
 
-export async function readModelJson(store: ObjectStore, prefix: string): Promise<ModelJson> {
-  const key = joinKey(prefix, MODEL_FILES.model);
-  if ((await store.head(key)) === undefined) {
-    throw new OodError('NOT_FOUND', `no model at ${joinKey(store.uri, prefix)}: ${MODEL_FILES.model} is missing (run ood-audit fit first)`);
-  }
-  const json = await getJson<ModelJson>(store, key);
-  if (json.format !== MODEL_FORMAT) throw new OodError('MODEL_INVALID', `${key}: not an ood-audit model (format ${JSON.stringify(json.format)})`);
-  if (json.formatVersion > MODEL_FORMAT_VERSION) throw new OodError('MODEL_INVALID', `${key}: model format ${json.formatVersion} is newer than this ood-audit (${MODEL_FORMAT_VERSION})`);
-  return json;
-}
-
 function checkParams(params: LfdnParams, json: ModelJson, what: string): void {
   const d = json.stageSizes.reduce((a, b) => a + b, 0);
   for (const spec of paramSpecs(lfdnConfigFor(json.config, d))) {
@@ -139,8 +97,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
     t.dispose();
     return v;
   };
-  const calKey = k(MODEL_FILES.calibration);
-  const calibration = (await store.head(calKey)) !== undefined ? await getJson<Calibration>(store, calKey) : undefined;
+  const calibration = await readCalibration(store, prefix);
   return {
     config: json.config,
     fingerprint: json.fingerprint,
@@ -164,15 +121,24 @@ interface CheckpointHeader {
   readonly step: number;
   readonly rng: (number | null)[];
   readonly fingerprintId: string;
+  /** Identity of the training data (absent in checkpoints made before it: never resumed). */
+  readonly dataId?: string;
   readonly config: DlsrConfig;
 }
 
-export async function encodeCheckpoint(state: TrainState, firstEma: LfdnParams, cfg: DlsrConfig, fingerprintId: string): Promise<Uint8Array> {
+/** What a checkpoint was made from: resuming is only right for the same configuration, encoder and data. */
+export interface CheckpointOrigin {
+  readonly config: DlsrConfig;
+  readonly fingerprintId: string;
+  readonly dataId: string;
+}
+
+export async function encodeCheckpoint(state: TrainState, firstEma: LfdnParams, origin: CheckpointOrigin): Promise<Uint8Array> {
   const tensors = new Map<string, tf.Tensor>();
   for (const [group, map] of [['params', state.params], ['ema', state.ema], ['m', state.m], ['v', state.v], ['first', firstEma]] as const) {
     for (const [name, t] of map) tensors.set(`${group}/${name}`, t);
   }
-  const header: CheckpointHeader = { kind: 'train-state', epoch: state.epoch, step: state.step, rng: state.rng.state(), fingerprintId, config: cfg };
+  const header: CheckpointHeader = { kind: 'train-state', epoch: state.epoch, step: state.step, rng: state.rng.state(), fingerprintId: origin.fingerprintId, dataId: origin.dataId, config: origin.config };
   return encodeBundle({ ...header }, tensors);
 }
 
@@ -181,6 +147,7 @@ export interface DecodedCheckpoint {
   readonly firstEpochEma: LfdnParams;
   readonly config: DlsrConfig;
   readonly fingerprintId: string;
+  readonly dataId: string | undefined;
 }
 
 export function decodeCheckpoint(bytes: Uint8Array, source: string, featureSize: number): DecodedCheckpoint {
@@ -195,5 +162,5 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string, featureSize:
   }
   const lfdn = lfdnConfigFor(header.config, featureSize);
   const state = stateFromTensors(lfdn, { params: groups['params']!, ema: groups['ema']!, m: groups['m']!, v: groups['v']! }, header.epoch, header.step, Rng.fromState(header.rng));
-  return { state, firstEpochEma: groups['first']!, config: header.config, fingerprintId: header.fingerprintId };
+  return { state, firstEpochEma: groups['first']!, config: header.config, fingerprintId: header.fingerprintId, dataId: header.dataId };
 }

@@ -3,12 +3,13 @@
  * computes lives here; defaults are the measured choices documented in the README.
  */
 import { OodError } from '../errors.js';
-import { DEFAULT_ENCODER, type EncoderSpec } from '../encoder/registry.js';
+import { DEFAULT_ENCODER, type EncoderSpec } from '../encoder/spec.js';
 import { DEFAULT_SCHEDULE, type ScheduleConfig } from '../diffusion/schedule.js';
-import { LFDN_PRESETS, type LfdnPreset } from '../diffusion/lfdn.js';
-import { DEFAULT_TRAIN, type TrainConfig } from '../diffusion/train.js';
-import { DEFAULT_RECONSTRUCT } from '../diffusion/ddim.js';
-import { WHITEN_MODES, type WhitenMode } from '../whitening.js';
+import { DEFAULT_RECONSTRUCT, DEFAULT_TRAIN, LFDN_PRESETS, type LfdnPreset, type TrainConfig } from '../diffusion/config.js';
+
+/** How the standardised features are whitened before the LFDN (see whitening.ts). */
+export const WHITEN_MODES = ['none', 'stage', 'global'] as const;
+export type WhitenMode = (typeof WHITEN_MODES)[number];
 
 export const SCORE_TYPES = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const;
 export type ScoreType = (typeof SCORE_TYPES)[number];

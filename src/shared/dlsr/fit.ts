@@ -8,15 +8,17 @@ import { seedFor } from '../rng.js';
 import type { FeatureSet } from '../feature-set.js';
 import { gatherRows, standardiseStages } from '../features.js';
 import { makeSchedule } from '../diffusion/schedule.js';
-import { cloneParams, disposeParams, type LfdnConfig, type LfdnParams } from '../diffusion/lfdn.js';
+import { cloneParams, disposeParams, type LfdnParams } from '../diffusion/lfdn.js';
+import type { LfdnConfig } from '../diffusion/config.js';
 import { disposeTrainState, emaParams, newTrainState, trainEpoch, type EpochResult, type TrainState } from '../diffusion/train.js';
 import { makeDenoiser } from '../diffusion/ddim.js';
 import { fitKnn, fitMahalanobis } from '../baselines.js';
 import { calibrate } from '../calibration.js';
 import { applyWhitening, fitWhitening } from '../whitening.js';
 import { fitFusion, fuseScores } from '../scores.js';
-import { validateDlsrConfig, whitenModeOf, SCORE_TYPES, type DlsrConfig } from './config.js';
+import { validateDlsrConfig, whitenModeOf, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
+import { scoreTypesOf } from '../score-table.js';
 
 export interface HoldoutSplit {
   readonly train: number[];
@@ -111,10 +113,12 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
     // Without fusion statistics the holdout is scored on every other score; the fused score is then
     // normalised on the holdout's own part scores and calibrated like the rest.
     const table = scoreFeatures(model, gatherRows(set.features, d, split.holdout), holdKeys);
-    const fusion = fitFusion(table.scores);
+    const { mse, mfsim_all: mfsimAll } = table.scores;
+    if (mse === undefined || mfsimAll === undefined) throw new OodError('INTERNAL', 'fit: the holdout has no reconstruction scores');
+    const fusion = fitFusion({ mse, mfsim_all: mfsimAll });
     model = { ...model, fusion };
-    table.scores.fused = fuseScores(table.scores, fusion);
-    const calibration = calibrate(Object.fromEntries(SCORE_TYPES.map((t) => [t, table.scores[t]])), cfg.scoring.tpr);
+    const scores = { ...table.scores, fused: fuseScores({ mse, mfsim_all: mfsimAll }, fusion) };
+    const calibration = calibrate(Object.fromEntries(scoreTypesOf(scores).map((t) => [t, scores[t]!])), cfg.scoring.tpr);
     return { model: { ...model, calibration }, log };
   } finally {
     if (firstEma !== undefined) disposeParams(firstEma);

@@ -14,7 +14,8 @@ import { knnScores, mahalanobisScores, type KnnModel, type MahalanobisModel } fr
 import { fuseScores, reconstructionScores, lrScore, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { applyWhitening, type Whitening } from '../whitening.js';
-import { SCORE_TYPES, type DlsrConfig, type ScoreType } from './config.js';
+import { SCORE_TYPES, type DlsrConfig } from './config.js';
+import type { ScoreColumns, ScoreSelection, ScoreTable } from '../score-table.js';
 
 export interface ModelInfo {
   /** Backend the model was trained on. */
@@ -45,31 +46,15 @@ export interface DlsrModel {
   readonly info: ModelInfo;
 }
 
-export type ScoreColumns = Record<ScoreType, Float32Array>;
-
-/** The layer-wise breakdown of the reconstruction scores: one column per stage (higher = more OOD). */
-export interface StageScores {
-  /** [stage][row] minus the cosine similarity of the stage's features and their reconstruction. */
-  readonly cos: Float32Array[];
-  /** [stage][row] the stage's squared reconstruction error (final network). */
-  readonly err: Float32Array[];
-  /** [stage][row] the stage's LR (empty when LR was not computed). */
-  readonly lr: Float32Array[];
-}
-
-export interface ScoreTable {
-  readonly keys: readonly string[];
-  readonly scores: ScoreColumns;
-  /** Present when asked for with `stages` and a reconstruction score was computed. */
-  readonly stages?: StageScores;
+/** Every score type the model can compute (the fused score needs its holdout statistics). */
+export function scoreTypesOfModel(model: DlsrModel): ScoreSelection {
+  return new Set(SCORE_TYPES.filter((t) => t !== 'fused' || model.fusion !== undefined));
 }
 
 export interface ScoreOptions {
-  /** Score types to compute (default: all). LR doubles the LFDN work; baselines are cheap. */
-  readonly types?: readonly ScoreType[];
+  /** Score types to compute (default: every type of the model). LR doubles the LFDN work; baselines are cheap. */
+  readonly types?: ScoreSelection;
   readonly onProgress?: (done: number, total: number) => void;
-  /** Also return the per-stage columns of the reconstruction scores. */
-  readonly stages?: boolean;
 }
 
 export function disposeModel(model: DlsrModel): void {
@@ -83,13 +68,12 @@ export function disposeModel(model: DlsrModel): void {
 export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonly string[], options: ScoreOptions = {}): ScoreTable {
   const d = model.stageSizes.reduce((a, b) => a + b, 0);
   if (raw.length !== keys.length * d) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features, got ${raw.length} values`);
-  const types = new Set(options.types ?? SCORE_TYPES.filter((t) => t !== 'fused' || model.fusion !== undefined));
+  const types = options.types ?? scoreTypesOfModel(model);
   if (types.has('fused') && model.fusion === undefined) throw new OodError('MODEL_INVALID', 'this model has no fusion statistics for the fused score (it predates it): refit it, or choose other --scores');
   const n = keys.length;
   const z = standardiseStages(raw, model.stageSizes);
-  const cols = Object.fromEntries(SCORE_TYPES.map((t) => [t, new Float32Array(0)])) as ScoreColumns;
+  const cols: ScoreColumns = {};
   const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr') || types.has('fused');
-  let stageScores: StageScores | undefined;
   if (needRecon) {
     // Every reconstruction score comes from the same reconstruction: keep them all, return the asked.
     const rec = { mse: new Float32Array(n), mfsim: new Float32Array(n), mfsim_all: new Float32Array(n), lr: new Float32Array(types.has('lr') ? n : 0) };
@@ -97,8 +81,6 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
     const schedule = makeSchedule(model.config.schedule);
     const steps = ddimTimesteps(sc.t, sc.steps).length;
     const bs = sc.batchSize;
-    const ns = model.stageSizes.length;
-    const stages: StageScores | undefined = options.stages === true ? { cos: model.stageSizes.map(() => new Float32Array(n)), err: model.stageSizes.map(() => new Float32Array(n)), lr: types.has('lr') ? model.stageSizes.map(() => new Float32Array(n)) : [] } : undefined;
     // The LFDN works in whitened space when the model has a whitening; the baselines below on z.
     const u = applyWhitening(model.whitening, z, d);
     for (let s = 0; s < n; s += bs) {
@@ -112,33 +94,12 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
       rec.mfsim_all.set(r.mfsim_all, s);
       const rf = types.has('lr') ? reconstructionScores(zb, reconstruct(model.first, schedule, zb, noise, m, sc), model.stageSizes) : undefined;
       if (rf !== undefined) rec.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
-      if (stages !== undefined) {
-        const stageLr = rf !== undefined ? lrScore(rf.stageErr, r.stageErr, sc.lrSign) : undefined;
-        for (let i = 0; i < m; i++) {
-          for (let k = 0; k < ns; k++) {
-            stages.cos[k]![s + i] = r.stageCos[i * ns + k]!;
-            stages.err[k]![s + i] = r.stageErr[i * ns + k]!;
-            if (stageLr !== undefined) stages.lr[k]![s + i] = stageLr[i * ns + k]!;
-          }
-        }
-      }
       options.onProgress?.(s + m, n);
     }
     for (const t of ['mse', 'mfsim', 'mfsim_all', 'lr'] as const) if (types.has(t)) cols[t] = rec[t];
     if (types.has('fused')) cols.fused = fuseScores(rec, model.fusion!);
-    stageScores = stages;
   }
   if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
   if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
-  return { keys, scores: cols, ...(stageScores !== undefined ? { stages: stageScores } : {}) };
-}
-
-/** Whether each row's primary score is above the calibrated threshold. */
-export function flags(model: DlsrModel, table: ScoreTable): Uint8Array {
-  const primary = model.config.scoring.primary;
-  const cal = model.calibration?.scores[primary];
-  if (cal === undefined) throw new OodError('MODEL_INVALID', `the model has no calibration for its primary score ${primary}: refit it`);
-  const col = table.scores[primary];
-  if (col.length !== table.keys.length) throw new OodError('INTERNAL', `primary score ${primary} was not computed`);
-  return Uint8Array.from(col, (v) => (v > cal.threshold ? 1 : 0));
+  return { keys, scores: cols };
 }

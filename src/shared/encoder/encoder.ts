@@ -3,8 +3,8 @@
  * fingerprint (weights hash, taps, input size, preprocessing) travels with every feature set and model
  * so features from different encoders are never mixed.
  */
-import { createHash } from 'node:crypto';
 import { OodError } from '../errors.js';
+import { sha256Hex } from '../hash.js';
 
 /** How uint8 RGB pixels become the encoder's input. */
 export type Preprocessing =
@@ -56,7 +56,7 @@ export function makeFingerprint(fields: Omit<EncoderFingerprint, 'id'>): Encoder
     preprocessing: fields.preprocessing,
     pooling: fields.pooling,
   });
-  const id = createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+  const id = sha256Hex(canonical).slice(0, 16);
   return { ...fields, id };
 }
 
@@ -73,8 +73,4 @@ export function assertSameEncoder(expected: EncoderFingerprint, actual: EncoderF
     'ENCODER_MISMATCH',
     `encoder mismatch in ${context}: expected ${expected.id}, got ${actual.id} (${diffs.join('; ') || 'fingerprint differs'})`,
   );
-}
-
-export function sha256Hex(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
 }

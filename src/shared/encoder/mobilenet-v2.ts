@@ -11,13 +11,11 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { compileKerasFused, type KerasLayerConfig } from './keras-fused.js';
-import { makeFingerprint, sha256Hex, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
+import { sha256Hex } from '../hash.js';
+import { makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
 import { toEncoderInput } from './preprocess.js';
+import { IMAGENET_STAGES } from './spec.js';
 
-/** Stage outputs that are frozen ImageNet features, shallow to deep. */
-export const IMAGENET_STAGES = ['block_2_add', 'block_5_add', 'block_9_add', 'block_10_project_BN'] as const;
-/** Later stages, fine-tuned by nsfwjs. */
-export const FINETUNED_STAGES = ['block_12_add', 'block_15_add', 'block_16_project_BN'] as const;
 
 export interface MobileNetV2Options {
   readonly taps?: readonly string[];

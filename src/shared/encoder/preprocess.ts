@@ -28,8 +28,3 @@ export function toEncoderInput(images: readonly Uint8Array[], size: number, pre:
       return x;
   }
 }
-
-export function parsePreprocessing(value: string): Preprocessing {
-  if (value === 'symmetric' || value === 'unit' || value === 'imagenet' || value === 'raw') return { kind: value };
-  throw new OodError('CONFIG_INVALID', `invalid preprocessing: expected symmetric, unit, imagenet or raw, got ${JSON.stringify(value)}`);
-}

@@ -5,32 +5,10 @@
  * UNKNOWN_ENCODER.
  */
 import { OodError } from '../errors.js';
-import type { Encoder, Preprocessing } from './encoder.js';
-import { createMobileNetV2, IMAGENET_STAGES } from './mobilenet-v2.js';
+import type { Encoder } from './encoder.js';
+import { createMobileNetV2 } from './mobilenet-v2.js';
+import { ENCODERS, type EncoderSpec } from './spec.js';
 import { createTfjsModelEncoder, type ModelFileReader } from './tfjs-model.js';
-
-export interface EncoderSpec {
-  /** `mobilenet_v2`, `layers` or `graph`. */
-  readonly name: string;
-  /** For `layers` / `graph`: where model.json lives (local folder or object-store URI). */
-  readonly uri?: string;
-  /** Layer (or node) names whose outputs are pooled, shallow to deep. */
-  readonly taps: readonly string[];
-  /** Square input side in pixels. */
-  readonly inputSize: number;
-  readonly preprocessing: Preprocessing;
-  readonly batchSize?: number;
-}
-
-export const ENCODERS = ['mobilenet_v2', 'layers', 'graph'] as const;
-
-export const DEFAULT_ENCODER: EncoderSpec = Object.freeze({
-  name: 'mobilenet_v2',
-  taps: [...IMAGENET_STAGES],
-  inputSize: 224,
-  // [0, 1] input, as nsfwjs feeds its MobileNetV2: Mahalanobis far-OOD AUROC 0.9995 vs 0.77 with [-1, 1] (README).
-  preprocessing: { kind: 'unit' } as const,
-});
 
 export interface EncoderContext {
   /** Opens the folder a `layers` / `graph` URI names; returns a reader of files relative to it. */

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
 import { compileKerasFused, type FusedProgram, type KerasLayerConfig } from './keras-fused.js';
-import { makeFingerprint, sha256Hex, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
+import { sha256Hex } from '../hash.js';
+import { makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
 import { toEncoderInput } from './preprocess.js';
 
 export interface TfjsModelSpec {

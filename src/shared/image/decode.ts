@@ -29,16 +29,6 @@ export interface DecodeOptions {
   readonly limitInputPixels?: number;
 }
 
-/** Image file extensions ood-audit treats as images when listing a folder or prefix. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
-  '.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.bmp',
-]);
-
-export function isImageKey(key: string): boolean {
-  const dot = key.lastIndexOf('.');
-  return dot >= 0 && IMAGE_EXTENSIONS.has(key.slice(dot).toLowerCase());
-}
-
 function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.replace(/\s+/g, ' ').trim() || 'unknown decoder error';
@@ -65,27 +55,4 @@ export async function decodeImage(key: string, data: Uint8Array, options: Decode
   } catch (err) {
     return { ok: false, key, reason: describe(err) };
   }
-}
-
-/**
- * Decodes many images with at most `concurrency` in flight (libvips works on its own threads, so a
- * few in flight overlap with tensor work on the main thread). Results keep the input order.
- */
-export async function decodeMany(
-  items: readonly { key: string; data: Uint8Array }[],
-  options: DecodeOptions & { concurrency?: number },
-): Promise<DecodeResult[]> {
-  const out = new Array<DecodeResult>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      const item = items[i]!;
-      out[i] = await decodeImage(item.key, item.data, options);
-    }
-  };
-  const n = Math.max(1, Math.min(options.concurrency ?? 4, items.length));
-  await Promise.all(Array.from({ length: n }, worker));
-  return out;
 }

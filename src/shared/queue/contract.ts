@@ -4,9 +4,9 @@
  * is untyped JSON). Payloads carry locations (URIs) and keys, never credentials or signed URLs.
  */
 import { z } from 'zod';
-import { createHash } from 'node:crypto';
 import type { DefaultJobOptions } from 'bullmq';
 import { OodError } from '../errors.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 export const QUEUES = {
   extract: 'ood-extract',
@@ -17,9 +17,6 @@ export const QUEUES = {
 } as const;
 export type QueueKind = keyof typeof QUEUES;
 export const QUEUE_KINDS = Object.keys(QUEUES) as QueueKind[];
-
-/** Redis key prefix of every ood-audit queue (BullMQ's `prefix`). */
-export const DEFAULT_QUEUE_PREFIX = 'ood';
 
 const location = z.string().min(1).refine((s) => !/[?&](X-Amz-|Signature=|AWSAccessKeyId=)/i.test(s), 'must not be a signed URL');
 
@@ -35,7 +32,7 @@ const encoderSpec = z.object({
 export const shardSchema = z.object({
   /** Shard number within the run, 0-based. */
   index: z.number().int().min(0),
-  /** Key of the shard manifest (JSON list of keys, sizes, ETags) in the work store. */
+  /** Key of the shard manifest (JSON list of keys, sizes, ETags), relative to the run's work location. */
   manifestKey: z.string(),
   /** Images in the shard. */
   count: z.number().int().min(0),
@@ -43,6 +40,12 @@ export const shardSchema = z.object({
   contentHash: z.string(),
 });
 export type Shard = z.infer<typeof shardSchema>;
+
+const objectInfo = z.object({ key: z.string().min(1), size: z.number().int().min(0), etag: z.string() });
+
+/** A shard manifest in the run's work area: the objects of one shard, in key order. */
+export const shardManifest = z.object({ shard: z.number().int().min(0), objects: z.array(objectInfo) });
+export type ShardManifest = z.infer<typeof shardManifest>;
 
 export const extractPayload = z.object({
   runId: z.string(),
@@ -87,7 +90,17 @@ export const trainPayload = z.object({
 });
 export type TrainPayload = z.infer<typeof trainPayload>;
 
-export const trainResult = z.object({ model: z.string(), epochs: z.number().int(), resumedFromEpoch: z.number().int(), trainCount: z.number().int(), holdoutCount: z.number().int(), failed: z.number().int() });
+export const trainResult = z.object({
+  model: z.string(),
+  epochs: z.number().int(),
+  resumedFromEpoch: z.number().int(),
+  trainCount: z.number().int(),
+  holdoutCount: z.number().int(),
+  failed: z.number().int(),
+  /** The primary score and its calibrated threshold. */
+  primary: z.string(),
+  threshold: z.number(),
+});
 export type TrainResult = z.infer<typeof trainResult>;
 
 export const scorePayload = z.object({
@@ -111,9 +124,9 @@ export const reportPayload = z.object({
   skippedNonImages: z.number().int().min(0),
   startedAt: z.number(),
   /** Partitions of the report: the first N path segments below the input prefix. */
-  partitionDepth: z.number().int().min(1).max(16).default(1),
+  partitionDepth: z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth),
   /** Images in each of the report's most-OOD and most-typical galleries. */
-  topK: z.number().int().min(0).max(500).default(24),
+  topK: z.number().int().min(0).max(500).default(DEFAULTS.topK),
   /** Incremental scan: objects unchanged since the previous scan were left out. */
   incremental: z.boolean().default(false),
   skippedUnchanged: z.number().int().min(0).default(0),
@@ -122,7 +135,17 @@ export const reportPayload = z.object({
 });
 export type ReportPayload = z.infer<typeof reportPayload>;
 
-export const reportResult = z.object({ summaryKey: z.string(), scored: z.number().int(), failed: z.number().int(), flagged: z.number().int(), missingShards: z.array(z.number().int()) });
+export const reportResult = z.object({
+  summaryKey: z.string(),
+  scored: z.number().int(),
+  failed: z.number().int(),
+  flagged: z.number().int(),
+  flaggedFraction: z.number(),
+  expectedFraction: z.number(),
+  /** The dataset verdict's level ("shifted", "possibly shifted", ...). */
+  verdict: z.string(),
+  missingShards: z.array(z.number().int()),
+});
 export type ReportResult = z.infer<typeof reportResult>;
 
 /** A scheduled scan: fired by a BullMQ job scheduler, enqueues one (incremental) scan run. */
@@ -132,10 +155,10 @@ export const schedulePayload = z.object({
   /** Output location; {date} and {datetime} are replaced by the firing time (UTC). */
   out: location,
   cache: location.optional(),
-  shardSize: z.number().int().min(1).default(1000),
+  shardSize: z.number().int().min(1).default(DEFAULTS.shardSize),
   full: z.boolean().default(false),
-  partitionDepth: z.number().int().min(1).max(16).default(1),
-  topK: z.number().int().min(0).max(500).default(24),
+  partitionDepth: z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth),
+  topK: z.number().int().min(0).max(500).default(DEFAULTS.topK),
 });
 export type SchedulePayload = z.infer<typeof schedulePayload>;
 export const scheduleResult = z.object({ runId: z.string(), out: z.string(), images: z.number().int(), created: z.boolean() });
@@ -145,6 +168,49 @@ export type ScheduleResult = z.infer<typeof scheduleResult>;
 export function expandOut(template: string, at: Date): string {
   const iso = at.toISOString();
   return template.replaceAll('{date}', iso.slice(0, 10)).replaceAll('{datetime}', iso.slice(0, 16).replace(':', '-'));
+}
+
+/** A file the producer writes into a run's work area before the run starts (manifests, listing). */
+export interface PlanFile {
+  /** Location (URI) of the work area and the key of the file in it. */
+  readonly work: string;
+  readonly key: string;
+  readonly body: string;
+}
+
+/**
+ * A planned scan: its id, the files it needs, and every job's payload in dependency order (extract,
+ * then score, per shard; then the report). The queue driver enqueues it as a flow; the in-process
+ * driver runs the same payloads through the same job functions.
+ */
+export interface ScanPlan {
+  readonly kind: 'scan';
+  readonly runId: string;
+  readonly files: readonly PlanFile[];
+  readonly shards: readonly { readonly extract: ExtractPayload; readonly score: ScorePayload }[];
+  readonly report: ReportPayload;
+  readonly images: number;
+  readonly skippedNonImages: number;
+  /** Images left out of an incremental scan because they did not change. */
+  readonly skippedUnchanged: number;
+}
+
+/** A planned fit: extract every shard, then train. */
+export interface FitPlan {
+  readonly kind: 'fit';
+  readonly runId: string;
+  readonly files: readonly PlanFile[];
+  readonly extracts: readonly ExtractPayload[];
+  readonly train: TrainPayload;
+  readonly images: number;
+  readonly skippedNonImages: number;
+}
+
+export type RunPlan = ScanPlan | FitPlan;
+
+/** The job whose completion ends a run. */
+export function finalJobOf(plan: RunPlan): { readonly queue: 'report' | 'train'; readonly id: string } {
+  return plan.kind === 'scan' ? { queue: 'report', id: jobId(plan.runId, 'report') } : { queue: 'train', id: jobId(plan.runId, 'train') };
 }
 
 export interface PayloadOf {
@@ -183,6 +249,9 @@ export const JOB_OPTIONS: Record<QueueKind, DefaultJobOptions> = {
   schedule: { attempts: 5, backoff: { type: 'exponential', delay: 10_000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
 };
 
+/** The reason a worker gives running jobs when it cancels them at shutdown (they go back to waiting). */
+export const SHUTDOWN_REASON = 'worker shutting down';
+
 /** Lock settings: tensor work runs in sandboxed children, so the parent renews locks on time. */
 export const WORKER_LOCK = { lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: 3 } as const;
 
@@ -191,10 +260,8 @@ export function jobId(runId: string, kind: QueueKind, shard?: number): string {
   return shard === undefined ? `${runId}.${kind}` : `${runId}.${kind}.${String(shard).padStart(5, '0')}`;
 }
 
-/** A short, stable hash for ids and cache keys. */
-export function stableHash(...parts: unknown[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
-}
+/** A run's listing in its work area (key -> ETag of every image under the input), for the scan state. */
+export const runListing = z.record(z.string(), z.string());
 
 /** Keys of run-private files in the work store. */
 export const workKeys = {

@@ -1,7 +1,7 @@
 /**
  * Redis for the queues: the URL from REDIS_URL (passwords and rediss:// TLS work), else a server
- * answering on 127.0.0.1:6379, else an embedded `redis-server` started from PATH on a free port with a
- * temporary folder, stopped when the CLI ends.
+ * answering on the default address, else an embedded `redis-server` started from PATH on a free port
+ * with a temporary folder, stopped when the CLI ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { OodError } from '../errors.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { redactUrl } from '../config/env.js';
 
 const lastErrors = new WeakMap<Redis, string>();
@@ -78,9 +79,15 @@ export interface RedisHandle {
   stop(): Promise<void>;
 }
 
-export async function ensureRedis(explicitUrl: string | undefined, log: (m: string) => void = () => undefined): Promise<RedisHandle> {
-  if (explicitUrl !== undefined) return { url: explicitUrl, embedded: false, stop: async () => undefined };
-  if (await canConnect('127.0.0.1', 6379, 500)) return { url: 'redis://127.0.0.1:6379', embedded: false, stop: async () => undefined };
+/**
+ * The Redis a CLI run uses: REDIS_URL when set; else the default server when it answers; else an
+ * embedded redis-server (only the CLI's own runs start one; a worker must share the producers').
+ */
+export async function ensureRedis(redis: { readonly url: string; readonly explicit: boolean }, log: (m: string) => void = () => undefined): Promise<RedisHandle> {
+  const external = { url: redis.url, embedded: false, stop: async () => undefined };
+  if (redis.explicit) return external;
+  const address = new URL(redis.url);
+  if (await canConnect(address.hostname, Number(address.port || 6379), 500)) return external;
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'ood-redis-'));
   let child: ChildProcess;
@@ -118,7 +125,7 @@ export async function ensureRedis(explicitUrl: string | undefined, log: (m: stri
 function noRedis(cause: unknown): OodError {
   return new OodError(
     'CONFIG_INVALID',
-    'no Redis: nothing answers on 127.0.0.1:6379, REDIS_URL is not set, and redis-server is not on PATH. ' +
+    `no Redis: nothing answers on ${DEFAULTS.redisUrl}, REDIS_URL is not set, and redis-server is not on PATH. ` +
       'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:6379',
     { cause },
   );

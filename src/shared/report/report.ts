@@ -7,6 +7,7 @@ import type { ScoreCalibration } from '../calibration.js';
 import type { Failure } from '../feature-set.js';
 import type { ScoreType } from '../dlsr/config.js';
 import { partitionOf, verdict, type Verdict } from './verdict.js';
+import { quantileSorted } from '../stats.js';
 
 export const REPORT_SCHEMA = 'ood-audit/report@1';
 
@@ -111,10 +112,10 @@ export function reasonCategory(reason: string): string {
 }
 
 export function histogram(scan: ArrayLike<number>, id: ArrayLike<number>, threshold: number, bins = 40): Histogram {
-  const all = [...Array.from(scan), ...Array.from(id)].filter(Number.isFinite).sort((a, b) => a - b);
+  const all = Float64Array.from([...Array.from(scan), ...Array.from(id)].filter(Number.isFinite)).sort();
   // Robust range: 0.5th to 99.5th percentile of the pooled scores, always showing the threshold.
-  const lo = Math.min(all[Math.floor(all.length * 0.005)] ?? 0, threshold);
-  const hi = Math.max(all[Math.min(all.length - 1, Math.ceil(all.length * 0.995))] ?? 1, threshold);
+  const lo = Math.min(all.length > 0 ? quantileSorted(all, 0.005) : 0, threshold);
+  const hi = Math.max(all.length > 0 ? quantileSorted(all, 0.995) : 1, threshold);
   const width = (hi - lo) / bins || 1;
   const edges = Array.from({ length: bins + 1 }, (_, i) => lo + i * width);
   const count = (xs: ArrayLike<number>): number[] => {

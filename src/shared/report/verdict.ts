@@ -3,7 +3,7 @@
  * (1 - tpr) expected of in-distribution data, and is its score distribution shifted against the ID
  * calibration scores? Plain words for people, numbers for machines.
  */
-import { binomialUpperP, ks, mannWhitney } from './stats.js';
+import { binomialUpperP, ks, mannWhitney } from '../stats.js';
 
 export type VerdictLevel = 'shifted' | 'possibly shifted' | 'no shift detected' | 'too few images';
 

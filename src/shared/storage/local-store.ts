@@ -3,7 +3,6 @@
  * into place (atomic on POSIX). Keys that would escape the root (`..`, absolute paths, NUL) are
  * refused. The ETag is size + mtime: cheap, and changes whenever the file is rewritten.
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -81,11 +80,6 @@ export class LocalStore implements ObjectStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(full, err);
       throw new OodError('STORAGE_PERMANENT', `${full}: ${(err as Error).message}`, { cause: err });
     }
-  }
-
-  /** A readable stream of the object (for large outputs). */
-  stream(key: string): NodeJS.ReadableStream {
-    return createReadStream(this.resolve(key));
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

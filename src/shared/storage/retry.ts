@@ -1,6 +1,6 @@
 /**
- * Retry with jittered exponential backoff ("full jitter"): only errors whose code is retryable
- * (STORAGE_TRANSIENT, INTERNAL) are retried; permanent ones are rethrown at once.
+ * Retry with jittered exponential backoff ("full jitter"): only errors whose code is retryable in
+ * the error table (errors.ts) are retried; permanent ones are rethrown at once.
  */
 import { coerceError } from '../errors.js';
 
@@ -25,7 +25,7 @@ export async function withRetry<T>(fn: () => Promise<T>, options: Partial<RetryO
       return await fn();
     } catch (err) {
       const e = coerceError(err);
-      if (!e.retryable || e.code === 'INTERNAL' || attempt >= o.attempts) {
+      if (!e.retryable || attempt >= o.attempts) {
         if (e.retryable && attempt >= o.attempts) e.message = `${e.message} (gave up after ${attempt} attempts)`;
         throw e;
       }

@@ -119,16 +119,6 @@ export class S3Store implements ObjectStore {
     });
   }
 
-  /** A readable stream of the object, for large reads. */
-  async stream(key: string): Promise<NodeJS.ReadableStream> {
-    const k = this.key(key);
-    return this.run(k, 'get', async () => {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k }));
-      if (res.Body === undefined) throw new OodError('STORAGE_TRANSIENT', `${this.objectUri(k)}: empty response body`);
-      return res.Body as NodeJS.ReadableStream;
-    });
-  }
-
   async head(key: string): Promise<ObjectInfo | undefined> {
     const k = this.key(key);
     try {

@@ -1,0 +1,16 @@
+/**
+ * Default settings that more than one entry point uses, in one place: the CLI flags, the queue
+ * contract's payload defaults and the scheduler all take them from here.
+ */
+export const DEFAULTS = Object.freeze({
+  /** Redis when REDIS_URL is not set. */
+  redisUrl: 'redis://127.0.0.1:6379',
+  /** Redis key prefix of the queues (BullMQ's `prefix`). */
+  queuePrefix: 'ood',
+  /** Images per shard (one extract and one score job each). */
+  shardSize: 1000,
+  /** Images in each of the report's most-OOD and most-typical galleries. */
+  topK: 24,
+  /** Report partitions: the first N path segments below the scanned prefix. */
+  partitionDepth: 1,
+});

@@ -1,0 +1,40 @@
+/**
+ * Job: one shard of images -> a feature set in the feature cache, keyed by the encoder fingerprint
+ * and the shard's content (keys + ETags), so an unchanged shard is never encoded twice (a re-scan,
+ * an eval of the same set, a fit that is run again).
+ */
+import { extractFeatures } from '../extract.js';
+import { decodeFeatureSet, encodeFeatureSet } from '../feature-set.js';
+import { cacheKey, shardManifest, type ExtractPayload, type ExtractResult } from '../queue/contract.js';
+import { reasonCategory } from '../report/report.js';
+import { getValidJson, joinKey } from '../storage/object-store.js';
+import type { JobContext } from './context.js';
+
+export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<ExtractResult> {
+  const started = performance.now();
+  const encoder = await ctx.encoder(p.encoder);
+  const cache = ctx.open(p.cache);
+  const key = joinKey(cache.prefix, cacheKey(encoder.fingerprint.id, p.shard.contentHash));
+  const base = { shard: p.shard.index, cache: p.cache, featuresKey: key };
+  if ((await cache.store.head(key)) !== undefined) {
+    const set = decodeFeatureSet(await cache.store.get(key), key);
+    ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
+    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000 };
+  }
+  const work = ctx.open(p.work);
+  const manifest = await getValidJson(work.store, joinKey(work.prefix, p.shard.manifestKey), shardManifest);
+  const input = ctx.open(p.input);
+  const bar = ctx.progress('extract', manifest.objects.length, 'img');
+  const batchSeconds: number[] = [];
+  const set = await extractFeatures(encoder, manifest.objects.map((o) => o.key), (k) => input.store.get(k), {
+    onProgress: (done, _total, failed) => bar.update(done, failed > 0 ? `${failed} failed` : undefined),
+    onBatch: (seconds) => batchSeconds.push(Math.round(seconds * 1000) / 1000),
+    backend: ctx.backend.provider,
+    ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+  });
+  bar.done(set.failures.length > 0 ? `${set.failures.length} failed` : undefined);
+  await cache.store.put(key, encodeFeatureSet(set));
+  const failuresByReason: Record<string, number> = {};
+  for (const f of set.failures) failuresByReason[reasonCategory(f.reason)] = (failuresByReason[reasonCategory(f.reason)] ?? 0) + 1;
+  return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason, batchSeconds };
+}

@@ -1,0 +1,90 @@
+/**
+ * Writes a scan's report next to its scores: report.json, report.html (self-contained) and
+ * report.md, with thumbnails of the most OOD and most typical images made by sharp.
+ */
+import sharp from 'sharp';
+import type { Calibration, Flags } from '../calibration.js';
+import type { ModelJson } from '../dlsr/model-json.js';
+import { scoreTypesOf, type ScoreTable } from '../score-table.js';
+import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
+import { buildReport, type ReportInput, type ScanReport } from '../report/report.js';
+import { renderHtml, renderMarkdown } from '../report/render.js';
+import { OodError } from '../errors.js';
+
+export const REPORT_FILES = { json: 'report.json', html: 'report.html', md: 'report.md' } as const;
+
+export async function thumbnail(data: Uint8Array, size = 96): Promise<string | undefined> {
+  try {
+    const buf = await sharp(data, { limitInputPixels: 268_402_689, failOn: 'none' })
+      .rotate()
+      .removeAlpha()
+      .resize(size, size, { fit: 'contain', background: { r: 255, g: 255, b: 255 }, kernel: 'nearest' })
+      .jpeg({ quality: 82 })
+      .toBuffer();
+    return `data:image/jpeg;base64,${buf.toString('base64')}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the report needs besides the scores: passed through to buildReport unchanged. */
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'failures' | 'skippedNonImages' | 'skippedUnchanged' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
+
+export interface ReportFilesParams extends RunFacts {
+  readonly out: { readonly store: ObjectStore; readonly prefix: string };
+  readonly input: { readonly store: ObjectStore; readonly prefix: string; readonly uri: string };
+  /** The model's description and calibration. */
+  readonly model: Pick<ModelJson, 'config' | 'fingerprint' | 'info'>;
+  readonly calibration: Calibration;
+  readonly table: ScoreTable;
+  readonly flags: Flags;
+}
+
+export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport> {
+  const primary = p.model.config.scoring.primary;
+  const pc = p.calibration.scores[primary];
+  if (pc === undefined) throw new OodError('MODEL_INVALID', `${p.modelUri}: the calibration has no ${primary} score`);
+  const scores = Object.fromEntries(scoreTypesOf(p.table.scores).map((t) => [t, p.table.scores[t]!]));
+  const report = buildReport({
+    runId: p.runId,
+    startedAt: p.startedAt,
+    finishedAt: Date.now(),
+    backend: p.backend,
+    modelUri: p.modelUri,
+    encoder: p.model.fingerprint.id,
+    idImages: p.model.info.trainCount,
+    ...(p.model.info.idSource !== undefined ? { idSource: p.model.info.idSource } : {}),
+    primary,
+    calibration: pc,
+    tpr: p.calibration.tpr,
+    inputUri: p.input.uri,
+    inputPrefix: p.input.prefix,
+    keys: p.table.keys,
+    scores,
+    flagged: p.flags.flagged,
+    rank: p.flags.rank,
+    failures: p.failures,
+    skippedNonImages: p.skippedNonImages,
+    skippedUnchanged: p.skippedUnchanged,
+    incremental: p.incremental,
+    missingShards: p.missingShards,
+    partitionDepth: p.partitionDepth,
+    topK: p.topK,
+    previous: p.previous,
+  });
+  const thumbs = new Map<string, string>();
+  for (const e of [...report.mostOod, ...report.mostTypical]) {
+    if (thumbs.has(e.key)) continue;
+    try {
+      const t = await thumbnail(await p.input.store.get(e.key));
+      if (t !== undefined) thumbs.set(e.key, t);
+    } catch {
+      // The image may have been deleted since the scan: the report shows "no preview".
+    }
+  }
+  const k = (name: string): string => joinKey(p.out.prefix, name);
+  await putJson(p.out.store, k(REPORT_FILES.json), report);
+  await p.out.store.put(k(REPORT_FILES.md), renderMarkdown(report));
+  await p.out.store.put(k(REPORT_FILES.html), renderHtml(report, thumbs));
+  return report;
+}

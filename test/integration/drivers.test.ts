@@ -1,0 +1,84 @@
+/**
+ * One core, two drivers: the same scan run in-process (--in-process) and through the queues (Redis,
+ * local worker processes started by the CLI) writes the same files, byte for byte once run ids,
+ * output locations, timestamps and durations are taken out.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, runCli } from '../helpers/cli.js';
+import { textAsPng, truncatedJpeg } from '../helpers/images.js';
+
+/** Every file under `dir`, by path relative to it. */
+function files(dir: string, rel = ''): string[] {
+  return readdirSync(path.join(dir, rel)).flatMap((name) => {
+    const r = rel === '' ? name : `${rel}/${name}`;
+    return statSync(path.join(dir, r)).isDirectory() ? files(dir, r) : [r];
+  });
+}
+
+/** Keys whose values are times or durations. */
+const TIMING_KEYS = new Set(['startedAt', 'finishedAt', 'seconds', 'imagesPerSecond', 'throughput']);
+
+function withoutTimings(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutTimings);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).filter(([k]) => !TIMING_KEYS.has(k)).map(([k, v]) => [k, withoutTimings(v)]));
+}
+
+function normalised(file: string, bytes: Buffer, replace: readonly [string, string][]): string {
+  if (file.endsWith('.parquet')) return bytes.toString('base64');
+  let text = bytes.toString('utf8');
+  for (const [from, to] of replace) text = text.replaceAll(from, to);
+  if (file.endsWith('.json')) return JSON.stringify(withoutTimings(JSON.parse(text)), null, 1);
+  return text
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
+    .replace(/\d{4}-\d\d-\d\d \d\d:\d\d UTC/g, '<time>')
+    .replace(/<li>\d+ s, [\d.]+ images\/s,/g, '<li><duration>,');
+}
+
+describe('drivers', () => {
+  it('writes the same outputs in-process and through the queues', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'ood-drivers-'));
+    const id = path.join(work, 'id');
+    for (const c of readdirSync(path.join(ROOT, 'examples/demo/id'))) {
+      mkdirSync(path.join(id, c), { recursive: true });
+      for (const f of readdirSync(path.join(ROOT, 'examples/demo/id', c)).slice(0, 15)) cpSync(path.join(ROOT, 'examples/demo/id', c, f), path.join(id, c, f));
+    }
+    const lake = path.join(work, 'lake');
+    cpSync(path.join(ROOT, 'examples/demo/scan/fashion-mnist'), path.join(lake, '2026-01-02'), { recursive: true });
+    mkdirSync(path.join(lake, '2026-01-01'), { recursive: true });
+    for (const f of readdirSync(path.join(ROOT, 'examples/demo/scan/cifar10/airplane')).slice(0, 20)) cpSync(path.join(ROOT, 'examples/demo/scan/cifar10/airplane', f), path.join(lake, '2026-01-01', f));
+    writeFileSync(path.join(lake, '2026-01-01/truncated.jpg'), await truncatedJpeg());
+    writeFileSync(path.join(lake, '2026-01-01/text.png'), textAsPng());
+    writeFileSync(path.join(lake, 'notes.txt'), 'not an image');
+    const model = path.join(work, 'model');
+    const fit = await runCli(['fit', '--in-process', '--id', id, '--model', model, '--epochs', '2', '--width', '64', '--depth', '1']);
+    expect(fit.code, fit.stderr).toBe(0);
+
+    const inProcess = path.join(work, 'out-in-process');
+    const queued = path.join(work, 'out-queued');
+    const a = await runCli(['scan', '--in-process', '--model', model, '--input', lake, '--out', inProcess, '--shard-size', '16', '--top-k', '6']);
+    expect(a.code, a.stderr).toBe(0);
+    // The first scan recorded the prefix's scan state; the second must not compare with it.
+    rmSync(path.join(model, 'scans'), { recursive: true });
+    const b = await runCli(['scan', '--model', model, '--input', lake, '--out', queued, '--shard-size', '16', '--top-k', '6', '--workers', '1']);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/starting 1 local worker process/);
+    expect(a.stdout.replace(inProcess, '<out>')).toBe(b.stdout.replace(queued, '<out>'));
+
+    const runIdOf = (stderr: string): string => /run (scan-[0-9a-f]+)/.exec(stderr)![1]!;
+    const replace = (out: string, runId: string): [string, string][] => [[out, '<out>'], [runId, '<run>']];
+    const listA = files(inProcess).map((f) => f.replace(runIdOf(a.stderr), '<run>')).sort();
+    const listB = files(queued).map((f) => f.replace(runIdOf(b.stderr), '<run>')).sort();
+    expect(listA).toEqual(listB);
+    expect(listA).toEqual(expect.arrayContaining(['scores.parquet', 'scores.csv', 'failures.csv', 'summary.json', 'report.json', 'report.html', 'report.md', '.work/<run>/listing.json', '.work/<run>/shards/00000.manifest.json', '.work/<run>/shards/00000.scores.json']));
+    for (const f of listA) {
+      const fa = f.replace('<run>', runIdOf(a.stderr));
+      const fb = f.replace('<run>', runIdOf(b.stderr));
+      expect(normalised(f, readFileSync(path.join(queued, fb)), replace(queued, runIdOf(b.stderr))), f).toBe(normalised(f, readFileSync(path.join(inProcess, fa)), replace(inProcess, runIdOf(a.stderr))));
+    }
+    expect(readFileSync(path.join(inProcess, 'failures.csv'), 'utf8')).toMatch(/2026-01-01\/truncated.jpg,/);
+  }, 240_000);
+});
