@@ -36,12 +36,14 @@ function describe(err: unknown): string {
 
 export async function decodeImage(key: string, data: Uint8Array, options: DecodeOptions): Promise<DecodeResult> {
   if (data.byteLength === 0) return { ok: false, key, reason: 'empty file (0 bytes)' };
+  const warnings: string[] = [];
   try {
     const { data: raw, info } = await sharp(data, {
       limitInputPixels: options.limitInputPixels ?? 268_402_689,
       failOn: 'warning',
       sequentialRead: true,
     })
+      .on('warning', (w: string) => warnings.push(w))
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
@@ -53,6 +55,10 @@ export async function decodeImage(key: string, data: Uint8Array, options: Decode
     }
     return { ok: true, key, pixels: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) };
   } catch (err) {
-    return { ok: false, key, reason: describe(err) };
+    // Depending on timing libvips reports a damaged file as its own warning turned error, or only as
+    // "Warning treated as error due to failOn setting": then the warnings say what was wrong.
+    const reason = describe(err);
+    if (/warning treated as error/i.test(reason)) return { ok: false, key, reason: `corrupt or truncated image data (${warnings.slice(0, 3).join('; ') || reason})` };
+    return { ok: false, key, reason };
   }
 }
