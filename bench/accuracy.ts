@@ -123,10 +123,10 @@ async function fitOn(set: FeatureSet, cfg: DlsrConfig, what: string): Promise<Dl
 
 function evaluate(model: DlsrModel, protocol: string, config: string, seed: number, id: FeatureSet, oods: ReadonlyMap<string, FeatureSet>): void {
   const t = performance.now();
-  const sId = scoreFeatures(model, id.features, id.keys);
+  const sId = scoreFeatures(model, id);
   timings.push({ label: `score ${protocol}/${config}`, images: id.keys.length, seconds: (performance.now() - t) / 1000 });
   for (const [name, set] of oods) {
-    const sO = scoreFeatures(model, set.features, set.keys);
+    const sO = scoreFeatures(model, set);
     for (const score of SCORE_TYPES) {
       const a = sId.scores[score];
       const b = sO.scores[score];

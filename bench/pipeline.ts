@@ -88,7 +88,7 @@ try {
 
   const runs: Record<string, unknown>[] = [];
   for (const n of [1, 2]) {
-    const workers: WorkerProcess[] = Array.from({ length: n }, () => startWorker({ ...env, OOD_QUEUE_PREFIX: prefix }));
+    const workers: WorkerProcess[] = Array.from({ length: n }, () => startWorker({ ...env, OOD_QUEUE_PREFIX: prefix, OOD_WORKER_ROOTS: `s3://bench/,${REPO}` }));
     await Promise.all(workers.map((w) => w.ready()));
     const peaks = workers.map(() => 0);
     const peakProcess = workers.map(() => 0);

@@ -85,6 +85,8 @@ export interface FaultProxy {
    * `atLeast` requests have failed (on a loaded machine the window can pass with no request in it).
    */
   failUntil(until: number, atLeast?: number): void;
+  /** Fails the next `times` requests whose URL matches `pattern` (Infinity: all of them). */
+  failMatching(pattern: RegExp, times: number): void;
   stop(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const t = new URL(target);
   let until = 0;
   let minFailures = 0;
+  let matching: { pattern: RegExp; left: number } | undefined;
   const proxy: FaultProxy = {
     endpoint: `http://127.0.0.1:${port}`,
     failures: 0,
@@ -101,10 +104,15 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       until = ms;
       minFailures = proxy.failures + atLeast;
     },
+    failMatching: (pattern, times) => {
+      matching = { pattern, left: times };
+    },
     stop: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
-    if (Date.now() < until || proxy.failures < minFailures) {
+    const matched = matching !== undefined && matching.left > 0 && matching.pattern.test(req.url ?? '');
+    if (matched) matching!.left -= 1;
+    if (matched || Date.now() < until || proxy.failures < minFailures) {
       proxy.failures += 1;
       req.resume();
       res.writeHead(503, { 'content-type': 'application/xml' });

@@ -1,6 +1,5 @@
 /** Row subsets of feature sets for the benchmarks: the 5-vs-5 splits and evenly spaced limits. */
-import { gatherRows } from '../../src/shared/features.js';
-import type { FeatureSet } from '../../src/shared/feature-set.js';
+import { selectRows, type FeatureSet } from '../../src/shared/feature-set.js';
 import { evenly } from '../../src/shared/sample.js';
 import { classOf } from './data.js';
 
@@ -11,10 +10,7 @@ export const SPLITS: readonly (readonly [string, readonly string[]])[] = [
   ['animals', ['bird', 'cat', 'deer', 'dog', 'frog']],
 ];
 
-export function subset(set: FeatureSet, idx: readonly number[]): FeatureSet {
-  const d = set.stageSizes.reduce((a, b) => a + b, 0);
-  return { ...set, keys: idx.map((i) => set.keys[i]!), features: gatherRows(set.features, d, idx) };
-}
+export const subset = selectRows;
 
 export const indicesWhere = (set: FeatureSet, pred: (k: string) => boolean): number[] => set.keys.flatMap((k, i) => (pred(k) ? [i] : []));
 

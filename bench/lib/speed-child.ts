@@ -14,6 +14,7 @@ import { disposeModel, scoreFeatures } from '../../src/shared/dlsr/model.js';
 import { standardiseStages } from '../../src/shared/features.js';
 import { Rng } from '../../src/shared/rng.js';
 import { makeFingerprint } from '../../src/shared/encoder/encoder.js';
+import { sha256Hex } from '../../src/shared/hash.js';
 
 const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
 const backend = await initBackend('auto');
@@ -23,10 +24,11 @@ const cfg = defaultConfig();
 if (job.task === 'extract') {
   const encoder = await createEncoder(DEFAULT_ENCODER);
   // Warm-up batch outside the timing.
-  await extractFeatures(encoder, job.keys!.slice(0, encoder.batchSize), (k) => readFile(path.join(job.dir!, k)));
+  const items = job.keys!.map((key) => ({ key }));
+  await extractFeatures(encoder, items.slice(0, encoder.batchSize), (k) => readFile(path.join(job.dir!, k)));
   const before = tf.memory().numTensors;
   const t = performance.now();
-  const set = await extractFeatures(encoder, job.keys!, (k) => readFile(path.join(job.dir!, k)));
+  const set = await extractFeatures(encoder, items, (k) => readFile(path.join(job.dir!, k)));
   const seconds = (performance.now() - t) / 1000;
   console.log(JSON.stringify({ task: 'extract', backend: backend.provider, images: set.keys.length, seconds, imgPerS: set.keys.length / seconds, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
 } else {
@@ -49,15 +51,17 @@ if (job.task === 'extract') {
   } else {
     // A real model of the default configuration (whitening, baselines, calibration), fitted for one
     // epoch on 5,000 synthetic rows: the scoring cost does not depend on how well it is trained.
-    const fingerprint = makeFingerprint({ encoder: 'synthetic', weightsSha256: '0', taps: ['a', 'b', 'c', 'd'], inputSize: 224, preprocessing: { kind: 'unit' }, pooling: 'gap' });
+    const fingerprint = makeFingerprint({ encoder: 'synthetic', weightsSha256: sha256Hex('synthetic weights'), taps: ['a', 'b', 'c', 'd'], inputSize: 224, preprocessing: { kind: 'unit' }, pooling: 'gap' });
     const trainKeys = Array.from({ length: 5000 }, (_, i) => `train-${i}.jpg`);
-    const { model } = await fitDlsr({ fingerprint, stageSizes, keys: trainKeys, features: raw.slice(0, 5000 * d), failures: [] }, { ...cfg, train: { ...cfg.train, epochs: 1 } }, { backend: backend.provider, versions: {} });
+    const digestsOf = (keys: string[]): string[] => keys.map((k) => sha256Hex(k));
+    const { model } = await fitDlsr({ fingerprint, stageSizes, keys: trainKeys, digests: digestsOf(trainKeys), features: raw.slice(0, 5000 * d), failures: [] }, { ...cfg, train: { ...cfg.train, epochs: 1 } }, { backend: backend.provider, versions: {} });
     const keys = Array.from({ length: n }, (_, i) => `img-${i}.jpg`);
-    scoreFeatures(model, raw.subarray(0, 512 * d), keys.slice(0, 512)); // warm-up
+    const rows = { keys, digests: digestsOf(keys), features: raw };
+    scoreFeatures(model, { keys: keys.slice(0, 512), digests: rows.digests.slice(0, 512), features: raw.subarray(0, 512 * d) }); // warm-up
     const before = tf.memory().numTensors;
-    const timed = (options: Parameters<typeof scoreFeatures>[3]): number => {
+    const timed = (options: Parameters<typeof scoreFeatures>[2]): number => {
       const t = performance.now();
-      scoreFeatures(model, raw, keys, options);
+      scoreFeatures(model, rows, options);
       return n / ((performance.now() - t) / 1000);
     };
     const dlsr = timed({ types: new Set(['fused', 'mfsim', 'mfsim_all', 'mse'] as const) });

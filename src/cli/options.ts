@@ -8,6 +8,7 @@ import { OodError } from '../shared/errors.js';
 import type { BackendChoice } from '../shared/backend-choice.js';
 import { DEFAULTS } from '../shared/config/defaults.js';
 import { parseBackendChoice } from '../shared/config/env.js';
+import { MAX_OBJECT_BYTES } from '../shared/storage/object-store.js';
 import { defaultConfig, SCORE_TYPES, validateDlsrConfig, type DlsrConfig, type ScoreType, type WhitenMode } from '../shared/dlsr/config.js';
 import { LFDN_PRESETS, type LfdnPreset } from '../shared/diffusion/config.js';
 import { ENCODERS, parsePreprocessing } from '../shared/encoder/spec.js';
@@ -76,6 +77,7 @@ export function backendChoice(v: Values): BackendChoice | undefined {
 /** Options of a scan, shared by `scan` and `schedule ... scan`. */
 export const SCAN_OPTIONS = {
   'shard-size': { type: 'string' },
+  'max-bytes': { type: 'string' },
   cache: { type: 'string' },
   full: { type: 'boolean' },
   'partition-depth': { type: 'string' },
@@ -84,6 +86,8 @@ export const SCAN_OPTIONS = {
 
 export interface ScanSettings {
   readonly shardSize: number;
+  /** Largest image file read, in bytes. */
+  readonly maxBytes: number;
   /** Feature cache location (absolute), when not the model's own. */
   readonly cache?: string;
   readonly full: boolean;
@@ -95,11 +99,17 @@ export function scanSettings(v: Values): ScanSettings {
   const cache = str(v, 'cache');
   return {
     shardSize: shardSize(v),
+    maxBytes: maxBytes(v),
     ...(cache !== undefined ? { cache: absolute(cache) } : {}),
     full: v['full'] === true,
     partitionDepth: int(v, 'partition-depth', 1, 16) ?? DEFAULTS.partitionDepth,
     topK: int(v, 'top-k', 0, 500) ?? DEFAULTS.topK,
   };
+}
+
+/** --max-bytes: the largest image file read (a larger one is a per-image failure, never read). */
+export function maxBytes(v: Values): number {
+  return int(v, 'max-bytes', 1, MAX_OBJECT_BYTES) ?? DEFAULTS.maxBytes;
 }
 
 export function shardSize(v: Values): number {

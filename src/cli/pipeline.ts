@@ -11,8 +11,9 @@ import type { BackendChoice } from '../shared/backend-choice.js';
 import { childEnv, type EnvConfig } from '../shared/config/env.js';
 import { OodError } from '../shared/errors.js';
 import { checkRedis, ensureRedis, redisConnection, type RedisHandle } from '../shared/queue/redis.js';
-import { QUEUES, QUEUE_KINDS, finalJobOf, jobId, type QueueKind, type RunPlan } from '../shared/queue/contract.js';
-import type { QueueTarget } from '../producers/enqueue.js';
+import { QUEUE_KINDS, finalJobOf, jobId, type QueueKind, type RunPlan } from '../shared/queue/contract.js';
+import { queueOn, type QueueTarget } from '../producers/enqueue.js';
+import { connectionLog } from '../shared/queue/connection-log.js';
 import { progress, type ProgressLine } from './progress.js';
 
 export interface PipelineSession extends QueueTarget {
@@ -22,7 +23,7 @@ export interface PipelineSession extends QueueTarget {
 }
 
 async function workersOn(target: QueueTarget, kind: QueueKind): Promise<number> {
-  const q = new Queue(QUEUES[kind], { connection: target.connection, prefix: target.prefix });
+  const q = queueOn(target, kind);
   try {
     return (await q.getWorkers()).length;
   } finally {
@@ -37,12 +38,16 @@ export interface OpenOptions {
   readonly workers?: number;
   /** Tensor backend of the local workers. */
   readonly backend?: BackendChoice;
+  /** The locations of the runs: local workers serve exactly these (their roots). */
+  readonly roots: readonly string[];
   readonly log: (message: string) => void;
 }
 
 export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<PipelineSession> {
   const redis = await ensureRedis(env.redis, opts.log);
   const connection: Redis = redisConnection(redis.url);
+  const redisLog = connectionLog(opts.log);
+  redisLog.watchConnection(connection);
   try {
     await checkRedis(connection, redis.url);
   } catch (err) {
@@ -50,7 +55,7 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
     connection.disconnect();
     throw err;
   }
-  const target = { connection, prefix: env.queuePrefix };
+  const target = { connection, prefix: env.queuePrefix, redisLog };
   const children: ChildProcess[] = [];
   const missing: QueueKind[] = [];
   for (const kind of opts.needs) if ((await workersOn(target, kind)) === 0) missing.push(kind);
@@ -60,12 +65,14 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
     const entry = process.argv[1];
     if (entry === undefined) throw new OodError('INTERNAL', 'cannot locate the ood-audit entry script to start workers');
     for (let i = 0; i < n; i++) {
-      const child = spawn(process.execPath, [...process.execArgv, entry, 'worker', '--queues', QUEUE_KINDS.join(','), '--concurrency', '1'], {
+      const child = spawn(process.execPath, [...process.execArgv, entry, 'worker', '--queues', QUEUE_KINDS.join(','), '--concurrency', '1', '--roots', opts.roots.join(',')], {
         env: childEnv({ redisUrl: redis.url, queuePrefix: env.queuePrefix, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }),
         stdio: ['ignore', 'ignore', 'pipe'],
       });
+      // The run's own progress comes from the queues; of the workers' lines only their job failures
+      // are shown (their own log lines: timestamped), never library noise or stack traces.
       child.stderr?.on('data', (d: Buffer) => {
-        for (const line of d.toString().split('\n')) if (/failed|error/i.test(line)) opts.log(`worker ${child.pid}: ${line.trim()}`);
+        for (const line of d.toString().split('\n')) if (/^\d{4}-\d\d-\d\dT\S+ \[\w+\] job .* failed/.test(line)) opts.log(`worker ${child.pid}: ${line.replace(/^\S+ /, '').trim()}`);
       });
       children.push(child);
     }
@@ -103,9 +110,12 @@ interface StageBar {
   done: boolean;
 }
 
+/** How long a CLI following a run waits out a Redis it cannot use before it gives up. */
+const FOLLOW_OUTAGE_MS = 10 * 60_000;
+
 /** Follows a run until its final job completes; returns the final job's result. */
 export async function followRun(session: QueueTarget, plan: RunPlan, signal?: AbortSignal): Promise<unknown> {
-  const queues = Object.fromEntries(QUEUE_KINDS.map((k) => [k, new Queue(QUEUES[k], { connection: session.connection, prefix: session.prefix })])) as Record<QueueKind, Queue>;
+  const queues = Object.fromEntries(QUEUE_KINDS.map((k) => [k, queueOn(session, k)])) as Record<QueueKind, Queue>;
   const shards = plan.kind === 'scan' ? plan.shards.length : plan.extracts.length;
   const stages: StageBar[] =
     plan.kind === 'scan'
@@ -116,45 +126,64 @@ export async function followRun(session: QueueTarget, plan: RunPlan, signal?: Ab
       : [{ kind: 'extract', bar: progress('extract', plan.images, 'img'), done: false }];
   const final = finalJobOf(plan);
   let trainBar: ProgressLine | undefined;
+  /** One look at the run: its final job's state and the stages' progress; the result once it is done. */
+  const poll = async (): Promise<{ readonly value: unknown } | undefined> => {
+    // The state first: once it says completed, the job's return value is there (both are written
+    // by one Redis script), so a job fetched after it cannot race its completion.
+    const state = await queues[final.queue].getJobState(final.id);
+    if (state === 'unknown') throw new OodError('INTERNAL', `run ${plan.runId}: its ${final.queue} job disappeared`);
+    const finalJob = await Job.fromId(queues[final.queue], final.id);
+    if (finalJob === undefined) throw new OodError('INTERNAL', `run ${plan.runId}: its ${final.queue} job disappeared`);
+    // Stage progress from the per-shard jobs.
+    for (const st of stages) {
+      if (st.done) continue;
+      let images = 0;
+      let finished = 0;
+      for (let s = 0; s < shards; s++) {
+        const j = await Job.fromId(queues[st.kind], jobId(plan.runId, st.kind, s));
+        if (j === undefined) continue;
+        const jstate = await j.getState();
+        if (jstate === 'completed' || jstate === 'failed') {
+          finished += 1;
+          images += Number((j.returnvalue as { images?: number; failed?: number } | null)?.images ?? 0) + Number((j.returnvalue as { failed?: number } | null)?.failed ?? 0);
+        } else if (typeof j.progress === 'object' && j.progress !== null) {
+          images += Number((j.progress as { done?: number }).done ?? 0);
+        }
+      }
+      st.bar.update(st.kind === 'extract' ? images : finished);
+      if (finished === shards) {
+        st.bar.done();
+        st.done = true;
+      }
+    }
+    if (plan.kind === 'fit' && state === 'active') {
+      const epochs = Number((plan.train.config as { train?: { epochs?: number } }).train?.epochs ?? 0);
+      trainBar ??= progress('train', epochs, 'epochs');
+      const pr = finalJob.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
+      if (typeof pr === 'object' && pr.stage === 'train') trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
+    }
+    if (state === 'completed') {
+      trainBar?.done();
+      return { value: finalJob.returnvalue };
+    }
+    if (state === 'failed') throw new OodError('INTERNAL', `run ${plan.runId} failed: ${finalJob.failedReason}`);
+    return undefined;
+  };
+  let outageSince: number | undefined;
   try {
     for (;;) {
       if (signal?.aborted === true) throw new OodError('ABORTED', `stopped following run ${plan.runId}; it continues in the queue (ood-audit status)`);
-      const finalJob = await Job.fromId(queues[final.queue], final.id);
-      if (finalJob === undefined) throw new OodError('INTERNAL', `run ${plan.runId}: its ${final.queue} job disappeared`);
-      const state = await finalJob.getState();
-      // Stage progress from the per-shard jobs.
-      for (const st of stages) {
-        if (st.done) continue;
-        let images = 0;
-        let finished = 0;
-        for (let s = 0; s < shards; s++) {
-          const j = await Job.fromId(queues[st.kind], jobId(plan.runId, st.kind, s));
-          if (j === undefined) continue;
-          const jstate = await j.getState();
-          if (jstate === 'completed' || jstate === 'failed') {
-            finished += 1;
-            images += Number((j.returnvalue as { images?: number; failed?: number } | null)?.images ?? 0) + Number((j.returnvalue as { failed?: number } | null)?.failed ?? 0);
-          } else if (typeof j.progress === 'object' && j.progress !== null) {
-            images += Number((j.progress as { done?: number }).done ?? 0);
-          }
-        }
-        st.bar.update(st.kind === 'extract' ? images : finished);
-        if (finished === shards) {
-          st.bar.done();
-          st.done = true;
-        }
+      try {
+        const done = await poll();
+        if (done !== undefined) return done.value;
+        outageSince = undefined;
+      } catch (err) {
+        // The run's own verdicts end the wait; Redis errors (a restart, a rotated password) are
+        // waited out: the run goes on in the queue meanwhile. The connection log says so, once.
+        if (err instanceof OodError) throw err;
+        outageSince ??= Date.now();
+        if (Date.now() - outageSince > FOLLOW_OUTAGE_MS) throw new OodError('STORAGE_TRANSIENT', `lost Redis for ${FOLLOW_OUTAGE_MS / 60_000} minutes while following run ${plan.runId} (${(err as Error).message}); it continues in the queue (ood-audit status)`, { cause: err });
       }
-      if (plan.kind === 'fit' && state === 'active') {
-        const epochs = Number((plan.train.config as { train?: { epochs?: number } }).train?.epochs ?? 0);
-        trainBar ??= progress('train', epochs, 'epochs');
-        const pr = finalJob.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
-        if (typeof pr === 'object' && pr.stage === 'train') trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
-      }
-      if (state === 'completed') {
-        trainBar?.done();
-        return finalJob.returnvalue;
-      }
-      if (state === 'failed') throw new OodError('INTERNAL', `run ${plan.runId} failed: ${finalJob.failedReason}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {

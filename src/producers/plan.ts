@@ -7,7 +7,7 @@
  */
 import { DEFAULTS } from '../shared/config/defaults.js';
 import type { DlsrConfig } from '../shared/dlsr/config.js';
-import { MODEL_FILES, readModelJson } from '../shared/dlsr/model-json.js';
+import { MODEL_FILES, verifyModel, type ModelJson } from '../shared/dlsr/model-json.js';
 import { OodError } from '../shared/errors.js';
 import { stableHash } from '../shared/hash.js';
 import { changedSince, readScanState, scanStateLocation } from '../shared/outputs/scan-state.js';
@@ -24,8 +24,9 @@ import {
 } from '../shared/queue/contract.js';
 import { evenly } from '../shared/sample.js';
 import { joinUri, type Location } from '../shared/storage/locate.js';
-import { joinKey, type ObjectInfo } from '../shared/storage/object-store.js';
-import { listImages } from './listing.js';
+import { joinKey, type ObjectInfo, type SkippedEntry } from '../shared/storage/object-store.js';
+import { countByReason, listImages } from './listing.js';
+import { SKIP_REASONS } from '../shared/outputs/accounting.js';
 
 export type Open = (uri: string, mustExist?: boolean) => Location;
 
@@ -36,17 +37,26 @@ export function cutShards(images: readonly ObjectInfo[], shardSize: number): Obj
   return shards;
 }
 
-/** The shards' descriptors and their manifest files in the work area. */
-function describeShards(work: string, shards: readonly ObjectInfo[][]): { shards: Shard[]; files: PlanFile[] } {
+/**
+ * The shards' descriptors and their manifest files in the work area. A shard's content hash (its
+ * feature cache key) names its location, its keys and ETags, and the read limit, so two folders
+ * whose files share names, sizes and times never share features.
+ */
+function describeShards(work: string, inputUri: string, maxBytes: number, shards: readonly ObjectInfo[][]): { shards: Shard[]; files: PlanFile[] } {
   const out: Shard[] = [];
   const files: PlanFile[] = [];
   for (const [index, objects] of shards.entries()) {
     const manifest: ShardManifest = { shard: index, objects: [...objects] };
     const key = workKeys.manifest(index);
     files.push({ work, key, body: JSON.stringify(manifest, null, 2) + '\n' });
-    out.push({ index, manifestKey: key, count: objects.length, contentHash: stableHash(objects.map((o) => [o.key, o.etag])) });
+    out.push({ index, manifestKey: key, count: objects.length, contentHash: stableHash(inputUri, maxBytes, objects.map((o) => [o.key, o.etag])) });
   }
   return { shards: out, files };
+}
+
+/** The skipped entries a run lists by name (unchanged and unsampled images are only counted). */
+function skippedFile(work: string, skipped: readonly SkippedEntry[]): PlanFile {
+  return { work, key: workKeys.skipped, body: JSON.stringify(skipped.map((e) => ({ key: e.key, reason: e.skipped }))) };
 }
 
 /** Writes a plan's files (idempotent: the same plan writes the same content under the same keys). */
@@ -57,9 +67,23 @@ export async function writePlanFiles(files: readonly PlanFile[], open: Open): Pr
   }
 }
 
-/** What identifies a model's results: its encoder fingerprint and the version of its model.json. */
-export async function modelIdentity(model: Location): Promise<{ json: Awaited<ReturnType<typeof readModelJson>>; identity: string }> {
-  const json = await readModelJson(model.store, model.prefix);
+/**
+ * Fails at once, with the reason, when a location cannot be written (a folder under /proc, a
+ * read-only mount, a bucket without write access), instead of after the run's work is done.
+ */
+export async function assertWritable(loc: Location): Promise<void> {
+  const key = joinKey(loc.prefix, `.ood-probe-${process.pid}-${Date.now().toString(36)}`);
+  await loc.store.put(key, '');
+  await loc.store.delete(key);
+}
+
+/**
+ * A model checked whole (model.json, calibration, every file against its recorded size and sha256:
+ * a broken model fails the run before it starts, not in every shard) and what identifies its
+ * results: its encoder fingerprint and the version of its model.json.
+ */
+export async function modelIdentity(model: Location): Promise<{ json: ModelJson; identity: string }> {
+  const json = await verifyModel(model.store, model.prefix);
   const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
   return { json, identity: stableHash(json.fingerprint.id, head?.etag ?? '') };
 }
@@ -84,6 +108,8 @@ export interface ScanParams {
   readonly recordState: boolean;
   readonly partitionDepth?: number;
   readonly topK?: number;
+  /** Largest image file read (default DEFAULTS.maxBytes). */
+  readonly maxBytes?: number;
   readonly open: Open;
 }
 
@@ -94,15 +120,21 @@ export async function planScan(p: ScanParams): Promise<ScanPlan> {
   const state = scanStateLocation(p.model, p.input.uri);
   const stateLoc = p.open(state.uri);
   const previous = p.incremental ? await readScanState(stateLoc.store, joinKey(stateLoc.prefix, state.name)) : undefined;
-  const { changed, unchanged } = changedSince(evenly(listing.images, p.limit), previous);
+  const sample = evenly(listing.images, p.limit);
+  const { changed, unchanged } = changedSince(sample, previous);
   const partitionDepth = p.partitionDepth ?? DEFAULTS.partitionDepth;
   const topK = p.topK ?? DEFAULTS.topK;
+  const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
+  const skippedByReason = countByReason(listing.skipped);
+  if (unchanged > 0) skippedByReason[SKIP_REASONS.unchanged] = unchanged;
+  if (sample.length < listing.images.length) skippedByReason[SKIP_REASONS.notSampled] = listing.images.length - sample.length;
   const hash = stableHash(changed.map((o) => [o.key, o.etag]), p.limit ?? null, previous?.runId ?? null);
-  const runId = `scan-${stableHash(identity, p.model, p.input.uri, hash, p.shardSize, p.out, partitionDepth, topK)}`;
+  const runId = `scan-${stableHash(identity, p.model, p.input.uri, hash, p.shardSize, p.out, partitionDepth, topK, maxBytes)}`;
   const work = joinUri(p.out, '.work', runId);
   const cache = p.cache ?? joinUri(p.model, 'cache');
-  const { shards, files } = describeShards(work, cutShards(changed, p.shardSize));
+  const { shards, files } = describeShards(work, p.input.uri, maxBytes, cutShards(changed, p.shardSize));
   files.push({ work, key: workKeys.listing, body: JSON.stringify(Object.fromEntries(listing.images.map((o) => [o.key, o.etag]))) });
+  files.push(skippedFile(work, listing.skipped));
   const report: ReportPayload = {
     runId,
     work,
@@ -110,12 +142,13 @@ export async function planScan(p: ScanParams): Promise<ScanPlan> {
     input: p.input.uri,
     out: p.out,
     shards: shards.length,
-    skippedNonImages: listing.skipped.length,
+    listed: listing.images.length + listing.skipped.length,
+    skippedByReason,
     startedAt: Date.now(),
     partitionDepth,
     topK,
     incremental: previous !== undefined,
-    skippedUnchanged: unchanged,
+    maxBytes,
     ...(p.recordState ? { state } : {}),
   };
   return {
@@ -123,13 +156,13 @@ export async function planScan(p: ScanParams): Promise<ScanPlan> {
     runId,
     files,
     shards: shards.map((shard) => ({
-      extract: { runId, input: p.input.uri, work, shard, encoder: json.config.encoder, cache },
+      extract: { runId, input: p.input.uri, work, shard, encoder: json.config.encoder, cache, maxBytes },
       score: { runId, work, model: p.model, shard },
     })),
     report,
     images: changed.length,
-    skippedNonImages: listing.skipped.length,
-    skippedUnchanged: unchanged,
+    listed: report.listed,
+    skippedByReason,
   };
 }
 
@@ -139,16 +172,19 @@ export interface FitParams {
   readonly cache?: string;
   readonly config: DlsrConfig;
   readonly shardSize: number;
+  /** Largest image file read (default DEFAULTS.maxBytes). */
+  readonly maxBytes?: number;
 }
 
 export async function planFit(p: FitParams): Promise<FitPlan> {
   const listing = await listImages(p.input.store, p.input.prefix);
   if (listing.images.length === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${listing.skipped.length} other files)`);
-  const runId = `fit-${stableHash(p.config, p.model, p.input.uri, stableHash(listing.images.map((o) => [o.key, o.etag])), p.shardSize)}`;
+  const runId = `fit-${stableHash(p.config, p.model, p.input.uri, stableHash(listing.images.map((o) => [o.key, o.etag])), p.shardSize, p.maxBytes ?? DEFAULTS.maxBytes)}`;
   const work = joinUri(p.model, '.work', runId);
   const cache = p.cache ?? joinUri(p.model, 'cache');
-  const { shards, files } = describeShards(work, cutShards(listing.images, p.shardSize));
-  const extracts: ExtractPayload[] = shards.map((shard) => ({ runId, input: p.input.uri, work, shard, encoder: p.config.encoder, cache }));
+  const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
+  const { shards, files } = describeShards(work, p.input.uri, maxBytes, cutShards(listing.images, p.shardSize));
+  const extracts: ExtractPayload[] = shards.map((shard) => ({ runId, input: p.input.uri, work, shard, encoder: p.config.encoder, cache, maxBytes }));
   const train: TrainPayload = { runId, work, model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown>, shards: shards.length };
-  return { kind: 'fit', runId, files, extracts, train, images: listing.images.length, skippedNonImages: listing.skipped.length };
+  return { kind: 'fit', runId, files, extracts, train, images: listing.images.length, listed: listing.images.length + listing.skipped.length, skippedByReason: countByReason(listing.skipped) };
 }

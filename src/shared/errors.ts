@@ -22,6 +22,10 @@ export const ERROR_TABLE = {
   /** Missing bucket, denied access, bad credentials. */
   STORAGE_PERMANENT: { retryable: false, exit: 1 },
   KEY_UNSAFE: { retryable: false, exit: 1 },
+  /** One object that cannot be read (permission, I/O error): a per-image failure, not a job failure. */
+  OBJECT_UNREADABLE: { retryable: false, exit: 1 },
+  /** One object over the size limit (--max-bytes): a per-image failure. */
+  OBJECT_TOO_LARGE: { retryable: false, exit: 1 },
   /** Job data that does not match the queue contract. */
   PAYLOAD_INVALID: { retryable: false, exit: 1 },
   ABORTED: { retryable: false, exit: 1 },

@@ -1,13 +1,26 @@
 /**
- * Feature extraction over a list of image keys: read -> decode (sharp, off the main thread) ->
+ * Feature extraction over a list of images: read -> hash -> decode (sharp, off the main thread) ->
  * encode (tensor work, on the main thread). The next batch is read and decoded while the current one
- * is encoded. Images that fail to decode become `failures` with the decoder's reason; the rest of the
- * batch goes on. Read errors are the storage adapter's business and propagate.
+ * is encoded. One bad image never sinks a batch: an image that cannot be read (deleted since the
+ * listing, permission denied, I/O error, over the size limit) or decoded becomes a `failure` with the
+ * reason, and the rest goes on; only transient storage faults propagate (the job is retried).
+ *
+ * Memory is bounded: every read is capped (`maxBytes`, refused before reading), and the bytes read
+ * but not yet decoded are capped too (`byteBudget`), so a few huge files read at once cannot push a
+ * worker to gigabytes.
  */
-import { OodError } from './errors.js';
+import { coerceError, OodError, type ErrorCode } from './errors.js';
 import type { Encoder } from './encoder/encoder.js';
 import type { FeatureSet, Failure } from './feature-set.js';
+import { sha256Hex } from './hash.js';
 import { decodeImage, type DecodeResult } from './image/decode.js';
+import type { GetOptions } from './storage/object-store.js';
+
+/** An image to extract: its key and, when known, its size in bytes (from the listing). */
+export interface ExtractItem {
+  readonly key: string;
+  readonly size?: number;
+}
 
 export interface ExtractOptions {
   /** Called after every batch with images done (decoded or failed) and the total. */
@@ -17,39 +30,97 @@ export interface ExtractOptions {
   readonly signal?: AbortSignal;
   /** Largest accepted input in pixels. */
   readonly limitInputPixels?: number;
+  /** Largest accepted file in bytes (larger ones are failures, never read). */
+  readonly maxBytes?: number;
+  /** Most bytes read but not yet decoded at once. Default 256 MiB. */
+  readonly byteBudget?: number;
   readonly backend?: string;
 }
 
-export type ReadFn = (key: string) => Promise<Uint8Array>;
+export type ReadFn = (key: string, options: GetOptions) => Promise<Uint8Array>;
 
-export async function extractFeatures(encoder: Encoder, keys: readonly string[], read: ReadFn, options: ExtractOptions = {}): Promise<FeatureSet> {
+/** Codes of a read that fail one image, not the job. */
+const IMAGE_LEVEL: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['NOT_FOUND', 'OBJECT_UNREADABLE', 'OBJECT_TOO_LARGE', 'KEY_UNSAFE']);
+
+export const DEFAULT_BYTE_BUDGET = 256 * 1024 * 1024;
+
+/** A counting semaphore over bytes: one acquisition larger than the budget runs alone. */
+class ByteBudget {
+  private used = 0;
+  private readonly waiters: (() => void)[] = [];
+  constructor(private readonly budget: number) {}
+
+  async acquire(n: number): Promise<void> {
+    while (this.used > 0 && this.used + n > this.budget) await new Promise<void>((r) => this.waiters.push(r));
+    this.used += n;
+  }
+
+  release(n: number): void {
+    this.used -= n;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+interface Prepared {
+  readonly result: DecodeResult;
+  readonly digest?: string;
+}
+
+export async function extractFeatures(encoder: Encoder, items: readonly ExtractItem[], read: ReadFn, options: ExtractOptions = {}): Promise<FeatureSet> {
   const bs = encoder.batchSize;
   const d = encoder.featureSize;
   const okKeys: string[] = [];
+  const digests: string[] = [];
   const failures: Failure[] = [];
   const chunks: Float32Array[] = [];
   const decodeOpts = { size: encoder.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
-  const prepare = (start: number): Promise<DecodeResult[]> =>
-    Promise.all(keys.slice(start, start + bs).map(async (key) => decodeImage(key, await read(key), decodeOpts)));
+  const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {};
+  const budget = new ByteBudget(options.byteBudget ?? DEFAULT_BYTE_BUDGET);
 
-  let pending = keys.length > 0 ? prepare(0) : undefined;
+  const prepareOne = async (item: ExtractItem): Promise<Prepared> => {
+    const claim = Math.max(1, item.size ?? 0);
+    await budget.acquire(claim);
+    try {
+      let bytes: Uint8Array;
+      try {
+        bytes = await read(item.key, getOpts);
+      } catch (err) {
+        const e = coerceError(err);
+        if (!IMAGE_LEVEL.has(e.code)) throw e;
+        return { result: { ok: false, key: item.key, reason: e.message } };
+      }
+      const digest = sha256Hex(bytes);
+      return { result: await decodeImage(item.key, bytes, decodeOpts), digest };
+    } finally {
+      budget.release(claim);
+    }
+  };
+  const prepare = (start: number): Promise<Prepared[]> => Promise.all(items.slice(start, start + bs).map(prepareOne));
+
+  let pending = items.length > 0 ? prepare(0) : undefined;
   let batchStart = performance.now();
   for (let start = 0; pending !== undefined; start += bs) {
     if (options.signal?.aborted === true) throw new OodError('ABORTED', 'feature extraction aborted');
-    const decoded = await pending;
-    pending = start + bs < keys.length ? prepare(start + bs) : undefined;
+    const prepared = await pending;
+    pending = start + bs < items.length ? prepare(start + bs) : undefined;
     // Keep a rejected look-ahead from becoming an unhandled rejection while we encode.
     pending?.catch(() => undefined);
-    const good = decoded.filter((r): r is Extract<DecodeResult, { ok: true }> => r.ok);
-    for (const r of decoded) if (!r.ok) failures.push({ key: r.key, reason: r.reason });
+    const good: { pixels: Uint8Array; key: string; digest: string }[] = [];
+    for (const p of prepared) {
+      if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest! });
+      else failures.push({ key: p.result.key, reason: p.result.reason });
+    }
     if (good.length > 0) {
       chunks.push(encoder.encode(good.map((g) => g.pixels)));
-      okKeys.push(...good.map((g) => g.key));
+      for (const g of good) {
+        okKeys.push(g.key);
+        digests.push(g.digest);
+      }
     }
     const now = performance.now();
-    options.onBatch?.((now - batchStart) / 1000, decoded.length);
+    options.onBatch?.((now - batchStart) / 1000, prepared.length);
     batchStart = now;
-    options.onProgress?.(Math.min(keys.length, start + bs), keys.length, failures.length);
+    options.onProgress?.(Math.min(items.length, start + bs), items.length, failures.length);
   }
   const features = new Float32Array(okKeys.length * d);
   let off = 0;
@@ -61,6 +132,7 @@ export async function extractFeatures(encoder: Encoder, keys: readonly string[],
     fingerprint: encoder.fingerprint,
     stageSizes: encoder.stages.map((s) => s.channels),
     keys: okKeys,
+    digests,
     features,
     failures,
     ...(options.backend !== undefined ? { backend: options.backend } : {}),

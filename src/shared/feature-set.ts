@@ -1,11 +1,15 @@
 /**
- * A feature set: pooled (unstandardised) encoder features for a list of image keys, the encoder
- * fingerprint that made them, and the images that failed to decode with their reasons. Serialised as
- * one binary frame (binary-frame.ts, magic "OODFEAT1"): the header JSON, then float32 LE rows.
+ * A feature set: pooled (unstandardised) encoder features for a list of image keys, the sha256 of
+ * each image's bytes (the scores' per-image randomness is seeded by it, so identical bytes score
+ * identically wherever they live), the encoder fingerprint that made them, and the images that could
+ * not be read or decoded with their reasons. Serialised as one binary frame (binary-frame.ts, magic
+ * "OODFEAT2"): the header JSON, then float32 LE rows. The header is validated when read back.
  */
+import { z } from 'zod';
 import { OodError } from './errors.js';
 import { assertSameEncoder, type EncoderFingerprint } from './encoder/encoder.js';
 import { decodeFrame, encodeFrame } from './binary-frame.js';
+import { gatherRows } from './features.js';
 
 export interface Failure {
   readonly key: string;
@@ -16,6 +20,8 @@ export interface FeatureSet {
   readonly fingerprint: EncoderFingerprint;
   readonly stageSizes: readonly number[];
   readonly keys: readonly string[];
+  /** Hex sha256 of each image's bytes, in key order. */
+  readonly digests: readonly string[];
   /** Row-major [keys.length, featureSize]. */
   readonly features: Float32Array;
   readonly failures: readonly Failure[];
@@ -23,7 +29,28 @@ export interface FeatureSet {
   readonly backend?: string;
 }
 
-const MAGIC = 'OODFEAT1';
+/** The rows a model scores: keys, their content digests and their features. */
+export type FeatureRows = Pick<FeatureSet, 'keys' | 'digests' | 'features'>;
+
+const MAGIC = 'OODFEAT2';
+
+const preprocessing = z.object({ kind: z.enum(['symmetric', 'unit', 'imagenet', 'raw']) });
+const header = z.object({
+  fingerprint: z.object({
+    encoder: z.string(),
+    weightsSha256: z.string(),
+    taps: z.array(z.string()),
+    inputSize: z.number().int().positive(),
+    preprocessing,
+    pooling: z.literal('gap'),
+    id: z.string(),
+  }),
+  stageSizes: z.array(z.number().int().positive()).min(1),
+  keys: z.array(z.string()),
+  digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
+  failures: z.array(z.object({ key: z.string(), reason: z.string() })),
+  backend: z.string().optional(),
+});
 
 export function featureSize(set: Pick<FeatureSet, 'stageSizes'>): number {
   return set.stageSizes.reduce((a, b) => a + b, 0);
@@ -31,22 +58,33 @@ export function featureSize(set: Pick<FeatureSet, 'stageSizes'>): number {
 
 export function encodeFeatureSet(set: FeatureSet): Uint8Array {
   const d = featureSize(set);
-  if (set.features.length !== set.keys.length * d) {
-    throw new OodError('SHAPE_MISMATCH', `feature set: expected ${set.keys.length}x${d} values, got ${set.features.length}`);
+  if (set.features.length !== set.keys.length * d || set.digests.length !== set.keys.length) {
+    throw new OodError('SHAPE_MISMATCH', `feature set: expected ${set.keys.length}x${d} values and ${set.keys.length} digests, got ${set.features.length} and ${set.digests.length}`);
   }
-  const header = { fingerprint: set.fingerprint, stageSizes: set.stageSizes, keys: set.keys, failures: set.failures, backend: set.backend };
-  return encodeFrame(MAGIC, header, new Uint8Array(set.features.buffer, set.features.byteOffset, set.features.byteLength));
+  const head = { fingerprint: set.fingerprint, stageSizes: set.stageSizes, keys: set.keys, digests: set.digests, failures: set.failures, backend: set.backend };
+  return encodeFrame(MAGIC, head, new Uint8Array(set.features.buffer, set.features.byteOffset, set.features.byteLength));
 }
 
 export function decodeFeatureSet(bytes: Uint8Array, source = 'feature set'): FeatureSet {
-  const { header: raw, body } = decodeFrame(bytes, MAGIC, source, 'an ood-audit feature set');
-  const header = raw as Omit<FeatureSet, 'features'>;
-  const expected = header.keys.length * featureSize(header) * 4;
-  if (body.length !== expected) throw new OodError('MODEL_INVALID', `${source}: expected ${expected} bytes of features, got ${body.length}`);
+  const frame = decodeFrame(bytes, MAGIC, source, 'an ood-audit feature set');
+  const parsed = header.safeParse(frame.header);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new OodError('MODEL_INVALID', `${source}: header ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const h = parsed.data;
+  if (h.digests.length !== h.keys.length) throw new OodError('MODEL_INVALID', `${source}: ${h.keys.length} keys but ${h.digests.length} digests`);
+  const expected = h.keys.length * featureSize(h) * 4;
+  if (frame.body.length !== expected) throw new OodError('MODEL_INVALID', `${source}: expected ${expected} bytes of features, got ${frame.body.length}`);
   // Copy so the result is aligned and independent of the input buffer.
   const features = new Float32Array(expected / 4);
-  new Uint8Array(features.buffer).set(body);
-  return { ...header, features };
+  new Uint8Array(features.buffer).set(frame.body);
+  return { ...h, features };
+}
+
+/** The given rows of a set, in that order (the failures stay with the set). */
+export function selectRows(set: FeatureSet, rows: readonly number[]): FeatureSet {
+  return { ...set, keys: rows.map((i) => set.keys[i]!), digests: rows.map((i) => set.digests[i]!), features: gatherRows(set.features, featureSize(set), rows) };
 }
 
 /** Concatenates feature sets made by the same encoder (shards of one run). */
@@ -65,6 +103,7 @@ export function concatFeatureSets(sets: readonly FeatureSet[]): FeatureSet {
     fingerprint: first.fingerprint,
     stageSizes: first.stageSizes,
     keys: sets.flatMap((s) => s.keys),
+    digests: sets.flatMap((s) => s.digests),
     features,
     failures: sets.flatMap((s) => s.failures),
     ...(first.backend !== undefined ? { backend: first.backend } : {}),

@@ -17,6 +17,8 @@ export function scoreTypesOf(scores: ScoreColumns): ScoreType[] {
 
 export interface ScoreTable {
   readonly keys: readonly string[];
+  /** Hex sha256 of each image's bytes (its content identity), in key order. */
+  readonly digests: readonly string[];
   readonly scores: ScoreColumns;
 }
 

@@ -5,14 +5,18 @@
  * context and turns errors into BullMQ's retry semantics.
  */
 import { Job, Queue, type SandboxedJob } from 'bullmq';
-import { parseEnv, type EnvConfig } from '../shared/config/env.js';
+import { parseEnv, prepareProcess, type EnvConfig } from '../shared/config/env.js';
 import { coerceError } from '../shared/errors.js';
 import type { JobContext } from '../shared/jobs/context.js';
 import { createEngine, engineContext, type Engine } from '../shared/jobs/engine.js';
-import { SHUTDOWN_REASON } from '../shared/queue/contract.js';
+import { locationsOf, parsePayload, SHUTDOWN_REASON, type PayloadOf, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
 import { openLocation } from '../shared/storage/open.js';
+import { assertWithinRoots } from '../shared/storage/roots.js';
 import type { Location } from '../shared/storage/locate.js';
+
+// A sandboxed processor is its own process, started by BullMQ rather than our entry point.
+prepareProcess();
 
 let envConfig: EnvConfig | undefined;
 function env(): EnvConfig {
@@ -20,7 +24,9 @@ function env(): EnvConfig {
   return envConfig;
 }
 
+/** Opens a location a job names: only inside this worker's roots (job data is input). */
 function open(uri: string, mustExist = false): Location {
+  assertWithinRoots(uri, env().workerRoots);
   return openLocation(uri, env(), mustExist);
 }
 
@@ -93,6 +99,16 @@ export async function runJob<R>(job: SandboxedJob, token: string | undefined, si
     out.name = e.retryable ? 'OodRetryableError' : 'UnrecoverableError';
     throw out;
   }
+}
+
+/**
+ * A job's payload, validated against the queue contract, with every location it names checked
+ * against this worker's roots before anything runs (job data in Redis is input).
+ */
+export function payloadOf<K extends QueueKind>(kind: K, data: unknown): PayloadOf[K] {
+  const p = parsePayload(kind, data);
+  for (const uri of locationsOf(kind, p)) assertWithinRoots(uri, env().workerRoots);
+  return p;
 }
 
 /** The environment of this processor, for the few processors that talk to Redis themselves. */

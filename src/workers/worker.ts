@@ -5,13 +5,19 @@
  *
  * Shutdown: the first SIGTERM/SIGINT stops taking jobs and asks running jobs to release themselves
  * at their next batch or epoch boundary (they go back to waiting, training keeps its checkpoint);
- * connections are closed when they have. A second signal, or the timeout, forces the exit.
+ * connections are closed when they have. A second signal, or the timeout, forces the exit: the
+ * sandboxed children are killed and the process exits at once, whatever Redis does (a graceful close
+ * can wait forever on a Redis that is gone; a released lock is not needed, it expires).
+ *
+ * Processors are forked with exactly the configuration of this worker (Redis, queue prefix, roots).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { childEnv } from '../shared/config/env.js';
+import { connectionLog } from '../shared/queue/connection-log.js';
 import { QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
 import { startMetrics, type WorkerMetrics } from './metrics.js';
@@ -30,13 +36,15 @@ export interface WorkerOptions {
   /** Serve Prometheus metrics on this port (and host, default 127.0.0.1). */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
+  /** The locations this worker serves (jobs naming others are refused). */
+  readonly roots: readonly string[];
   readonly log: (message: string) => void;
 }
 
 export interface WorkerSet {
   readonly workers: readonly Worker[];
   /** Graceful stop: no new jobs, running ones released or finished, connections closed. */
-  close(force?: boolean): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** The processor file for a queue: compiled .js next to this file, or .ts when running from source. */
@@ -48,28 +56,67 @@ export function processorFile(kind: QueueKind): string {
   return file;
 }
 
+/** Pids of this process's children (the sandboxed processors), from /proc. */
+function childPids(): number[] {
+  const out: number[] = [];
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(d));
+      } catch {
+        // The process ended meanwhile.
+      }
+    }
+  } catch {
+    // No /proc (not Linux): nothing to kill by hand.
+  }
+  return out;
+}
+
+/** Ends this worker now: kills its sandboxed children, then exits with status 1. */
+function forceExit(): never {
+  for (const pid of childPids()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+  process.exit(1);
+}
+
 export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
   const connections: Redis[] = [];
+  const redisLog = connectionLog(opts.log);
   let metrics: WorkerMetrics | undefined;
   const metricQueues = new Map<QueueKind, Queue>();
   if (opts.metricsPort !== undefined) {
     const conn = redisConnection(opts.redisUrl);
+    redisLog.watchConnection(conn);
     connections.push(conn);
-    for (const kind of opts.queues) metricQueues.set(kind, new Queue(QUEUES[kind], { connection: conn, prefix: opts.prefix }));
+    for (const kind of opts.queues) {
+      const q = new Queue(QUEUES[kind], { connection: conn, prefix: opts.prefix });
+      redisLog.watch(q);
+      metricQueues.set(kind, q);
+    }
     metrics = await startMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', metricQueues);
     const a = metrics.server.address();
     opts.log(`metrics on http://${opts.metricsHost ?? '127.0.0.1'}:${typeof a === 'object' && a !== null ? a.port : opts.metricsPort}/metrics`);
   }
-  // Processors are forked from this process and inherit its environment (REDIS_URL and the rest),
-  // so they parse the same configuration.
+  const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots });
   const workers = opts.queues.map((kind) => {
     const connection = redisConnection(opts.redisUrl);
+    redisLog.watchConnection(connection);
     connections.push(connection);
     const w = new Worker(QUEUES[kind], processorFile(kind), {
       connection,
       prefix: opts.prefix,
       concurrency: opts.concurrency,
       useWorkerThreads: false,
+      workerForkOptions: { env: forkEnv },
       name: `ood-audit:${kind}:${process.pid}`,
       ...WORKER_LOCK,
       ...(opts.lockDuration !== undefined ? { lockDuration: opts.lockDuration } : {}),
@@ -80,19 +127,15 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       if (job !== undefined) metrics?.observe(kind, job, 'failed');
     });
     w.on('completed', (job) => metrics?.observe(kind, job, 'completed'));
-    w.on('error', (err) => opts.log(`[${kind}] worker error: ${err.message}`));
+    // Connection errors are reported once per outage (connectionLog); others as they come.
+    w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`)));
+    redisLog.watch(w);
     return w;
   });
   let closing: Promise<void> | undefined;
   return {
     workers,
-    close(force = false): Promise<void> {
-      if (force) {
-        void metrics?.close();
-        return Promise.allSettled(workers.map((w) => w.close(true))).then(() => {
-          for (const c of connections) c.disconnect();
-        });
-      }
+    close(): Promise<void> {
       closing ??= (async () => {
         for (const w of workers) w.cancelAllJobs(SHUTDOWN_REASON);
         const results = await Promise.allSettled(workers.map((w) => w.close()));
@@ -110,21 +153,22 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
 export async function runWorkersUntilSignal(opts: WorkerOptions): Promise<void> {
   const set = await startWorkers(opts);
   opts.log(`worker ${process.pid} serving ${opts.queues.join(', ')} (concurrency ${opts.concurrency} per queue)`);
+  if (opts.roots.length === 0) opts.log('no roots configured (OOD_WORKER_ROOTS or --roots): every job naming a location will be refused');
+  else opts.log(`roots: ${opts.roots.join(', ')}`);
   await new Promise<void>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
       signals += 1;
       if (signals === 1) {
         opts.log(`${sig}: stopping; running jobs are released at their next batch or epoch (forced after ${opts.shutdownTimeout}s)`);
-        const timer = setTimeout(() => {
+        setTimeout(() => {
           opts.log('shutdown timeout: forcing exit');
-          void set.close(true).finally(() => process.exit(1));
-        }, opts.shutdownTimeout * 1000);
-        timer.unref();
+          forceExit();
+        }, opts.shutdownTimeout * 1000).unref();
         void set.close().then(resolve, resolve);
       } else {
         opts.log(`${sig} again: forcing exit`);
-        void set.close(true).finally(() => process.exit(1));
+        forceExit();
       }
     };
     process.on('SIGTERM', onSignal);

@@ -7,10 +7,38 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
+import { ROOT, runCli, startCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
+import { Redis } from 'ioredis';
 import { freePort, startRedis, startWorker, stopProcess } from '../helpers/services.js';
 
 describe('operations', () => {
+  it('asks for a login before it serves the dashboard beyond loopback or with actions, and then requires it', async () => {
+    const open = await runCli(['dashboard', '--host', '0.0.0.0', '--port', '0']);
+    expect(open.code).toBe(2);
+    expect(open.stderr).toMatch(/--host 0.0.0.0 is not a loopback address: set OOD_DASHBOARD_USER and OOD_DASHBOARD_PASSWORD first/);
+    const actions = await runCli(['dashboard', '--allow-actions', '--port', '0']);
+    expect(actions.code).toBe(2);
+    const port = await freePort();
+    const dash = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/entry.ts'), 'dashboard', '--port', String(port)], {
+      cwd: ROOT,
+      env: { ...process.env, OOD_QUEUE_PREFIX: TEST_QUEUE_PREFIX, OOD_DASHBOARD_USER: 'ops', OOD_DASHBOARD_PASSWORD: 'dash-s3cret' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    dash.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      for (let i = 0; i < 100 && !out.includes('dashboard on'); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(out).toMatch(/login required/);
+      expect((await fetch(`http://127.0.0.1:${port}/api/queues`)).status).toBe(401);
+      const auth = { authorization: `Basic ${Buffer.from('ops:dash-s3cret').toString('base64')}` };
+      expect((await fetch(`http://127.0.0.1:${port}/api/queues`, { headers: auth })).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${port}/api/queues`, { headers: { authorization: `Basic ${Buffer.from('ops:wrong').toString('base64')}` } })).status).toBe(401);
+      expect(out).not.toMatch(/dash-s3cret/);
+    } finally {
+      await stopProcess(dash);
+    }
+  });
+
   it('works with a password-protected Redis and never prints the password', async () => {
     const redis = await startRedis('s3cr3t-pw');
     try {
@@ -24,6 +52,44 @@ describe('operations', () => {
       await redis.stop();
     }
   });
+
+  it('never prints a Redis password, even while it is rotated under a running scan', async () => {
+    const oldPw = 'old-pw-2b7f9';
+    const newPw = 'new-pw-8c1d4';
+    const redis = await startRedis(oldPw);
+    const work = mkdtempSync(path.join(tmpdir(), 'ood-rotate-'));
+    const id = path.join(work, 'id');
+    for (const c of readdirSync(path.join(ROOT, 'examples/demo/id'))) {
+      mkdirSync(path.join(id, c), { recursive: true });
+      for (const f of readdirSync(path.join(ROOT, 'examples/demo/id', c)).slice(0, 8)) cpSync(path.join(ROOT, 'examples/demo/id', c, f), path.join(id, c, f));
+    }
+    const model = path.join(work, 'model');
+    expect((await runCli(['fit', '--in-process', '--id', id, '--model', model, '--epochs', '2', '--width', '64', '--depth', '1'])).code).toBe(0);
+    const env = { REDIS_URL: redis.url };
+    const worker = startWorker(env);
+    try {
+      await worker.ready();
+      const scan = startCli(['scan', '--model', model, '--input', path.join(ROOT, 'examples/demo/scan'), '--out', path.join(work, 'out'), '--shard-size', '20'], env);
+      await scan.waitFor(/queued run/);
+      const admin = new Redis(redis.url);
+      await admin.config('SET', 'requirepass', newPw);
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal').catch(() => undefined);
+      admin.disconnect();
+      await new Promise((r) => setTimeout(r, 3000));
+      const admin2 = new Redis(`redis://:${newPw}@127.0.0.1:${redis.port}`);
+      await admin2.config('SET', 'requirepass', oldPw);
+      admin2.disconnect();
+      const r = await scan.done;
+      expect(r.code, r.stderr).toBe(0);
+      const all = r.stdout + r.stderr + worker.output();
+      expect(all).toMatch(/connection lost|connection back/);
+      expect(all).not.toContain(oldPw);
+      expect(all).not.toContain(newPw);
+    } finally {
+      await worker.stop();
+      await redis.stop();
+    }
+  }, 180_000);
 
   it('exposes worker metrics after a scan, and serves the dashboard on 127.0.0.1', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'ood-ops-'));
@@ -67,6 +133,21 @@ describe('operations', () => {
       const api = (await (await fetch(`http://127.0.0.1:${dashPort}/api/queues`)).json()) as { queues: { name: string; counts: Record<string, number> }[] };
       expect(api.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['ood-extract', 'ood-train', 'ood-score', 'ood-report', 'ood-schedule']));
       expect(api.queues.find((q) => q.name === 'ood-report')!.counts['completed']).toBeGreaterThanOrEqual(1);
+      // Read-only: bull-board's write actions are refused.
+      expect(dashOut).toMatch(/read-only, no login \(loopback only\)/);
+      for (const [method, route] of [['PUT', '/api/queues/ood-report/retry/completed'], ['PUT', '/api/queues/ood-report/clean/completed'], ['POST', '/api/queues/ood-report/add'], ['PUT', '/api/queues/pause']] as const) {
+        const r = await fetch(`http://127.0.0.1:${dashPort}${route}`, { method, headers: { 'content-type': 'application/json' }, body: '{}' });
+        expect(r.status, `${method} ${route}`).toBe(405);
+      }
+      // DNS rebinding: a request naming another host is refused.
+      const { request } = await import('node:http');
+      const rebound = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: dashPort, path: '/api/queues', headers: { host: `evil.example:${dashPort}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject).end();
+      });
+      expect(rebound).toBe(421);
     } finally {
       await stopProcess(dash);
       await worker.stop();

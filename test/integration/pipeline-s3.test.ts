@@ -1,17 +1,21 @@
 /**
  * The distributed pipeline against real services: a real S3-protocol server (s3rver) on loopback,
- * real Redis, real worker processes (each with its own sandboxed children), crashed with SIGKILL.
+ * real Redis, real worker processes (each with its own sandboxed children), crashed with SIGKILL, and
+ * a fault proxy in front of S3. The model is a fixture fitted once; every test scans into outputs of
+ * its own, so none depends on another's results.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { parquetReadObjects } from 'hyparquet';
+import { readParquet } from '../helpers/parquet.js';
 import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { hugePngHeader, textAsPng, truncatedJpeg } from '../helpers/images.js';
-import { startFaultProxy, startRedis, startS3rver, startWorker, upload, type S3Server, type WorkerProcess } from '../helpers/services.js';
+import { startS3rver, startWorker, upload, type S3Server, type WorkerProcess } from '../helpers/services.js';
 import { QUEUES, jobId } from '../../src/shared/queue/contract.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
@@ -63,20 +67,29 @@ function holder(job: Job): WorkerProcess | undefined {
   return workers.find((w) => w.pid === pid);
 }
 
+/** Uploads the scan set (CIFAR-10, Fashion-MNIST, broken files, a text file) under `prefix`. */
+async function uploadScanSet(prefix: string): Promise<void> {
+  for (const f of demoFiles('scan/cifar10', 10)) await upload(s3, `${prefix}cifar10/${f.rel}`, readFileSync(f.abs));
+  for (const f of demoFiles('scan/fashion-mnist', 5)) await upload(s3, `${prefix}fashion-mnist/${f.rel}`, readFileSync(f.abs));
+  await upload(s3, `${prefix}broken/truncated.jpg`, await truncatedJpeg());
+  await upload(s3, `${prefix}broken/empty.jpg`, new Uint8Array(0));
+  await upload(s3, `${prefix}broken/text.png`, textAsPng());
+  await upload(s3, `${prefix}broken/bomb.png`, hugePngHeader());
+  await upload(s3, `${prefix}README.txt`, 'not an image');
+}
+
 beforeAll(async () => {
   s3 = await startS3rver('lake');
   env = { ...s3.env, REDIS_URL: REDIS };
   for (const f of demoFiles('id', 30)) await upload(s3, `datasets/id/${f.rel}`, readFileSync(f.abs));
-  for (const f of demoFiles('scan/cifar10', 10)) await upload(s3, `datasets/scan/cifar10/${f.rel}`, readFileSync(f.abs));
-  for (const f of demoFiles('scan/fashion-mnist', 5)) await upload(s3, `datasets/scan/fashion-mnist/${f.rel}`, readFileSync(f.abs));
-  await upload(s3, 'datasets/scan/broken/truncated.jpg', await truncatedJpeg());
-  await upload(s3, 'datasets/scan/broken/empty.jpg', new Uint8Array(0));
-  await upload(s3, 'datasets/scan/broken/text.png', textAsPng());
-  await upload(s3, 'datasets/scan/broken/bomb.png', hugePngHeader());
-  await upload(s3, 'datasets/scan/README.txt', 'not an image');
+  await uploadScanSet('datasets/scan/');
   workers.push(startWorker(env, FAST_LOCKS), startWorker(env, FAST_LOCKS));
   await Promise.all(workers.map((w) => w.ready()));
-}, 180_000);
+  const fit = await runCli(['fit', '--id', 's3://lake/datasets/id/', '--model', 's3://lake/models/m1', '--epochs', '6', '--width', '128', '--depth', '2', '--lr', '1e-3', '--shard-size', '100'], env);
+  expect(fit.code, fit.stderr).toBe(0);
+  expect(fit.stderr).toMatch(/300 ID images in 3 shards/);
+  expect(fit.stderr).not.toMatch(/starting \d+ local worker/);
+}, 240_000);
 
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop()));
@@ -84,32 +97,30 @@ afterAll(async () => {
 }, 120_000);
 
 describe('pipeline on S3', () => {
-  it('fits, then scans with bad inputs itemised; outputs land under the expected keys; scores equal the in-process core', async () => {
-    const fit = await runCli(['fit', '--id', 's3://lake/datasets/id/', '--model', 's3://lake/models/m1', '--epochs', '6', '--width', '128', '--depth', '2', '--lr', '1e-3', '--shard-size', '100'], env);
-    expect(fit.code, fit.stderr).toBe(0);
-    expect(fit.stderr).toMatch(/300 ID images in 3 shards/);
-    expect(fit.stderr).not.toMatch(/starting \d+ local worker/);
+  it('scans with bad inputs itemised, keys relative to the prefix and full URIs; outputs land under the expected keys; the in-process core gives the same rows', async () => {
     const modelKeys = await listKeys('models/m1/');
     for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/latest.ckpt', 'checkpoints/epoch-0001.ckpt']) expect(modelKeys).toContain(`models/m1/${f}`);
-
     const scan = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
     expect(scan.code, scan.stderr).toBe(0);
-    expect(scan.stderr).toMatch(/154 images in 4 shards \(1 non-image files skipped\)/);
+    expect(scan.stderr).toMatch(/154 images in 4 shards \(155 listed; skipped: 1 not an image \(file extension\)\)/);
     const outKeys = await listKeys('reports/r1/');
-    for (const f of ['scores.parquet', 'scores.csv', 'failures.csv', 'summary.json']) expect(outKeys).toContain(`reports/r1/${f}`);
-    const summary = JSON.parse(new TextDecoder().decode(await getBytes('reports/r1/summary.json'))) as { input: Record<string, number>; run: { id: string; missingShards: number[] } };
+    for (const f of ['scores.parquet', 'scores.csv', 'failures.csv', 'skipped.csv', 'summary.json', 'report.json', 'report.html', 'report.md']) expect(outKeys).toContain(`reports/r1/${f}`);
+    const summary = JSON.parse(new TextDecoder().decode(await getBytes('reports/r1/summary.json'))) as { input: Record<string, number>; run: { id: string; missingShards: number[] }; accounting: Record<string, unknown> };
     expect(summary.input).toMatchObject({ images: 154, scored: 150, failed: 4, skippedNonImages: 1 });
+    expect(summary.accounting).toMatchObject({ listed: 155, scored: 150, failed: 4, skipped: 1 });
     expect(summary.run.missingShards).toEqual([]);
     const failures = new TextDecoder().decode(await getBytes('reports/r1/failures.csv'));
-    expect(failures).toMatch(/datasets\/scan\/broken\/truncated.jpg,.*(premature end|corrupt)/i);
-    expect(failures).toMatch(/datasets\/scan\/broken\/empty.jpg,empty file/);
-    expect(failures).toMatch(/datasets\/scan\/broken\/text.png,.*unsupported image format/i);
-    expect(failures).toMatch(/datasets\/scan\/broken\/bomb.png,.*pixel limit/i);
+    expect(failures).toMatch(/^broken\/truncated.jpg,s3:\/\/lake\/datasets\/scan\/broken\/truncated.jpg,.*(premature end|corrupt)/im);
+    expect(failures).toMatch(/^broken\/empty.jpg,.*,empty file/m);
+    expect(failures).toMatch(/^broken\/text.png,.*unsupported image format/im);
+    expect(failures).toMatch(/^broken\/bomb.png,.*pixel limit/im);
     const rows = await parquetRows('reports/r1/scores.parquet');
     expect(rows).toHaveLength(150);
+    const one = rows.find((r) => String(r['key']).startsWith('cifar10/'))!;
+    expect(one['uri']).toBe(`s3://lake/datasets/scan/${String(one['key'])}`);
+    expect(String(one['sha256'])).toMatch(/^[0-9a-f]{64}$/);
     // Credentials never reach outputs.
     expect(JSON.stringify(summary)).not.toMatch(/S3RVER/);
-
     // Nor job data in Redis: every hash of this test's queues, scanned for the secret.
     const redisClient = new Redis(REDIS);
     try {
@@ -128,17 +139,18 @@ describe('pipeline on S3', () => {
     } finally {
       redisClient.disconnect();
     }
-
     const local = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1-core'], env);
     expect(local.code, local.stderr).toBe(0);
     expect(await parquetRows('reports/r1-core/scores.parquet')).toEqual(rows);
   });
 
   it('adds nothing when the same scan is enqueued twice, and a re-scan of the unchanged prefix hits the feature cache', async () => {
-    const again = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
+    const args = ['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2a', '--shard-size', '40'];
+    expect((await runCli(args, env)).code).toBe(0);
+    const again = await runCli(args, env);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/already queued or done/);
-    const rescan = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2', '--shard-size', '40'], env);
+    const rescan = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2b', '--shard-size', '40'], env);
     expect(rescan.code, rescan.stderr).toBe(0);
     const runId = runIdFrom(rescan.stderr);
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
@@ -152,25 +164,49 @@ describe('pipeline on S3', () => {
       await q.close();
       connection.disconnect();
     }
-    expect(await parquetRows('reports/r2/scores.parquet')).toEqual(await parquetRows('reports/r1/scores.parquet'));
+    expect(await parquetRows('reports/r2b/scores.parquet')).toEqual(await parquetRows('reports/r2a/scores.parquet'));
   });
 
-  it('scans only new or changed objects incrementally and compares with the previous scan', async () => {
+  it('scans only new or changed objects incrementally, counts the unchanged ones, and compares with the previous scan', async () => {
+    await uploadScanSet('incremental/');
+    const args = (out: string): string[] => ['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/incremental/', '--out', `s3://lake/reports/${out}`, '--shard-size', '40'];
+    const first = await runCli(args('inc1'), env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/154 images in 4 shards/);
     const f = demoFiles('scan/cifar10', 12);
-    await upload(s3, 'datasets/scan/cifar10/new/extra-1.jpg', readFileSync(f[10]!.abs));
-    await upload(s3, 'datasets/scan/cifar10/new/extra-2.jpg', readFileSync(f[11]!.abs));
+    await upload(s3, 'incremental/cifar10/new/extra-1.jpg', readFileSync(f[10]!.abs));
+    await upload(s3, 'incremental/cifar10/new/extra-2.jpg', readFileSync(f[11]!.abs));
     // Rewrite one existing object with other content: a new ETag.
-    await upload(s3, `datasets/scan/cifar10/${f[0]!.rel}`, readFileSync(f[1]!.abs));
-    const inc = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r5', '--shard-size', '40'], env);
+    await upload(s3, `incremental/cifar10/${f[0]!.rel}`, readFileSync(f[1]!.abs));
+    const inc = await runCli(args('inc2'), env);
     expect(inc.code, inc.stderr).toBe(0);
-    expect(inc.stderr).toMatch(/3 images in 1 shards .*153 unchanged since the previous scan skipped/);
-    const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/r5/report.json'))) as { run: { incremental: boolean; skippedUnchanged: number }; input: { scored: number }; previous: { change: string } | null };
+    expect(inc.stderr).toMatch(/3 images in 1 shards \(157 listed; skipped: 1 not an image \(file extension\), 153 unchanged since the previous scan/);
+    const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/inc2/report.json'))) as { run: { incremental: boolean; skippedUnchanged: number }; input: { scored: number; accounting: { listed: number; scored: number; skipped: number } }; previous: { change: string } | null };
     expect(report.run).toMatchObject({ incremental: true, skippedUnchanged: 153 });
     expect(report.input.scored).toBe(3);
+    expect(report.input.accounting).toMatchObject({ listed: 157, scored: 3, skipped: 154 });
     expect(report.previous?.change).toMatch(/flagged now vs .* in the previous scan/);
-    const full = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r6', '--shard-size', '40'], env);
+    const full = await runCli([...args('inc3'), '--full'], env);
     expect(full.code, full.stderr).toBe(0);
     expect(full.stderr).toMatch(/156 images in 4 shards/);
+  });
+
+  it('gives the same bytes the same scores under another name, in another store', async () => {
+    const img = demoFiles('scan/fashion-mnist', 1)[0]!;
+    await upload(s3, 'twins/a/original.png', readFileSync(img.abs));
+    await upload(s3, 'twins/b/renamed.png', readFileSync(img.abs));
+    const local = mkdtempSync(path.join(tmpdir(), 'ood-twins-'));
+    mkdirSync(path.join(local, 'elsewhere'));
+    cpSync(img.abs, path.join(local, 'elsewhere', 'third-name.png'));
+    const a = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/twins/', '--out', 's3://lake/reports/twins'], env);
+    expect(a.code, a.stderr).toBe(0);
+    const b = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', local, '--out', path.join(local, 'out')], env);
+    expect(b.code, b.stderr).toBe(0);
+    const rows = [...(await parquetRows('reports/twins/scores.parquet')), ...(await readParquet(path.join(local, 'out', 'scores.parquet')))];
+    expect(rows.map((r) => r['key'])).toEqual(['a/original.png', 'b/renamed.png', 'elsewhere/third-name.png']);
+    const content = rows.map(({ key: _k, uri: _u, ...rest }) => rest);
+    expect(content[1]).toEqual(content[0]);
+    expect(content[2]).toEqual(content[0]);
   });
 
   it('completes an extract shard on another worker when its worker is SIGKILLed, with exactly one score row per image', async () => {
@@ -193,7 +229,7 @@ describe('pipeline on S3', () => {
       const rows = await parquetRows('reports/r3/scores.parquet');
       const keys = rows.map((x) => String(x['key']));
       expect(new Set(keys).size).toBe(keys.length);
-      expect(keys).toHaveLength(152);
+      expect(keys).toHaveLength(150);
       const done = await q.getJob(victim.id!);
       expect(await done?.getState()).toBe('completed');
     } finally {
@@ -227,37 +263,4 @@ describe('pipeline on S3', () => {
       connection.disconnect();
     }
   }, 300_000); // as long as its own wait for epoch 3: a loaded machine trains slower
-});
-
-describe('pipeline under faults', () => {
-  it('completes with nothing lost or duplicated while S3 answers 503 for a while and Redis restarts mid-run', async () => {
-    const redis = await startRedis();
-    const proxy = await startFaultProxy(s3.endpoint);
-    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
-    const own = [startWorker(faultEnv, FAST_LOCKS), startWorker(faultEnv, FAST_LOCKS)];
-    try {
-      await Promise.all(own.map((w) => w.ready()));
-      const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
-      const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-      const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
-      await waitFor('extraction to start', async () => ((await q.getJobs(['active'])).length > 0 ? true : undefined));
-      await q.close();
-      connection.disconnect();
-      proxy.failUntil(Date.now() + 4000, 3);
-      await new Promise((r) => setTimeout(r, 1500));
-      await redis.restart();
-      const r = await scan;
-      expect(r.code, r.stderr).toBe(0);
-      expect(proxy.failures).toBeGreaterThan(0);
-      const rows = await parquetRows('reports/r4/scores.parquet');
-      const keys = rows.map((x) => String(x['key']));
-      expect(keys).toHaveLength(152);
-      expect(new Set(keys).size).toBe(152);
-      expect(rows).toEqual(await parquetRows('reports/r6/scores.parquet'));
-    } finally {
-      await Promise.all(own.map((w) => w.stop()));
-      await proxy.stop();
-      await redis.stop();
-    }
-  });
 });

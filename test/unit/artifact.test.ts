@@ -15,6 +15,7 @@ import { decodeFeatureSet, encodeFeatureSet } from '../../src/shared/feature-set
 import type { LfdnParams } from '../../src/shared/diffusion/lfdn.js';
 import type { TrainState } from '../../src/shared/diffusion/train.js';
 import { Rng } from '../../src/shared/rng.js';
+import { sha256Hex } from '../../src/shared/hash.js';
 import { useWasm } from '../helpers/tf.js';
 
 useWasm();
@@ -29,9 +30,10 @@ function synthetic(n: number, seed: number, shift = 0): FeatureSet {
     for (let j = 0; j < d; j++) features[i * d + j] = Math.sin(j + a) * 3 + shift * (j % 3) + 0.3 * rng.normal();
   }
   return {
-    fingerprint: makeFingerprint({ encoder: 'synthetic', weightsSha256: 'x', taps: ['a', 'b', 'c'], inputSize: 32, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
+    fingerprint: makeFingerprint({ encoder: 'synthetic', weightsSha256: sha256Hex('synthetic weights'), taps: ['a', 'b', 'c'], inputSize: 32, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
     stageSizes,
     keys: Array.from({ length: n }, (_, i) => `img/${seed}-${i}.jpg`),
+    digests: Array.from({ length: n }, (_, i) => sha256Hex(`${seed}-${i}`)),
     features,
     failures: [{ key: 'img/bad.jpg', reason: 'premature end of JPEG image' }],
   };
@@ -79,9 +81,9 @@ describe('model artifact', () => {
     const loaded = await loadModel(store, 'models/m1');
     expect(loaded.whitening).toEqual(model.whitening);
     const probe = synthetic(40, 9, 2);
-    const a = scoreFeatures(model, probe.features, probe.keys);
+    const a = scoreFeatures(model, probe);
     const before = tf.memory().numTensors;
-    const b = scoreFeatures(loaded, probe.features, probe.keys);
+    const b = scoreFeatures(loaded, probe);
     expect(tf.memory().numTensors).toBe(before);
     expect(scoreTypesOf(a.scores)).toEqual([...SCORE_TYPES]);
     for (const t of SCORE_TYPES) expect(Array.from(b.scores[t]!)).toEqual(Array.from(a.scores[t]!));
@@ -90,7 +92,7 @@ describe('model artifact', () => {
     // The fused score is calibrated on the holdout it was normalised on: mean 0 there.
     expect(Math.abs(model.calibration!.scores['fused']!.mean)).toBeLessThan(1e-5);
     // A subset of scores is computed on its own, equal to the full computation's columns.
-    const some = scoreFeatures(loaded, probe.features, probe.keys, { types: new Set(['mfsim', 'fused'] as const) });
+    const some = scoreFeatures(loaded, probe, { types: new Set(['mfsim', 'fused'] as const) });
     expect(scoreTypesOf(some.scores)).toEqual(['fused', 'mfsim']);
     expect(Array.from(some.scores.mfsim!)).toEqual(Array.from(a.scores.mfsim!));
     expect(Array.from(some.scores.fused!)).toEqual(Array.from(a.scores.fused!));
@@ -127,7 +129,7 @@ describe('model artifact', () => {
     expect(resumed.log.map((l) => l.epoch)).toEqual([3, 4]);
     expect(resumed.log.map((l) => l.loss)).toEqual(full.log.slice(2).map((l) => l.loss));
     const probe = synthetic(20, 4);
-    expect(Array.from(scoreFeatures(resumed.model, probe.features, probe.keys).scores.lr!)).toEqual(Array.from(scoreFeatures(full.model, probe.features, probe.keys).scores.lr!));
+    expect(Array.from(scoreFeatures(resumed.model, probe).scores.lr!)).toEqual(Array.from(scoreFeatures(full.model, probe).scores.lr!));
     disposeModel(full.model);
     disposeModel(resumed.model);
   });

@@ -54,7 +54,7 @@ describe('decodeImage', () => {
       encode: (images) => Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!])),
       dispose: () => undefined,
     };
-    const set = await extractFeatures(encoder, [...files.keys()], async (k) => files.get(k)!);
+    const set = await extractFeatures(encoder, [...files.keys()].map((key) => ({ key })), async (k) => files.get(k)!);
     expect(set.keys).toEqual(['a.jpg', 'c.jpg']);
     expect(set.failures.map((f) => f.key)).toEqual(['b.jpg']);
     expect(set.features).toHaveLength(4);

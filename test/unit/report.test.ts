@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { binomialUpperP, ks, mannWhitney, normalUpper } from '../../src/shared/stats.js';
 import { partitionOf, verdict } from '../../src/shared/report/verdict.js';
 import { buildReport, histogram, reasonCategory } from '../../src/shared/report/report.js';
-import { renderHtml, renderMarkdown } from '../../src/shared/report/render.js';
+import { escapeMarkdown, renderHtml, renderMarkdown } from '../../src/shared/report/render.js';
 import { calibrateScore } from '../../src/shared/calibration.js';
+import { csvText } from '../../src/shared/outputs/score-files.js';
 import { auroc, rocCurve } from '../../src/shared/metrics.js';
 import { Rng } from '../../src/shared/rng.js';
 
@@ -82,7 +83,7 @@ describe('verdicts and partitions', () => {
       runId: 'scan-x', startedAt: 0, finishedAt: 10_000, backend: 'wasm', modelUri: '/m', encoder: 'e', idImages: 900, primary: 'mfsim', calibration: cal, tpr: 0.95,
       inputUri: 's3://b/lake/', inputPrefix: 'lake/', keys, scores: { mfsim: scores }, flagged, rank: scores.map(() => 0.5),
       failures: [{ key: 'lake/day-3/bad.jpg', reason: 'Input buffer has corrupt header: premature end of JPEG image' }],
-      skippedNonImages: 2, skippedUnchanged: 0, incremental: false, missingShards: [], partitionDepth: 1, topK: 5,
+      accounting: { listed: 303, scored: 300, failed: 1, skipped: 2, skippedByReason: { 'not an image (file extension)': 2 } }, incremental: false, missingShards: [], partitionDepth: 1, topK: 5,
       previous: { runId: 'scan-w', finishedAt: '2026-11-26T02:00:00.000Z', flaggedFraction: 0.05, scored: 300 },
     });
     expect(r.partitions.list[0]!.name).toBe('day-3');
@@ -97,7 +98,20 @@ describe('verdicts and partitions', () => {
     expect(html).not.toMatch(/<script|(src|href)="https?:/);
     expect(html).toContain('day-3');
     expect(renderMarkdown(r).split('\n').length).toBeLessThan(15);
+    expect(renderMarkdown({ ...r, partitions: { depth: 1, list: [{ ...r.partitions.list[0]!, name: '![p](http:evil)' }] } })).toContain('\\!\\[p\\]\\(http\\:evil\\)');
     expect(reasonCategory('Input image exceeds pixel limit')).toBe('image too large (pixel limit)');
+  });
+
+  it('writes names from the data as inert Markdown and neutralised CSV cells', () => {
+    expect(escapeMarkdown('![x](http://evil.example/i.png)')).toBe('\\!\\[x\\]\\(http\\://evil\\.example/i\\.png\\)');
+    expect(escapeMarkdown('# title\n| a |')).toBe('\\# title \\| a \\|');
+    expect(csvText('=1+2')).toBe("'=1+2");
+    expect(csvText('@SUM(A1)')).toBe("'@SUM(A1)");
+    expect(csvText('-2+3')).toBe("'-2+3");
+    expect(csvText('\tx')).toBe("'\tx");
+    expect(csvText('a,"b"')).toBe('"a,""b"""');
+    expect(csvText('plain/key.jpg')).toBe('plain/key.jpg');
+    expect(csvText('+x,y')).toBe(`"'+x,y"`);
   });
 
   it('histograms keep the threshold in range, ROC curves run from (0,0) to (1,1)', () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
 import { classifyS3Error } from '../../src/shared/storage/s3-store.js';
 import { withRetry } from '../../src/shared/storage/retry.js';
-import { OodError } from '../../src/shared/errors.js';
+import { coerceError, OodError } from '../../src/shared/errors.js';
 import { joinUri, locate } from '../../src/shared/storage/locate.js';
 import { parseEnv, redactUrl } from '../../src/shared/config/env.js';
 import { jobId, parsePayload } from '../../src/shared/queue/contract.js';
@@ -21,7 +21,7 @@ describe('local store', () => {
     const listed = [];
     for await (const o of s.list('')) listed.push(o);
     expect(listed.map((o) => o.key)).toEqual(['a/1.txt', 'a/sub/3.txt', 'b/2.txt']);
-    expect(listed[1]!.size).toBe(3);
+    expect((listed[1] as { size: number }).size).toBe(3);
     const inA = [];
     for await (const o of s.list('a/')) inA.push(o.key);
     expect(inA).toEqual(['a/1.txt', 'a/sub/3.txt']);
@@ -80,6 +80,18 @@ describe('S3 errors and retries', () => {
   });
 });
 
+describe('error table', () => {
+  it('retries only transient storage faults; a bug, a bad payload or an unknown error fails at once', () => {
+    expect(new OodError('STORAGE_TRANSIENT', 'x').retryable).toBe(true);
+    for (const code of ['INTERNAL', 'PAYLOAD_INVALID', 'MODEL_INVALID', 'CONFIG_INVALID', 'OBJECT_UNREADABLE', 'OBJECT_TOO_LARGE', 'STORAGE_PERMANENT'] as const) expect(new OodError(code, 'x').retryable, code).toBe(false);
+    expect(coerceError(new Error('something odd')).code).toBe('INTERNAL');
+    expect(coerceError(new Error('something odd')).retryable).toBe(false);
+    expect(coerceError({ code: 'STORAGE_TRANSIENT', message: 'crossed a process boundary' }).retryable).toBe(true);
+    expect(new OodError('CONFIG_INVALID', 'x').exitCode).toBe(2);
+    expect(new OodError('NOT_FOUND', 'x').exitCode).toBe(1);
+  });
+});
+
 describe('environment and queue contract', () => {
   it('parses the environment once, redacting secrets in messages', () => {
     const e = parseEnv({ REDIS_URL: 'rediss://user:secret@redis.example:6380/1', AWS_ENDPOINT_URL: 'http://minio:9000', AWS_REGION: 'eu-west-1' });
@@ -98,8 +110,11 @@ describe('environment and queue contract', () => {
   });
 
   it('validates payloads when a job starts and refuses signed URLs', () => {
-    const good = { runId: 'scan-1', work: '/w', model: '/m', shard: { index: 0, manifestKey: 'k', count: 2, contentHash: 'h' } };
+    const good = { runId: 'scan-0123456789abcdef', work: '/w', model: '/m', shard: { index: 0, manifestKey: 'shards/00000.manifest.json', count: 2, contentHash: 'h' } };
     expect(parsePayload('score', good).shard.index).toBe(0);
+    // Names that become paths are checked: a run id, a manifest name, a scan state name.
+    expect(() => parsePayload('score', { ...good, runId: '../../etc' })).toThrow(/invalid score job payload: runId/);
+    expect(() => parsePayload('score', { ...good, shard: { ...good.shard, manifestKey: '../../../home/u/.ssh/id_rsa' } })).toThrow(/shard.manifestKey/);
     expect(() => parsePayload('score', { ...good, shard: { ...good.shard, index: -1 } })).toThrow(/invalid score job payload: shard.index/);
     expect(() => parsePayload('score', { ...good, model: 'https://b.s3.amazonaws.com/m?X-Amz-Signature=abc' })).toThrow(/signed URL/);
     expect(jobId('scan-abc', 'extract', 7)).toBe('scan-abc.extract.00007');

@@ -11,8 +11,8 @@ import { renderEvalHtml, rocSvg } from '../../shared/report/render.js';
 import { getJson, joinKey } from '../../shared/storage/object-store.js';
 import { joinUri, type Location } from '../../shared/storage/locate.js';
 import { openLocation } from '../../shared/storage/open.js';
-import { planScan } from '../../producers/plan.js';
-import { absolute, backendChoice, BACKEND_OPTION, int, parse, required, shardSize, str } from '../options.js';
+import { assertWritable, planScan } from '../../producers/plan.js';
+import { absolute, backendChoice, BACKEND_OPTION, int, maxBytes, parse, required, shardSize, str } from '../options.js';
 import { openRunner } from '../run.js';
 
 export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=<loc> [--ood ...] [--json <file>] [--limit N]
@@ -22,7 +22,7 @@ export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=
   --limit N       at most N images per set (an evenly spread, deterministic subset)
   --work <loc>    where the per-set scans are written (default <model>/.eval)
   --html <file>   also write an HTML page with the table and ROC curves (primary score)
-  --shard-size N, --workers N as for scan; --in-process runs every job in this process
+  --shard-size N, --max-bytes N, --workers N as for scan; --in-process runs every job in this process
   --backend B     tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu`;
 
 interface SetArg {
@@ -34,7 +34,7 @@ interface SetArg {
 export async function evalCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const v = parse(argv, {
     model: { type: 'string' }, id: { type: 'string' }, ood: { type: 'string', multiple: true }, json: { type: 'string' }, html: { type: 'string' }, limit: { type: 'string' },
-    work: { type: 'string' }, 'shard-size': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...BACKEND_OPTION,
+    work: { type: 'string' }, 'shard-size': { type: 'string' }, 'max-bytes': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...BACKEND_OPTION,
   });
   const open = (uri: string, mustExist = false): Location => openLocation(uri, env, mustExist);
   const modelUri = absolute(required(v, 'model'));
@@ -55,13 +55,15 @@ export async function evalCommand(argv: readonly string[], env: EnvConfig): Prom
   const backend = backendChoice(v);
   const workRoot = absolute(str(v, 'work') ?? joinUri(modelUri, '.eval'));
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  await assertWritable(open(workRoot));
   const plans = [];
   for (const set of sets) {
     const out = joinUri(workRoot, `${set.name}-${stableHash(set.uri, limit ?? 'all').slice(0, 8)}`);
-    const plan = await planScan({ input: set.loc, model: modelUri, out, shardSize: size, ...(limit !== undefined ? { limit } : {}), incremental: false, recordState: false, open });
+    const plan = await planScan({ input: set.loc, model: modelUri, out, shardSize: size, maxBytes: maxBytes(v), ...(limit !== undefined ? { limit } : {}), incremental: false, recordState: false, open });
     plans.push({ set, out, plan });
   }
-  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'report'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const roots = [modelUri, workRoot, ...sets.map((s) => s.uri)];
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   const scored: EvalSet[] = [];
   try {
     for (const { set, out, plan } of plans) {

@@ -1,7 +1,8 @@
 import type { EnvConfig } from '../../shared/config/env.js';
 import { openLocation } from '../../shared/storage/open.js';
-import { planFit } from '../../producers/plan.js';
-import { absolute, backendChoice, BACKEND_OPTION, int, MODEL_OPTIONS, modelConfig, parse, required, shardSize } from '../options.js';
+import { assertWritable, planFit } from '../../producers/plan.js';
+import { describeSkipped } from '../../shared/queue/contract.js';
+import { absolute, backendChoice, BACKEND_OPTION, int, maxBytes, MODEL_OPTIONS, modelConfig, parse, required, shardSize } from '../options.js';
 import { openRunner } from '../run.js';
 
 export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
@@ -23,10 +24,11 @@ export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
   --batch-size N --lr X --weight-decay X --ema-decay X   optimiser settings
   --backend B           auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
   --shard-size N        images per extract job (default 1000); --workers N local workers if none run
+  --max-bytes N         largest image file read (default 256 MiB); larger files are failures
   --in-process          run every job in this process, without Redis and workers`;
 
 export async function fitCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
-  const v = parse(argv, { id: { type: 'string' }, model: { type: 'string' }, 'shard-size': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...MODEL_OPTIONS, ...BACKEND_OPTION });
+  const v = parse(argv, { id: { type: 'string' }, model: { type: 'string' }, 'shard-size': { type: 'string' }, 'max-bytes': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...MODEL_OPTIONS, ...BACKEND_OPTION });
   const config = modelConfig(v);
   const idUri = absolute(required(v, 'id'));
   const modelUri = absolute(required(v, 'model'));
@@ -34,12 +36,13 @@ export async function fitCommand(argv: readonly string[], env: EnvConfig): Promi
   const workers = int(v, 'workers', 1, 256);
   const size = shardSize(v);
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
-  const plan = await planFit({ input: openLocation(idUri, env, true), model: modelUri, config, shardSize: size });
-  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'train'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const plan = await planFit({ input: openLocation(idUri, env, true), model: modelUri, config, shardSize: size, maxBytes: maxBytes(v) });
+  await assertWritable(openLocation(modelUri, env));
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'train'], roots: [idUri, modelUri], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
-    const r = await runner.fit(plan, `${plan.images} ID images in ${plan.extracts.length} shards (${plan.skippedNonImages} non-image files skipped); LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
+    const r = await runner.fit(plan, `${plan.images} ID images in ${plan.extracts.length} shards (${plan.listed} listed; skipped: ${describeSkipped(plan.skippedByReason)}); LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
     log(
-      `model saved to ${modelUri}: ${r.trainCount} training images, ${r.holdoutCount} held out, ${r.failed} failed, ${plan.skippedNonImages} non-image files skipped; ` +
+      `model saved to ${modelUri}: ${r.trainCount} training images, ${r.holdoutCount} held out, ${r.failed} failed; ` +
         `${r.primary} threshold ${r.threshold.toPrecision(5)} at ${(config.scoring.tpr * 100).toFixed(0)}% ID kept` +
         `${r.resumedFromEpoch > 0 ? `; training resumed after epoch ${r.resumedFromEpoch}` : ''}`,
     );

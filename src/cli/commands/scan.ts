@@ -1,6 +1,8 @@
 import type { EnvConfig } from '../../shared/config/env.js';
 import { openLocation } from '../../shared/storage/open.js';
-import { planScan } from '../../producers/plan.js';
+import { assertWritable, planScan } from '../../producers/plan.js';
+import { SKIP_REASONS } from '../../shared/outputs/accounting.js';
+import { describeSkipped } from '../../shared/queue/contract.js';
 import { absolute, backendChoice, BACKEND_OPTION, int, parse, required, SCAN_OPTIONS, scanSettings } from '../options.js';
 import { openRunner } from '../run.js';
 
@@ -16,6 +18,8 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
                    scan of this prefix with this model; the report says how many were skipped)
   --partition-depth N  report partitions: the first N path segments below the input (default 1)
   --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
+  --max-bytes N    largest image file read, in bytes (default 268435456 = 256 MiB); a larger file is
+                   a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
   --backend B      tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
   Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded redis-server.`;
@@ -40,12 +44,15 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     recordState: true,
     partitionDepth: settings.partitionDepth,
     topK: settings.topK,
+    maxBytes: settings.maxBytes,
     open,
   });
-  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'report'], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  await assertWritable(open(outUri));
+  const roots = [inputUri, modelUri, outUri, ...(settings.cache !== undefined ? [settings.cache] : [])];
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
-    const unchanged = plan.skippedUnchanged > 0 ? `, ${plan.skippedUnchanged} unchanged since the previous scan skipped (--full rescans them)` : '';
-    const result = await runner.scan(plan, `${plan.images} images in ${plan.shards.length} shards (${plan.skippedNonImages} non-image files skipped${unchanged})`);
+    const full = plan.skippedByReason[SKIP_REASONS.unchanged] !== undefined ? '; --full rescans unchanged images' : '';
+    const result = await runner.scan(plan, `${plan.images} images in ${plan.shards.length} shards (${plan.listed} listed; skipped: ${describeSkipped(plan.skippedByReason)}${full})`);
     process.stdout.write(
       `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
         `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +

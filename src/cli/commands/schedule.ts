@@ -16,7 +16,7 @@ ood-audit schedule --remove <id>
   scan of the prefix with the model; --full for everything) into --out, where {date} and
   {datetime} become the firing time (UTC): --out s3://bucket/reports/{date}/. Workers serving the
   "schedule" queue (the default) must be running. Scan options: --shard-size, --cache, --full,
-  --partition-depth, --top-k.`;
+  --partition-depth, --top-k, --max-bytes.`;
 
 export async function scheduleCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const split = argv.indexOf('scan');

@@ -1,12 +1,16 @@
 import type { EnvConfig } from '../../shared/config/env.js';
 import { OodError } from '../../shared/errors.js';
 import { QUEUE_KINDS, type QueueKind } from '../../shared/queue/contract.js';
+import { parseRoots } from '../../shared/storage/roots.js';
 import { runWorkersUntilSignal } from '../../workers/worker.js';
 import { int, list, parse, str } from '../options.js';
 
-export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,report] [--concurrency N] [--shutdown-timeout S]
+export const WORKER_USAGE = `ood-audit worker --roots <loc,...> [--queues extract,train,score,report,schedule] [--concurrency N]
   Serves the queues until SIGTERM/SIGINT. Connects to REDIS_URL (default 127.0.0.1:6379); S3 from
   the AWS SDK's standard environment. OOD_BACKEND picks the tensor backend (default auto).
+  --roots L,L     the locations this worker serves: absolute folders and s3://bucket/prefix/ (default
+                  OOD_WORKER_ROOTS). A job naming anything else (its input, output, model, cache) is
+                  refused: job data in Redis is input. Without roots every such job is refused.
   --queues        queues to serve (default all)
   --concurrency   jobs in parallel per queue, each in its own child process (default 1)
   --shutdown-timeout  seconds to let running jobs release after a signal before forcing (default 60)
@@ -15,19 +19,22 @@ export const WORKER_USAGE = `ood-audit worker [--queues extract,train,score,repo
                   crashed worker's job goes to another worker after about their sum`;
 
 export async function workerCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
-  const v = parse(argv, { queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, 'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' } });
+  const v = parse(argv, { roots: { type: 'string' }, queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, 'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' } });
   const metricsPort = int(v, 'metrics-port', 0, 65535);
   const metricsHost = str(v, 'metrics-host');
   const lockDuration = int(v, 'lock-duration', 1000, 3_600_000);
   const stalledInterval = int(v, 'stalled-interval', 500, 3_600_000);
   const queues = (list(v, 'queues') ?? QUEUE_KINDS) as QueueKind[];
   for (const q of queues) if (!(QUEUE_KINDS as readonly string[]).includes(q)) throw new OodError('CONFIG_INVALID', `invalid --queues: expected some of ${QUEUE_KINDS.join(', ')}, got ${JSON.stringify(q)}`);
+  const rootsArg = str(v, 'roots');
+  const roots = rootsArg !== undefined ? parseRoots(rootsArg, '--roots') : env.workerRoots;
   const log = (m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   // A worker never starts its own Redis: it must share the producers' one.
   await runWorkersUntilSignal({
     redisUrl: env.redis.url,
     prefix: env.queuePrefix,
     queues,
+    roots,
     concurrency: int(v, 'concurrency', 1, 64) ?? 1,
     shutdownTimeout: int(v, 'shutdown-timeout', 1, 86_400) ?? 60,
     ...(lockDuration !== undefined ? { lockDuration } : {}),

@@ -13,4 +13,6 @@ export const DEFAULTS = Object.freeze({
   topK: 24,
   /** Report partitions: the first N path segments below the scanned prefix. */
   partitionDepth: 1,
+  /** Largest image file read, in bytes (--max-bytes): larger files are per-image failures, never read. */
+  maxBytes: 256 * 1024 * 1024,
 });

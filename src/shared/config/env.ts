@@ -9,12 +9,17 @@
  *   AWS_REGION / AWS_DEFAULT_REGION        S3 region
  *   OOD_S3_FORCE_PATH_STYLE                "true" / "false" to override the path-style choice
  *   OOD_BACKEND                            tensor backend of worker processes (auto, wasm, ...)
+ *   OOD_WORKER_ROOTS                       locations a worker serves (comma-separated folders and
+ *                                          s3:// prefixes); a worker refuses jobs naming others
+ *   OOD_DASHBOARD_USER, OOD_DASHBOARD_PASSWORD   the dashboard's login (both, or neither)
  *   OOD_AUDIT_DEBUG                        "1": print stack traces with errors
  * Credentials are left to the AWS SDK's default chain and never copied anywhere.
  */
 import { OodError } from '../errors.js';
 import { BACKENDS, type BackendChoice } from '../backend-choice.js';
 import type { S3Settings } from '../storage/s3-store.js';
+import { parseRoots } from '../storage/roots.js';
+import { installRedaction } from './redact.js';
 import { DEFAULTS } from './defaults.js';
 
 export interface EnvConfig {
@@ -28,6 +33,10 @@ export interface EnvConfig {
   readonly s3: S3Settings;
   /** Tensor backend for worker processes (OOD_BACKEND; default auto). */
   readonly backend: BackendChoice;
+  /** The locations a worker serves (OOD_WORKER_ROOTS); none when unset. */
+  readonly workerRoots: readonly string[];
+  /** The dashboard's login, when set. */
+  readonly dashboard: { readonly user: string; readonly password: string } | undefined;
   readonly debug: boolean;
 }
 
@@ -47,11 +56,17 @@ export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
   const region = env['AWS_REGION']?.trim() || env['AWS_DEFAULT_REGION']?.trim() || undefined;
   const fps = env['OOD_S3_FORCE_PATH_STYLE']?.trim();
   if (fps !== undefined && fps !== '' && fps !== 'true' && fps !== 'false') throw new OodError('CONFIG_INVALID', `invalid OOD_S3_FORCE_PATH_STYLE: expected true or false, got ${JSON.stringify(fps)}`);
+  const dashUser = env['OOD_DASHBOARD_USER'] ?? '';
+  const dashPassword = env['OOD_DASHBOARD_PASSWORD'] ?? '';
+  if ((dashUser === '') !== (dashPassword === '')) throw new OodError('CONFIG_INVALID', 'invalid dashboard login: set both OOD_DASHBOARD_USER and OOD_DASHBOARD_PASSWORD, or neither');
+  if (dashUser.includes(':')) throw new OodError('CONFIG_INVALID', 'invalid OOD_DASHBOARD_USER: must not contain ":"');
   return Object.freeze({
+    dashboard: dashUser !== '' ? Object.freeze({ user: dashUser, password: dashPassword }) : undefined,
     redis: Object.freeze({ url: redisUrl ?? DEFAULTS.redisUrl, explicit: redisUrl !== undefined }),
     queuePrefix: prefix,
     backend: parseBackendChoice(env['OOD_BACKEND']?.trim() || 'auto', 'OOD_BACKEND'),
     debug: env['OOD_AUDIT_DEBUG'] === '1',
+    workerRoots: Object.freeze(parseRoots(env['OOD_WORKER_ROOTS'] ?? '', 'OOD_WORKER_ROOTS')),
     s3: Object.freeze({
       ...(endpoint !== undefined ? { endpoint } : {}),
       ...(region !== undefined ? { region } : {}),
@@ -61,21 +76,24 @@ export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
 }
 
 /**
- * The process-wide settings every entry point applies before anything else loads: the pinned AWS
- * SDK warns on every run under Node < 22 that future SDK releases will need Node 22; it works on
- * Node 20, so the warning is turned off (README, Requirements).
+ * The process-wide settings every entry point applies before anything else loads: every line the
+ * process prints goes through one redaction step (redact.ts); and the pinned AWS SDK warns on every
+ * run under Node < 22 that future SDK releases will need Node 22; it works on Node 20, so the
+ * warning is turned off (README, Requirements).
  */
 export function prepareProcess(env: NodeJS.ProcessEnv = process.env): void {
   env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+  installRedaction(env);
 }
 
 /** The environment of a child ood-audit process: this one's, with the given settings replaced. */
-export function childEnv(overrides: { readonly redisUrl?: string; readonly queuePrefix?: string; readonly backend?: BackendChoice }): NodeJS.ProcessEnv {
+export function childEnv(overrides: { readonly redisUrl?: string; readonly queuePrefix?: string; readonly backend?: BackendChoice; readonly workerRoots?: readonly string[] }): NodeJS.ProcessEnv {
   return {
     ...process.env,
     ...(overrides.redisUrl !== undefined ? { REDIS_URL: overrides.redisUrl } : {}),
     ...(overrides.queuePrefix !== undefined ? { OOD_QUEUE_PREFIX: overrides.queuePrefix } : {}),
     ...(overrides.backend !== undefined ? { OOD_BACKEND: overrides.backend } : {}),
+    ...(overrides.workerRoots !== undefined ? { OOD_WORKER_ROOTS: overrides.workerRoots.join(',') } : {}),
   };
 }
 

@@ -5,7 +5,8 @@
  * the clean sample, so its prediction is the reconstruction. With the x0-predicting net,
  * eps_hat = (z_t - sqrt(ab_t) z0_hat) / sqrt(1 - ab_t). eta scales the DDIM noise (1 = DDPM-like).
  *
- * Noise is drawn per image from seedFor(seed, key), so the result does not depend on batching.
+ * Noise is drawn per image from seedFor(seed, its content digest), so the result does not depend on
+ * the image's name, location or batch.
  */
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
@@ -26,10 +27,10 @@ export function ddimTimesteps(t: number, steps: number): number[] {
   return seq;
 }
 
-/** Per-image noise: [n, steps, D] normals, rows drawn from seedFor(seed, key). */
-export function drawNoise(keys: readonly string[], seed: number, steps: number, d: number): Float32Array {
-  const out = new Float32Array(keys.length * steps * d);
-  keys.forEach((key, i) => new Rng(seedFor(seed, key)).fillNormal(out, i * steps * d, steps * d));
+/** Per-image noise: [n, steps, D] normals, row i drawn from seedFor(seed, ids[i]) (the image's content digest). */
+export function drawNoise(ids: readonly string[], seed: number, steps: number, d: number): Float32Array {
+  const out = new Float32Array(ids.length * steps * d);
+  ids.forEach((id, i) => new Rng(seedFor(seed, id)).fillNormal(out, i * steps * d, steps * d));
   return out;
 }
 

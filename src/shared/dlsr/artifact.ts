@@ -18,12 +18,12 @@ import { Rng } from '../rng.js';
 import { paramSpecs, type LfdnParams } from '../diffusion/lfdn.js';
 import { makeDenoiser } from '../diffusion/ddim.js';
 import { stateFromTensors, type EpochResult, type TrainState } from '../diffusion/train.js';
-import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
+import { joinKey, objectUri, putJson, type ObjectStore } from '../storage/object-store.js';
 import { decodeBundle, decodeWeights, encodeBundle, encodeWeights } from './bundle.js';
 import { whitenModeOf, type DlsrConfig } from './config.js';
 import { lfdnConfigFor } from './fit.js';
 import type { DlsrModel } from './model.js';
-import { MODEL_FILES, MODEL_FORMAT, MODEL_FORMAT_VERSION, readCalibration, readModelJson, type ModelJson } from './model-json.js';
+import { fileRecord, MODEL_FILES, MODEL_FORMAT, MODEL_FORMAT_VERSION, readCalibration, readModelFile, readModelJson, type ModelJson } from './model-json.js';
 
 export async function saveModel(store: ObjectStore, prefix: string, model: DlsrModel, log: readonly EpochResult[]): Promise<void> {
   const k = (name: string): string => joinKey(prefix, name);
@@ -45,10 +45,12 @@ export async function saveModel(store: ObjectStore, prefix: string, model: DlsrM
   } finally {
     tf.dispose([...baselineTensors.values()]);
   }
+  if (model.calibration === undefined) throw new OodError('INTERNAL', 'saveModel: the model has no calibration');
+  const calibration = JSON.stringify(model.calibration, null, 2) + '\n';
   await store.put(k(MODEL_FILES.weights), final.data);
   await store.put(k(MODEL_FILES.weightsFirst), first.data);
   await store.put(k(MODEL_FILES.baselines), baselines);
-  if (model.calibration !== undefined) await putJson(store, k(MODEL_FILES.calibration), model.calibration);
+  await store.put(k(MODEL_FILES.calibration), calibration);
   await putJson(store, k(MODEL_FILES.trainingLog), { epochs: log });
   const json: ModelJson = {
     format: MODEL_FORMAT,
@@ -61,7 +63,14 @@ export async function saveModel(store: ObjectStore, prefix: string, model: DlsrM
     firstEpochWeightsManifest: [{ paths: [MODEL_FILES.weightsFirst], weights: first.specs }],
     baselines: { path: MODEL_FILES.baselines, shrinkage: model.mahalanobis.shrinkage, knnK: model.knn.k },
     ...(model.fusion !== undefined ? { fusion: model.fusion } : {}),
+    files: {
+      [MODEL_FILES.weights]: fileRecord(final.data),
+      [MODEL_FILES.weightsFirst]: fileRecord(first.data),
+      [MODEL_FILES.baselines]: fileRecord(baselines),
+      [MODEL_FILES.calibration]: fileRecord(calibration),
+    },
   };
+  // model.json last: a folder without it is an unfinished fit.
   await putJson(store, k(MODEL_FILES.model), json);
 }
 
@@ -83,13 +92,17 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
   const readWeights = async (manifest: tf.io.WeightsManifestConfig, what: string): Promise<LfdnParams> => {
     const group = manifest[0];
     if (group === undefined) throw new OodError('MODEL_INVALID', `${what}: empty weights manifest`);
-    const params = decodeWeights({ specs: group.weights, data: await store.get(k(group.paths[0]!)) });
+    const name = group.paths[0]!;
+    const data = await readModelFile(store, prefix, json, name);
+    const expected = group.weights.reduce((s, spec) => s + 4 * spec.shape.reduce((a, b) => a * b, 1), 0);
+    if (data.byteLength !== expected) throw new OodError('MODEL_INVALID', `${objectUri(store, k(name))}: ${data.byteLength} bytes, the weights manifest describes ${expected}`);
+    const params = decodeWeights({ specs: group.weights, data });
     checkParams(params, json, what);
     return params;
   };
   const final = makeDenoiser(await readWeights(json.weightsManifest, 'final weights'), lfdn);
   const first = makeDenoiser(await readWeights(json.firstEpochWeightsManifest, 'first-epoch weights'), lfdn);
-  const { tensors } = decodeBundle(await store.get(k(json.baselines.path)), k(json.baselines.path));
+  const { tensors } = decodeBundle(await readModelFile(store, prefix, json, json.baselines.path), objectUri(store, k(json.baselines.path)));
   const take = (name: string): Float32Array => {
     const t = tensors.get(name);
     if (t === undefined) throw new OodError('MODEL_INVALID', `${k(json.baselines.path)}: ${name} missing`);
@@ -97,7 +110,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
     t.dispose();
     return v;
   };
-  const calibration = await readCalibration(store, prefix);
+  const calibration = await readCalibration(store, prefix, json);
   return {
     config: json.config,
     fingerprint: json.fingerprint,

@@ -2,6 +2,7 @@
  * The versioned model configuration, stored in model.json. Everything that changes what a model
  * computes lives here; defaults are the measured choices documented in the README.
  */
+import { z } from 'zod';
 import { OodError } from '../errors.js';
 import { DEFAULT_ENCODER, type EncoderSpec } from '../encoder/spec.js';
 import { DEFAULT_SCHEDULE, type ScheduleConfig } from '../diffusion/schedule.js';
@@ -103,4 +104,53 @@ export function validateDlsrConfig(cfg: DlsrConfig): DlsrConfig {
   check(cfg.whitenStrength === undefined || (cfg.whitenStrength >= 0 && cfg.whitenStrength <= 1), 'whitening strength', cfg.whitenStrength, 'a number in [0, 1]');
   check(cfg.whiten === undefined || (WHITEN_MODES as readonly string[]).includes(cfg.whiten), 'whitening', cfg.whiten, WHITEN_MODES.join(' | '));
   return cfg;
+}
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+/**
+ * The configuration's shape, for configurations that come from outside (a train job's payload, a
+ * model.json): parsed with this schema, then checked by validateDlsrConfig.
+ */
+export const dlsrConfigSchema = z.object({
+  version: z.literal(1),
+  encoder: z.object({
+    name: z.string(),
+    uri: z.string().optional(),
+    taps: z.array(z.string()).min(1),
+    inputSize: z.number().int(),
+    preprocessing: z.object({ kind: z.enum(['symmetric', 'unit', 'imagenet', 'raw']) }),
+    batchSize: z.number().int().positive().optional(),
+  }),
+  lfdn: z.object({ preset: z.enum(['cpu', 'paper', 'custom']), width: z.number().int(), depth: z.number().int() }),
+  schedule: z.object({ steps: z.number().int().min(2).max(10_000), betaStart: finite, betaEnd: finite }),
+  train: z.object({ epochs: z.number().int(), batchSize: z.number().int(), lr: finite, weightDecay: finite, emaDecay: finite, seed: z.number().int() }),
+  scoring: z.object({
+    t: z.number().int(),
+    steps: z.number().int(),
+    eta: finite,
+    seed: z.number().int(),
+    lrSign: z.union([z.literal(1), z.literal(-1)]),
+    primary: z.enum(SCORE_TYPES),
+    tpr: finite,
+    batchSize: z.number().int().min(1).max(65_536),
+  }),
+  holdoutFraction: finite,
+  knn: z.object({ k: z.number().int(), bankMax: z.number().int().min(1) }),
+  whiten: z.enum(WHITEN_MODES).optional(),
+  whitenStrength: finite.optional(),
+});
+
+/** Parses and validates a configuration from outside; errors name `source` and the field. */
+export function parseDlsrConfig(value: unknown, source: string): DlsrConfig {
+  const r = dlsrConfigSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new OodError('MODEL_INVALID', `${source}: config.${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  try {
+    return validateDlsrConfig(r.data as DlsrConfig);
+  } catch (err) {
+    throw new OodError('MODEL_INVALID', `${source}: ${(err as Error).message}`, { cause: err });
+  }
 }

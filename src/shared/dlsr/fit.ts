@@ -5,7 +5,7 @@
  */
 import { OodError } from '../errors.js';
 import { seedFor } from '../rng.js';
-import type { FeatureSet } from '../feature-set.js';
+import { selectRows, type FeatureSet } from '../feature-set.js';
 import { gatherRows, standardiseStages } from '../features.js';
 import { makeSchedule } from '../diffusion/schedule.js';
 import { cloneParams, disposeParams, type LfdnParams } from '../diffusion/lfdn.js';
@@ -109,10 +109,9 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
         ...(hooks.idSource !== undefined ? { idSource: hooks.idSource } : {}),
       },
     };
-    const holdKeys = split.holdout.map((i) => set.keys[i]!);
     // Without fusion statistics the holdout is scored on every other score; the fused score is then
     // normalised on the holdout's own part scores and calibrated like the rest.
-    const table = scoreFeatures(model, gatherRows(set.features, d, split.holdout), holdKeys);
+    const table = scoreFeatures(model, selectRows(set, split.holdout));
     const { mse, mfsim_all: mfsimAll } = table.scores;
     if (mse === undefined || mfsimAll === undefined) throw new OodError('INTERNAL', 'fit: the holdout has no reconstruction scores');
     const fusion = fitFusion({ mse, mfsim_all: mfsimAll });

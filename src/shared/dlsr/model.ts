@@ -16,6 +16,7 @@ import type { Calibration } from '../calibration.js';
 import { applyWhitening, type Whitening } from '../whitening.js';
 import { SCORE_TYPES, type DlsrConfig } from './config.js';
 import type { ScoreColumns, ScoreSelection, ScoreTable } from '../score-table.js';
+import type { FeatureRows } from '../feature-set.js';
 
 export interface ModelInfo {
   /** Backend the model was trained on. */
@@ -64,10 +65,15 @@ export function disposeModel(model: DlsrModel): void {
   }
 }
 
-/** Scores raw (unstandardised) pooled features, row-major [keys.length, D]. */
-export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonly string[], options: ScoreOptions = {}): ScoreTable {
+/**
+ * Scores raw (unstandardised) pooled features, row-major [keys.length, D]. The reconstruction noise
+ * of each row is drawn from the row's content digest (the sha256 of the image's bytes), so an image
+ * scores the same under any name, in any store, shard or batch.
+ */
+export function scoreFeatures(model: DlsrModel, rows: FeatureRows, options: ScoreOptions = {}): ScoreTable {
+  const { keys, digests, features: raw } = rows;
   const d = model.stageSizes.reduce((a, b) => a + b, 0);
-  if (raw.length !== keys.length * d) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features, got ${raw.length} values`);
+  if (raw.length !== keys.length * d || digests.length !== keys.length) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features and ${keys.length} digests, got ${raw.length} values and ${digests.length} digests`);
   const types = options.types ?? scoreTypesOfModel(model);
   if (types.has('fused') && model.fusion === undefined) throw new OodError('MODEL_INVALID', 'this model has no fusion statistics for the fused score (it predates it): refit it, or choose other --scores');
   const n = keys.length;
@@ -86,7 +92,7 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
     for (let s = 0; s < n; s += bs) {
       const m = Math.min(bs, n - s);
       const zb = u.subarray(s * d, (s + m) * d);
-      const noise = drawNoise(keys.slice(s, s + m), sc.seed, steps, d);
+      const noise = drawNoise(digests.slice(s, s + m), sc.seed, steps, d);
       const recon = reconstruct(model.final, schedule, zb, noise, m, sc);
       const r = reconstructionScores(zb, recon, model.stageSizes);
       rec.mse.set(r.mse, s);
@@ -101,5 +107,5 @@ export function scoreFeatures(model: DlsrModel, raw: Float32Array, keys: readonl
   }
   if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
   if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
-  return { keys, scores: cols };
+  return { keys, digests, scores: cols };
 }

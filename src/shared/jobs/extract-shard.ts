@@ -4,7 +4,8 @@
  * an eval of the same set, a fit that is run again).
  */
 import { extractFeatures } from '../extract.js';
-import { decodeFeatureSet, encodeFeatureSet } from '../feature-set.js';
+import { OodError } from '../errors.js';
+import { decodeFeatureSet, encodeFeatureSet, type FeatureSet } from '../feature-set.js';
 import { cacheKey, shardManifest, type ExtractPayload, type ExtractResult } from '../queue/contract.js';
 import { reasonCategory } from '../report/report.js';
 import { getValidJson, joinKey } from '../storage/object-store.js';
@@ -26,7 +27,8 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<
   const input = ctx.open(p.input);
   const bar = ctx.progress('extract', manifest.objects.length, 'img');
   const batchSeconds: number[] = [];
-  const set = await extractFeatures(encoder, manifest.objects.map((o) => o.key), (k) => input.store.get(k), {
+  const set = await extractFeatures(encoder, manifest.objects, (k, opts) => input.store.get(joinKey(input.prefix, k), opts), {
+    maxBytes: p.maxBytes,
     onProgress: (done, _total, failed) => bar.update(done, failed > 0 ? `${failed} failed` : undefined),
     onBatch: (seconds) => batchSeconds.push(Math.round(seconds * 1000) / 1000),
     backend: ctx.backend.provider,
@@ -37,4 +39,11 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<
   const failuresByReason: Record<string, number> = {};
   for (const f of set.failures) failuresByReason[reasonCategory(f.reason)] = (failuresByReason[reasonCategory(f.reason)] ?? 0) + 1;
   return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason, batchSeconds };
+}
+
+/** Reads the features an extract job cached (its result comes back through Redis: the key must be in the cache). */
+export async function readExtracted(r: ExtractResult, ctx: JobContext): Promise<FeatureSet> {
+  const cache = ctx.open(r.cache);
+  if (!r.featuresKey.startsWith(cache.prefix)) throw new OodError('PAYLOAD_INVALID', `extract result of shard ${r.shard}: features key ${JSON.stringify(r.featuresKey)} is not in the cache ${r.cache}`);
+  return decodeFeatureSet(await cache.store.get(r.featuresKey), r.featuresKey);
 }

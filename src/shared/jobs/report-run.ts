@@ -10,7 +10,8 @@ import { flagTable, OUTPUT_FILES, writeScoreFiles } from '../outputs/score-files
 import { writeReportFiles } from '../outputs/report-files.js';
 import { readScanState, type ScanState } from '../outputs/scan-state.js';
 import { mergeShardScores, shardScoresSchema, type ShardScores } from '../outputs/shard-scores.js';
-import { runListing, shardManifest, workKeys, type ReportPayload, type ReportResult } from '../queue/contract.js';
+import { runListing, runSkipped, shardManifest, workKeys, type ReportPayload, type ReportResult } from '../queue/contract.js';
+import { accounting } from '../outputs/accounting.js';
 import { getValidJson, joinKey } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
 
@@ -43,9 +44,11 @@ export async function reportRun(p: ReportPayload, outcomes: ShardOutcomes, ctx: 
   const merged = mergeShardScores(parts);
   const table = merged.table;
   const failures = [...merged.failures, ...shardFailures];
+  const tally = accounting(p.listed, table.keys.length, failures.length, p.skippedByReason, `run ${p.runId}`);
+  const skipped = await getValidJson(work.store, joinKey(work.prefix, workKeys.skipped), runSkipped);
   const modelLoc = ctx.open(p.model);
   const model = await readModelJson(modelLoc.store, modelLoc.prefix);
-  const calibration = await readCalibration(modelLoc.store, modelLoc.prefix);
+  const calibration = await readCalibration(modelLoc.store, modelLoc.prefix, model);
   const primary = model.config.scoring.primary;
   const flags = flagTable(table, calibration, primary);
   const out = ctx.open(p.out);
@@ -60,7 +63,8 @@ export async function reportRun(p: ReportPayload, outcomes: ShardOutcomes, ctx: 
     table,
     flags,
     failures,
-    skippedNonImages: p.skippedNonImages,
+    skipped,
+    accounting: tally,
     extractSeconds: outcomes.extractSeconds,
     scoreSeconds: outcomes.scoreSeconds,
     totalSeconds: (Date.now() - p.startedAt) / 1000,
@@ -83,9 +87,9 @@ export async function reportRun(p: ReportPayload, outcomes: ShardOutcomes, ctx: 
     table,
     flags,
     failures,
-    skippedNonImages: p.skippedNonImages,
-    skippedUnchanged: p.skippedUnchanged,
+    accounting: tally,
     incremental: p.incremental,
+    maxBytes: p.maxBytes,
     missingShards: missing,
     partitionDepth: p.partitionDepth,
     topK: p.topK,

@@ -6,7 +6,7 @@
  */
 import { OodError } from '../errors.js';
 import { stableHash } from '../hash.js';
-import { concatFeatureSets, decodeFeatureSet, type FeatureSet } from '../feature-set.js';
+import { concatFeatureSets, type FeatureSet } from '../feature-set.js';
 import { validateDlsrConfig, type DlsrConfig } from '../dlsr/config.js';
 import { decodeCheckpoint, encodeCheckpoint, saveModel } from '../dlsr/artifact.js';
 import { MODEL_FILES } from '../dlsr/model-json.js';
@@ -15,6 +15,7 @@ import { disposeModel } from '../dlsr/model.js';
 import type { ExtractResult, TrainPayload, TrainResult } from '../queue/contract.js';
 import { joinKey } from '../storage/object-store.js';
 import { versions, type JobContext } from './context.js';
+import { readExtracted } from './extract-shard.js';
 
 /** Called after every epoch (the queue records the epoch, loss and checkpoint on the job). */
 export type OnEpoch = (epoch: number, loss: number, checkpointKey: string) => Promise<void>;
@@ -22,10 +23,7 @@ export type OnEpoch = (epoch: number, loss: number, checkpointKey: string) => Pr
 /** Reads the shards' cached features, in shard order, into one set. */
 async function loadFeatures(extracted: readonly ExtractResult[], ctx: JobContext): Promise<FeatureSet> {
   const sets: FeatureSet[] = [];
-  for (const r of [...extracted].sort((a, b) => a.shard - b.shard)) {
-    const cache = ctx.open(r.cache);
-    sets.push(decodeFeatureSet(await cache.store.get(r.featuresKey), r.featuresKey));
-  }
+  for (const r of [...extracted].sort((a, b) => a.shard - b.shard)) sets.push(await readExtracted(r, ctx));
   return concatFeatureSets(sets);
 }
 

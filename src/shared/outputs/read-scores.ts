@@ -10,5 +10,5 @@ export async function readScoreTable(store: ObjectStore, key: string): Promise<S
   const keys = rows.map((r) => String(r['key']));
   const scores: ScoreColumns = {};
   for (const t of SCORE_TYPES) if (rows.length > 0 && rows[0]![t] !== undefined) scores[t] = Float32Array.from(rows, (r) => Number(r[t]));
-  return { keys, scores, flagged: Uint8Array.from(rows, (r) => (r['flagged'] === true ? 1 : 0)) };
+  return { keys, digests: rows.map((r) => String(r['sha256'])), scores, flagged: Uint8Array.from(rows, (r) => (r['flagged'] === true ? 1 : 0)) };
 }

@@ -28,7 +28,7 @@ export async function thumbnail(data: Uint8Array, size = 96): Promise<string | u
 }
 
 /** What the report needs besides the scores: passed through to buildReport unchanged. */
-type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'failures' | 'skippedNonImages' | 'skippedUnchanged' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'failures' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
 
 export interface ReportFilesParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
@@ -38,6 +38,8 @@ export interface ReportFilesParams extends RunFacts {
   readonly calibration: Calibration;
   readonly table: ScoreTable;
   readonly flags: Flags;
+  /** Largest image read for a thumbnail. */
+  readonly maxBytes: number;
 }
 
 export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport> {
@@ -58,14 +60,13 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     calibration: pc,
     tpr: p.calibration.tpr,
     inputUri: p.input.uri,
-    inputPrefix: p.input.prefix,
+    inputPrefix: '',
     keys: p.table.keys,
     scores,
     flagged: p.flags.flagged,
     rank: p.flags.rank,
     failures: p.failures,
-    skippedNonImages: p.skippedNonImages,
-    skippedUnchanged: p.skippedUnchanged,
+    accounting: p.accounting,
     incremental: p.incremental,
     missingShards: p.missingShards,
     partitionDepth: p.partitionDepth,
@@ -76,7 +77,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
   for (const e of [...report.mostOod, ...report.mostTypical]) {
     if (thumbs.has(e.key)) continue;
     try {
-      const t = await thumbnail(await p.input.store.get(e.key));
+      const t = await thumbnail(await p.input.store.get(joinKey(p.input.prefix, e.key), { maxBytes: p.maxBytes }));
       if (t !== undefined) thumbs.set(e.key, t);
     } catch {
       // The image may have been deleted since the scan: the report shows "no preview".

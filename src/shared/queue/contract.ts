@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { DefaultJobOptions } from 'bullmq';
 import { OodError } from '../errors.js';
 import { DEFAULTS } from '../config/defaults.js';
+import { MAX_OBJECT_BYTES } from '../storage/object-store.js';
 
 export const QUEUES = {
   extract: 'ood-extract',
@@ -19,6 +20,12 @@ export type QueueKind = keyof typeof QUEUES;
 export const QUEUE_KINDS = Object.keys(QUEUES) as QueueKind[];
 
 const location = z.string().min(1).refine((s) => !/[?&](X-Amz-|Signature=|AWSAccessKeyId=)/i.test(s), 'must not be a signed URL');
+
+/** An object key relative to a location: no leading slash, no ".." segment, no NUL. */
+const relativeKey = z.string().min(1).refine((k) => !k.startsWith('/') && !k.split('/').includes('..') && !k.includes('\0'), 'must be a relative key without ".." segments');
+
+/** Run ids are made by the planner: "scan-" or "fit-" and 16 hex digits (they name folders). */
+const runId = z.string().regex(/^(scan|fit)-[0-9a-f]{16}$/, 'must be a run id (scan-/fit- and 16 hex digits)');
 
 const encoderSpec = z.object({
   name: z.string(),
@@ -33,22 +40,22 @@ export const shardSchema = z.object({
   /** Shard number within the run, 0-based. */
   index: z.number().int().min(0),
   /** Key of the shard manifest (JSON list of keys, sizes, ETags), relative to the run's work location. */
-  manifestKey: z.string(),
+  manifestKey: z.string().regex(/^shards\/\d{5}\.manifest\.json$/, 'must be a shard manifest name'),
   /** Images in the shard. */
   count: z.number().int().min(0),
-  /** Content hash of the manifest (keys + ETags): the feature cache key. */
+  /** Content hash of the shard (its location, keys, ETags and read limit): the feature cache key. */
   contentHash: z.string(),
 });
 export type Shard = z.infer<typeof shardSchema>;
 
-const objectInfo = z.object({ key: z.string().min(1), size: z.number().int().min(0), etag: z.string() });
+const objectInfo = z.object({ key: relativeKey, size: z.number().int().min(0), etag: z.string() });
 
 /** A shard manifest in the run's work area: the objects of one shard, in key order. */
 export const shardManifest = z.object({ shard: z.number().int().min(0), objects: z.array(objectInfo) });
 export type ShardManifest = z.infer<typeof shardManifest>;
 
 export const extractPayload = z.object({
-  runId: z.string(),
+  runId,
   /** Where the images are (s3:// or a folder). */
   input: location,
   /** Where run-private files (manifests, shard outputs) live. */
@@ -57,6 +64,8 @@ export const extractPayload = z.object({
   encoder: encoderSpec,
   /** Feature cache location (features keyed by encoder fingerprint + shard content). */
   cache: location,
+  /** Largest image file read, in bytes; larger ones are per-image failures. */
+  maxBytes: z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes),
 });
 export type ExtractPayload = z.infer<typeof extractPayload>;
 
@@ -64,7 +73,7 @@ export const extractResult = z.object({
   shard: z.number().int().min(0),
   /** Location (URI) of the store holding the features, and their key in it. */
   cache: location,
-  featuresKey: z.string(),
+  featuresKey: z.string().regex(/^([^\0]*\/)?features\/v2\/[0-9a-f]{16}\/[0-9a-f]{16}\.oodf$/, 'must be a feature cache key'),
   cached: z.boolean(),
   images: z.number().int(),
   failed: z.number().int(),
@@ -77,7 +86,7 @@ export const extractResult = z.object({
 export type ExtractResult = z.infer<typeof extractResult>;
 
 export const trainPayload = z.object({
-  runId: z.string(),
+  runId,
   work: location,
   /** Model folder to write. */
   model: location,
@@ -104,7 +113,7 @@ export const trainResult = z.object({
 export type TrainResult = z.infer<typeof trainResult>;
 
 export const scorePayload = z.object({
-  runId: z.string(),
+  runId,
   work: location,
   model: location,
   shard: shardSchema,
@@ -115,13 +124,16 @@ export const scoreResult = z.object({ shard: z.number().int().min(0), scoresKey:
 export type ScoreResult = z.infer<typeof scoreResult>;
 
 export const reportPayload = z.object({
-  runId: z.string(),
+  runId,
   work: location,
   model: location,
   input: location,
   out: location,
   shards: z.number().int().min(0),
-  skippedNonImages: z.number().int().min(0),
+  /** Entries listed under the input (images and everything else). */
+  listed: z.number().int().min(0),
+  /** Listed entries not scanned, by reason (not an image, special file, link loop, unchanged, ...). */
+  skippedByReason: z.record(z.string(), z.number().int().min(0)),
   startedAt: z.number(),
   /** Partitions of the report: the first N path segments below the input prefix. */
   partitionDepth: z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth),
@@ -129,9 +141,10 @@ export const reportPayload = z.object({
   topK: z.number().int().min(0).max(500).default(DEFAULTS.topK),
   /** Incremental scan: objects unchanged since the previous scan were left out. */
   incremental: z.boolean().default(false),
-  skippedUnchanged: z.number().int().min(0).default(0),
+  /** Largest image read (for thumbnails). */
+  maxBytes: z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes),
   /** Folder holding the per-prefix scan state (what the last scan saw), and the state's key name. */
-  state: z.object({ uri: location, name: z.string() }).optional(),
+  state: z.object({ uri: location, name: z.string().regex(/^[0-9a-f]{16}\.json$/, 'must be a scan state file name') }).optional(),
 });
 export type ReportPayload = z.infer<typeof reportPayload>;
 
@@ -156,6 +169,7 @@ export const schedulePayload = z.object({
   out: location,
   cache: location.optional(),
   shardSize: z.number().int().min(1).default(DEFAULTS.shardSize),
+  maxBytes: z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes),
   full: z.boolean().default(false),
   partitionDepth: z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth),
   topK: z.number().int().min(0).max(500).default(DEFAULTS.topK),
@@ -189,10 +203,11 @@ export interface ScanPlan {
   readonly files: readonly PlanFile[];
   readonly shards: readonly { readonly extract: ExtractPayload; readonly score: ScorePayload }[];
   readonly report: ReportPayload;
+  /** Images to scan. */
   readonly images: number;
-  readonly skippedNonImages: number;
-  /** Images left out of an incremental scan because they did not change. */
-  readonly skippedUnchanged: number;
+  /** Entries listed under the input, and those that will not be scanned, by reason. */
+  readonly listed: number;
+  readonly skippedByReason: Readonly<Record<string, number>>;
 }
 
 /** A planned fit: extract every shard, then train. */
@@ -203,7 +218,14 @@ export interface FitPlan {
   readonly extracts: readonly ExtractPayload[];
   readonly train: TrainPayload;
   readonly images: number;
-  readonly skippedNonImages: number;
+  readonly listed: number;
+  readonly skippedByReason: Readonly<Record<string, number>>;
+}
+
+/** "12 not an image (file extension), 3 unchanged since the previous scan" (or "nothing"). */
+export function describeSkipped(byReason: Readonly<Record<string, number>>): string {
+  const parts = Object.entries(byReason).map(([reason, n]) => `${n} ${reason}`);
+  return parts.length > 0 ? parts.join(', ') : 'nothing';
 }
 
 export type RunPlan = ScanPlan | FitPlan;
@@ -240,6 +262,35 @@ export function parsePayload<K extends QueueKind>(kind: K, data: unknown): Paylo
   return r.data as PayloadOf[K];
 }
 
+/**
+ * Every location a job's payload names, for the worker's roots check before the job runs. A
+ * schedule's output template is checked up to its first placeholder ({date}, {datetime}).
+ */
+export function locationsOf<K extends QueueKind>(kind: K, p: PayloadOf[K]): string[] {
+  switch (kind) {
+    case 'extract': {
+      const e = p as ExtractPayload;
+      return [e.input, e.work, e.cache];
+    }
+    case 'train': {
+      const t = p as TrainPayload;
+      return [t.work, t.model, ...(t.input !== undefined ? [t.input] : [])];
+    }
+    case 'score': {
+      const s = p as ScorePayload;
+      return [s.work, s.model];
+    }
+    case 'report': {
+      const r = p as ReportPayload;
+      return [r.work, r.model, r.input, r.out, ...(r.state !== undefined ? [r.state.uri] : [])];
+    }
+    default: {
+      const s = p as SchedulePayload;
+      return [s.model, s.input, s.out.split('{')[0]!, ...(s.cache !== undefined ? [s.cache] : [])];
+    }
+  }
+}
+
 /** Default options per queue: retries with exponential backoff, bounded history in Redis. */
 export const JOB_OPTIONS: Record<QueueKind, DefaultJobOptions> = {
   extract: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
@@ -263,6 +314,9 @@ export function jobId(runId: string, kind: QueueKind, shard?: number): string {
 /** A run's listing in its work area (key -> ETag of every image under the input), for the scan state. */
 export const runListing = z.record(z.string(), z.string());
 
+/** The listed entries a run does not scan, named with the reason (skipped.json in the work area). */
+export const runSkipped = z.array(z.object({ key: z.string(), reason: z.string() }));
+
 /** Keys of run-private files in the work store. */
 export const workKeys = {
   manifest: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.manifest.json`,
@@ -270,8 +324,11 @@ export const workKeys = {
   scores: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.scores.json`,
   /** Every image of the input at enqueue time (key -> ETag), for the scan state. */
   listing: 'listing.json',
+  /** The listed entries that are not scanned, with the reason ([{ key, reason }]). */
+  skipped: 'skipped.json',
 } as const;
 
+/** Key of a shard's features in the feature cache (v2: feature sets with content digests). */
 export function cacheKey(fingerprintId: string, contentHash: string): string {
-  return `features/${fingerprintId}/${contentHash}.oodf`;
+  return `features/v2/${fingerprintId}/${contentHash}.oodf`;
 }

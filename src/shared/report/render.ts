@@ -4,9 +4,19 @@
  */
 import type { Histogram, ImageEntry, ScanReport } from './report.js';
 import { formatP, type Verdict } from './verdict.js';
+import { formatAccounting } from '../outputs/accounting.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/**
+ * Text from the data (keys, folder names, URIs) as inert Markdown: every character Markdown gives a
+ * meaning (emphasis, links, images, headings, tables, code, HTML) is backslash-escaped, and line
+ * breaks become spaces, so a file name can neither start a heading nor pull in a remote image.
+ */
+export function escapeMarkdown(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').replace(/[\\`*_{}\[\]()#+\-.!|<>~:&"']/g, (c) => `\\${c}`);
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
@@ -120,7 +130,8 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eae
 ${previous}${missing}
 <section><h2>Run</h2><ul class="meta">
 <li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, trained on ${r.model.idImages} ID images${r.model.idSource !== null ? ` from ${escapeHtml(r.model.idSource)}` : ''}); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
-<li>${r.input.images} images scanned, ${r.input.scored} scored, ${r.input.failed} failed, ${r.input.skippedNonImages} non-image files skipped</li>${incremental}
+<li>${r.input.images} images scanned, ${r.input.scored} scored, ${r.input.failed} failed, ${r.input.skippedNonImages} non-image files skipped</li>
+<li>every listed entry accounted for: ${escapeHtml(formatAccounting(r.input.accounting))}; see failures.csv and skipped.csv</li>${incremental}
 <li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}</li></ul></section>
 <section><h2>Where: partitions by severity</h2>
 <table><tr><th>partition</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th class="n">binomial</th><th class="n">AUC</th><th class="n">KS</th></tr>${rows}</table>
@@ -137,16 +148,16 @@ ${gallery(`Most typical images (${r.mostTypical.length})`, r.mostTypical, thumbs
 export function renderMarkdown(r: ScanReport): string {
   const top = r.partitions.list.filter((p) => p.level === 'shifted' || p.level === 'possibly shifted').slice(0, 5);
   const lines = [
-    `**ood-audit** ${r.input.uri} (${r.run.finishedAt.slice(0, 16).replace('T', ' ')} UTC)`,
+    `**ood-audit** ${escapeMarkdown(r.input.uri)} (${r.run.finishedAt.slice(0, 16).replace('T', ' ')} UTC)`,
     `**${r.verdict.level.toUpperCase()}**: ${r.verdict.text}`,
-    `${r.input.scored} scored, ${r.input.failed} failed${r.run.incremental ? `, ${r.run.skippedUnchanged} unchanged skipped` : ''}; model ${r.model.uri} (${r.model.primary})`,
+    `${escapeMarkdown(formatAccounting(r.input.accounting))}; model ${escapeMarkdown(r.model.uri)} (${r.model.primary})`,
   ];
   if (r.previous !== null) lines.push(`Previous scan: ${r.previous.change}`);
   if (top.length > 0) {
     lines.push('', '| partition | verdict | flagged |', '|---|---|---|');
-    for (const p of top) lines.push(`| ${p.name} | ${p.level} | ${pct(p.flaggedFraction)} of ${p.scored} |`);
+    for (const p of top) lines.push(`| ${escapeMarkdown(p.name)} | ${p.level} | ${pct(p.flaggedFraction)} of ${p.scored} |`);
   } else lines.push('No partition stands out.');
-  if (r.mostOod.length > 0) lines.push('', `Most OOD: ${r.mostOod.slice(0, 5).map((e) => `\`${e.key}\``).join(', ')}`);
+  if (r.mostOod.length > 0) lines.push('', `Most OOD: ${r.mostOod.slice(0, 5).map((e) => escapeMarkdown(e.key)).join(', ')}`);
   return lines.join('\n') + '\n';
 }
 

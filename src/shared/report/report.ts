@@ -8,6 +8,7 @@ import type { Failure } from '../feature-set.js';
 import type { ScoreType } from '../dlsr/config.js';
 import { partitionOf, verdict, type Verdict } from './verdict.js';
 import { quantileSorted } from '../stats.js';
+import { SKIP_REASONS, type Accounting } from '../outputs/accounting.js';
 
 export const REPORT_SCHEMA = 'ood-audit/report@1';
 
@@ -59,7 +60,7 @@ export interface ScanReport {
     readonly incremental: boolean;
   };
   readonly model: { readonly uri: string; readonly encoder: string; readonly idImages: number; readonly idSource: string | null; readonly primary: ScoreType; readonly threshold: number; readonly tpr: number };
-  readonly input: { readonly uri: string; readonly images: number; readonly scored: number; readonly failed: number; readonly skippedNonImages: number; readonly missingShards: readonly number[] };
+  readonly input: { readonly uri: string; readonly images: number; readonly scored: number; readonly failed: number; readonly skippedNonImages: number; readonly missingShards: readonly number[]; readonly accounting: Accounting };
   readonly verdict: Verdict;
   readonly partitions: { readonly depth: number; readonly list: readonly PartitionReport[] };
   readonly histogram: Histogram;
@@ -90,8 +91,8 @@ export interface ReportInput {
   readonly flagged: ArrayLike<number>;
   readonly rank: ArrayLike<number>;
   readonly failures: readonly Failure[];
-  readonly skippedNonImages: number;
-  readonly skippedUnchanged: number;
+  /** listed = scored + failed + skipped, with the skipped entries by reason. */
+  readonly accounting: Accounting;
   readonly incremental: boolean;
   readonly missingShards: readonly number[];
   readonly partitionDepth: number;
@@ -187,11 +188,11 @@ export function buildReport(r: ReportInput): ScanReport {
       seconds,
       imagesPerSecond: scanned / Math.max(seconds, 1e-9),
       backend: r.backend,
-      skippedUnchanged: r.skippedUnchanged,
+      skippedUnchanged: r.accounting.skippedByReason[SKIP_REASONS.unchanged] ?? 0,
       incremental: r.incremental,
     },
     model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr },
-    input: { uri: r.inputUri, images: scanned, scored: r.keys.length, failed: r.failures.length, skippedNonImages: r.skippedNonImages, missingShards: r.missingShards },
+    input: { uri: r.inputUri, images: scanned, scored: r.keys.length, failed: r.failures.length, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
     verdict: overall,
     partitions: { depth: r.partitionDepth, list: partitions },
     histogram: histogram(primary, idScores, r.calibration.threshold),

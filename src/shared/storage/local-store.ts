@@ -1,13 +1,59 @@
 /**
  * A local folder as an object store. Writes go to a temporary file in the same folder and are renamed
  * into place (atomic on POSIX). Keys that would escape the root (`..`, absolute paths, NUL) are
- * refused. The ETag is size + mtime: cheap, and changes whenever the file is rewritten.
+ * refused. The ETag is size + mtime: cheap, and changes whenever the file is rewritten. Reads are
+ * bounded: a file larger than the cap is refused before any byte is read.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { OodError } from '../errors.js';
-import type { ObjectInfo, ObjectStore } from './object-store.js';
+import { MAX_OBJECT_BYTES, tooLarge, type GetOptions, type ListEntry, type ObjectInfo, type ObjectStore } from './object-store.js';
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function etagOf(size: number, mtimeMs: number): string {
+  return `${size.toString(16)}-${Math.floor(mtimeMs * 1000).toString(16)}`;
+}
+
+/** A file name that is not UTF-8, printable: its bytes outside printable ASCII as \xNN. */
+function escapeName(raw: Buffer): string {
+  return [...raw].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+}
+
+/**
+ * mkdir -p, one level at a time from the nearest existing folder. (Node's recursive mkdir loops
+ * forever under /proc, where mkdir fails with ENOENT: a scan into such an --out would hang.)
+ */
+async function mkdirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let d = dir;
+  for (;;) {
+    try {
+      if ((await stat(d)).isDirectory()) break;
+      throw Object.assign(new Error(`${d} is not a folder`), { code: 'ENOTDIR' });
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw err;
+    }
+    missing.unshift(d);
+    const parent = path.dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const m of missing) {
+    try {
+      await mkdir(m);
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw err;
+    }
+  }
+}
+
+function unreadable(full: string, err: unknown): OodError {
+  return new OodError('OBJECT_UNREADABLE', `${full}: ${errno(err) ?? 'error'}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`, { cause: err });
+}
 
 export function assertSafeKey(key: string): void {
   if (key.includes('\0')) throw new OodError('KEY_UNSAFE', `unsafe object key ${JSON.stringify(key)}: contains NUL`);
@@ -37,48 +83,111 @@ export class LocalStore implements ObjectStore {
     return full;
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  /**
+   * Every file under `prefix`, in key order, streamed: a depth-first walk that sorts each folder's
+   * entries (a folder by its name + '/', so the walk yields keys in global order) and holds one
+   * folder's entries at a time. Symbolic links are followed (a local "lake" is often a tree of
+   * links), but each real folder is listed once: a link back to a listed folder is a skipped entry,
+   * not a loop. Entries that cannot be objects are yielded as skipped with the reason: names that are
+   * not UTF-8, special files (FIFO, socket, device), broken or looping links, unreadable folders.
+   */
+  async *list(prefix: string): AsyncIterable<ListEntry> {
     if (prefix !== '') assertSafeKey(prefix);
     // List the deepest folder the prefix names, then filter by the full prefix.
     const slash = prefix.lastIndexOf('/');
     const baseRel = slash >= 0 ? prefix.slice(0, slash) : '';
     const base = this.resolve(baseRel);
-    const keys: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      let entries;
+    let baseReal: string;
+    try {
+      baseReal = await realpath(base);
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return;
+      throw err;
+    }
+    const listed = new Set<string>([baseReal]);
+    yield* this.walk(base, baseRel, prefix, listed);
+  }
+
+  private async *walk(dir: string, rel: string, prefix: string, listed: Set<string>): AsyncGenerator<ListEntry> {
+    let names: Buffer[];
+    try {
+      names = await readdir(dir, { encoding: 'buffer' });
+    } catch (err) {
+      yield { key: `${rel}/`, skipped: `folder cannot be read (${errno(err) ?? (err as Error).message})` };
+      return;
+    }
+    const entries: { name: string; key: string; full: string; kind: 'file' | 'dir' | 'skip'; size: number; mtimeMs: number; reason: string }[] = [];
+    for (const raw of names) {
+      const name = raw.toString('utf8');
+      const key = rel === '' ? name : `${rel}/${name}`;
+      if (!Buffer.from(name, 'utf8').equals(raw)) {
+        const shown = rel === '' ? escapeName(raw) : `${rel}/${escapeName(raw)}`;
+        if (shown.startsWith(prefix) || prefix.startsWith(shown)) entries.push({ name, key: shown, full: '', kind: 'skip', size: 0, mtimeMs: 0, reason: 'file name is not valid UTF-8' });
+        continue;
+      }
+      if (name.startsWith('.ood-tmp-')) continue;
+      const full = path.join(dir, name);
+      let st;
       try {
-        entries = await readdir(dir, { withFileTypes: true });
+        st = await stat(full);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
-        throw err;
+        const code = errno(err);
+        const reason = code === 'ELOOP' ? 'symbolic link loop' : code === 'ENOENT' ? 'broken symbolic link' : `cannot be read (${code ?? (err as Error).message})`;
+        entries.push({ name, key, full, kind: 'skip', size: 0, mtimeMs: 0, reason });
+        continue;
       }
-      for (const e of entries) {
-        const full = path.join(dir, e.name);
-        // Symbolic links are followed (a local "lake" is often a tree of links).
-        const kind = e.isSymbolicLink() ? await stat(full).then((st) => (st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'), () => 'other') : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
-        if (kind === 'dir') await walk(full);
-        else if (kind === 'file' && !e.name.startsWith('.ood-tmp-')) {
-          const rel = path.relative(this.root, full).split(path.sep).join('/');
-          if (rel.startsWith(prefix)) keys.push(rel);
+      if (st.isDirectory()) entries.push({ name, key, full, kind: 'dir', size: 0, mtimeMs: 0, reason: '' });
+      else if (st.isFile()) entries.push({ name, key, full, kind: 'file', size: st.size, mtimeMs: st.mtimeMs, reason: '' });
+      else entries.push({ name, key, full, kind: 'skip', size: 0, mtimeMs: 0, reason: `not a regular file (${st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'})` });
+    }
+    const sortKey = (e: { key: string; kind: string }): string => (e.kind === 'dir' ? `${e.key}/` : e.key);
+    entries.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
+    for (const e of entries) {
+      if (e.kind === 'dir') {
+        const dirKey = `${e.key}/`;
+        if (!(dirKey.startsWith(prefix) || prefix.startsWith(dirKey))) continue;
+        const real = await realpath(e.full).catch(() => e.full);
+        if (listed.has(real)) {
+          yield { key: dirKey, skipped: 'folder listed already through another path (a link loop, or a second link to it)' };
+          continue;
         }
+        listed.add(real);
+        yield* this.walk(e.full, e.key, prefix, listed);
+      } else if (e.key.startsWith(prefix)) {
+        if (e.kind === 'file') yield { key: e.key, size: e.size, etag: etagOf(e.size, e.mtimeMs) };
+        else yield { key: e.key, skipped: e.reason };
       }
-    };
-    await walk(base);
-    keys.sort();
-    for (const key of keys) {
-      const info = await this.head(key);
-      if (info !== undefined) yield info;
     }
   }
 
-  async get(key: string): Promise<Uint8Array> {
+  async get(key: string, options: GetOptions = {}): Promise<Uint8Array> {
     const full = this.resolve(key);
+    const maxBytes = options.maxBytes ?? MAX_OBJECT_BYTES;
+    let fh;
     try {
-      const buf = await readFile(full);
-      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      fh = await open(full, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(full, err);
-      throw new OodError('STORAGE_PERMANENT', `${full}: ${(err as Error).message}`, { cause: err });
+      if (errno(err) === 'ENOENT') throw notFound(full, err);
+      throw unreadable(full, err);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new OodError('OBJECT_UNREADABLE', `${full}: not a regular file`);
+      if (st.size > maxBytes) throw tooLarge(full, st.size, maxBytes);
+      // Read what stat announced, and no more: a file that grows meanwhile cannot push past the cap.
+      const buf = new Uint8Array(st.size);
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
+        if (bytesRead === 0) break;
+        off += bytesRead;
+      }
+      return off === buf.length ? buf : buf.subarray(0, off);
+    } catch (err) {
+      if (err instanceof OodError) throw err;
+      throw unreadable(full, err);
+    } finally {
+      await fh.close();
     }
   }
 
@@ -86,7 +195,7 @@ export class LocalStore implements ObjectStore {
     try {
       const s = await stat(this.resolve(key));
       if (!s.isFile()) return undefined;
-      return { key, size: s.size, etag: `${s.size.toString(16)}-${Math.floor(s.mtimeMs * 1000).toString(16)}` };
+      return { key, size: s.size, etag: etagOf(s.size, s.mtimeMs) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
       throw err;
@@ -95,20 +204,21 @@ export class LocalStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array | string): Promise<void> {
     const full = this.resolve(key);
-    await mkdir(path.dirname(full), { recursive: true });
     const tmp = path.join(path.dirname(full), `.ood-tmp-${randomBytes(6).toString('hex')}-${path.basename(full)}`);
-    const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
+      await mkdirs(path.dirname(full));
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       await rename(tmp, full);
     } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      await rm(tmp, { force: true }).catch(() => undefined);
+      // A folder that cannot be created or written does not heal by retrying: fail at once.
+      throw new OodError('STORAGE_PERMANENT', `cannot write ${full}: ${errno(err) ?? 'error'}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`, { cause: err });
     }
   }
 

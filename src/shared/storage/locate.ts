@@ -30,7 +30,9 @@ export function locate(uri: string, options: LocateOptions): Location {
     const prefix = slash < 0 ? '' : rest.slice(slash + 1);
     if (bucket === '') throw new OodError('CONFIG_INVALID', `invalid location ${JSON.stringify(uri)}: no bucket name`);
     if (options.openS3 === undefined) throw new OodError('CONFIG_INVALID', `${uri}: S3 locations are not available here`);
-    return { store: options.openS3(bucket, ''), prefix: prefix.replace(/^\/+/, ''), uri };
+    // A location is a folder: its keys are the objects below `prefix/`.
+    const folder = prefix.replace(/^\/+/, '');
+    return { store: options.openS3(bucket, ''), prefix: folder === '' || folder.endsWith('/') ? folder : `${folder}/`, uri };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) {
     throw new OodError('CONFIG_INVALID', `unsupported location ${JSON.stringify(uri)}: expected a folder path, file:// or s3://`);

@@ -13,12 +13,40 @@ export interface ObjectInfo {
   readonly etag: string;
 }
 
+/** A listed entry that cannot be read as an object (a FIFO, a link loop, a name that is not UTF-8...). */
+export interface SkippedEntry {
+  readonly key: string;
+  /** Why it was not listed as an object. */
+  readonly skipped: string;
+}
+
+export type ListEntry = ObjectInfo | SkippedEntry;
+
+export function isSkipped(e: ListEntry): e is SkippedEntry {
+  return 'skipped' in e;
+}
+
+/** The largest object any store reads (2 GiB - 1 bytes: Node reads no larger file into memory). */
+export const MAX_OBJECT_BYTES = 2 ** 31 - 1;
+
+export interface GetOptions {
+  /** Refuse (OBJECT_TOO_LARGE) an object larger than this, before reading it. Default MAX_OBJECT_BYTES. */
+  readonly maxBytes?: number;
+}
+
+export function tooLarge(uri: string, size: number, maxBytes: number): OodError {
+  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${size} bytes, more than the ${maxBytes}-byte limit (--max-bytes)`);
+}
+
 export interface ObjectStore {
   /** Root URI, for messages (never includes credentials). */
   readonly uri: string;
-  /** All objects under `prefix`, in ascending key order. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
-  get(key: string): Promise<Uint8Array>;
+  /**
+   * Everything under `prefix`, in ascending key order: the objects, and the entries that could not
+   * be objects with the reason (never silently dropped).
+   */
+  list(prefix: string): AsyncIterable<ListEntry>;
+  get(key: string, options?: GetOptions): Promise<Uint8Array>;
   head(key: string): Promise<ObjectInfo | undefined>;
   put(key: string, data: Uint8Array | string): Promise<void>;
   delete(key: string): Promise<void>;

@@ -12,14 +12,14 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  paginateListObjectsV2,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { OodError } from '../errors.js';
-import type { ObjectInfo, ObjectStore } from './object-store.js';
+import { MAX_OBJECT_BYTES, tooLarge, type GetOptions, type ListEntry, type ObjectInfo, type ObjectStore } from './object-store.js';
 import { withRetry, type RetryOptions } from './retry.js';
 
 export interface S3Settings {
@@ -36,10 +36,15 @@ export interface S3Settings {
 
 const PERMANENT = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AllAccessDisabled', 'InvalidBucketName', 'PermanentRedirect', 'AuthorizationHeaderMalformed']);
 const TRANSIENT_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'TooManyRequestsException', 'TimeoutError']);
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+/** Nothing answers: still retried (a restarting endpoint), but the message names the endpoint. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-/** Maps an SDK error to our taxonomy, naming the object URI. Never includes credentials. */
-export function classifyS3Error(err: unknown, uri: string): OodError {
+/**
+ * Maps an SDK error to our taxonomy, naming the object URI (and, when the endpoint cannot be reached
+ * at all, the endpoint). Never includes credentials.
+ */
+export function classifyS3Error(err: unknown, uri: string, endpoint = 'the AWS S3 endpoint'): OodError {
   if (err instanceof OodError) return err;
   const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number }; cause?: { code?: string } };
   const name = e.name ?? '';
@@ -48,6 +53,9 @@ export function classifyS3Error(err: unknown, uri: string): OodError {
   const msg = (e.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 300);
   if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) return new OodError('NOT_FOUND', `${uri}: no such object`, { cause: err });
   if (PERMANENT.has(name) || status === 403 || status === 400 || status === 301) return new OodError('STORAGE_PERMANENT', `${uri}: ${name || `HTTP ${status}`}: ${msg}`, { cause: err });
+  if (UNREACHABLE_CODES.has(code) || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(msg)) {
+    return new OodError('STORAGE_TRANSIENT', `cannot reach ${endpoint} (${code || msg}) for ${uri}`, { cause: err });
+  }
   if (TRANSIENT_NAMES.has(name) || TRANSIENT_CODES.has(code) || (status !== undefined && (status >= 500 || status === 429)) || /socket hang up|ECONNRESET|ECONNREFUSED|timed? ?out/i.test(msg)) {
     return new OodError('STORAGE_TRANSIENT', `${uri}: ${name || code || `HTTP ${status}`}: ${msg}`, { cause: err });
   }
@@ -91,30 +99,42 @@ export class S3Store implements ObjectStore {
       try {
         return await fn();
       } catch (err) {
-        throw classifyS3Error(err, this.objectUri(key));
+        throw classifyS3Error(err, this.objectUri(key), this.settings.endpoint !== undefined ? `the S3 endpoint ${this.settings.endpoint}` : undefined);
       }
     }, { ...this.settings.retry, label: `${what} ${this.objectUri(key)}` });
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  /**
+   * Every object under `prefix`, page by page. Each page is its own request (ContinuationToken), so a
+   * throttled or failed page is retried like any request; when a page cannot be fetched within the
+   * retry budget the listing fails with the URI and the reason: a partial listing is never reported
+   * as the whole prefix.
+   */
+  async *list(prefix: string): AsyncIterable<ListEntry> {
     const p = this.key(prefix);
-    const pages = paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.bucket, Prefix: p });
-    const iterator = pages[Symbol.asyncIterator]();
-    for (;;) {
-      const page = await this.run(p, 'list', () => iterator.next());
-      if (page.done === true) return;
-      for (const o of page.value.Contents ?? []) {
+    let token: string | undefined;
+    do {
+      const page = await this.run(p, 'list', () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: p, MaxKeys: 1000, ...(token !== undefined ? { ContinuationToken: token } : {}) })));
+      for (const o of page.Contents ?? []) {
         if (o.Key === undefined || o.Key.endsWith('/')) continue;
         yield { key: o.Key, size: o.Size ?? 0, etag: o.ETag ?? '' };
       }
-    }
+      if (page.IsTruncated === true && page.NextContinuationToken === undefined) throw new OodError('STORAGE_PERMANENT', `${this.objectUri(p)}: the listing is truncated but gives no continuation token`);
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
   }
 
-  async get(key: string): Promise<Uint8Array> {
+  async get(key: string, options: GetOptions = {}): Promise<Uint8Array> {
     const k = this.key(key);
+    const maxBytes = options.maxBytes ?? MAX_OBJECT_BYTES;
     return this.run(k, 'get', async () => {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k }));
       if (res.Body === undefined) throw new OodError('STORAGE_TRANSIENT', `${this.objectUri(k)}: empty response body`);
+      if (res.ContentLength !== undefined && res.ContentLength > maxBytes) {
+        // Stop the download: the body is never read.
+        (res.Body as { destroy?: () => void }).destroy?.();
+        throw tooLarge(this.objectUri(k), res.ContentLength, maxBytes);
+      }
       return res.Body.transformToByteArray();
     });
   }

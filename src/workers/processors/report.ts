@@ -4,12 +4,12 @@
  */
 import type { SandboxedJob } from 'bullmq';
 import { reportRun } from '../../shared/jobs/report-run.js';
-import { parsePayload, scoreResult, type ReportResult } from '../../shared/queue/contract.js';
-import { runJob } from '../runtime.js';
+import { scoreResult, type ReportResult } from '../../shared/queue/contract.js';
+import { payloadOf, runJob } from '../runtime.js';
 
 export default async function report(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<ReportResult> {
   return runJob(job, token, signal, async (ctx) => {
-    const p = parsePayload('report', job.data);
+    const p = payloadOf('report', job.data);
     const failed = new Map<number, string>();
     for (const [jobKey, reason] of Object.entries(await job.getIgnoredChildrenFailures())) {
       const m = /\.score\.(\d+)$/.exec(jobKey);

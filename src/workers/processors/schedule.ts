@@ -6,13 +6,13 @@
 import type { SandboxedJob } from 'bullmq';
 import { enqueuePlan } from '../../producers/enqueue.js';
 import { planScan } from '../../producers/plan.js';
-import { expandOut, parsePayload, type ScheduleResult } from '../../shared/queue/contract.js';
+import { describeSkipped, expandOut, type ScheduleResult } from '../../shared/queue/contract.js';
 import { redisConnection } from '../../shared/queue/redis.js';
-import { open, processorEnv, runJob } from '../runtime.js';
+import { open, payloadOf, processorEnv, runJob } from '../runtime.js';
 
 export default async function schedule(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<ScheduleResult> {
   return runJob(job, token, signal, async (ctx) => {
-    const p = parsePayload('schedule', job.data);
+    const p = payloadOf('schedule', job.data);
     const firedAt = new Date(job.timestamp + Number(job.opts.delay ?? 0));
     const out = expandOut(p.out, firedAt);
     const plan = await planScan({
@@ -21,6 +21,7 @@ export default async function schedule(job: SandboxedJob, token?: string, signal
       out,
       ...(p.cache !== undefined ? { cache: p.cache } : {}),
       shardSize: p.shardSize,
+      maxBytes: p.maxBytes,
       incremental: !p.full,
       recordState: true,
       partitionDepth: p.partitionDepth,
@@ -31,7 +32,7 @@ export default async function schedule(job: SandboxedJob, token?: string, signal
     const connection = redisConnection(env.redis.url);
     try {
       const { created } = await enqueuePlan({ connection, prefix: env.queuePrefix }, plan, open);
-      ctx.log(`scheduled scan ${job.id}: run ${plan.runId} into ${out} (${plan.images} images, ${plan.skippedUnchanged} unchanged skipped)`);
+      ctx.log(`scheduled scan ${job.id}: run ${plan.runId} into ${out} (${plan.images} images; skipped: ${describeSkipped(plan.skippedByReason)})`);
       return { runId: plan.runId, out, images: plan.images, created };
     } finally {
       await connection.quit().catch(() => connection.disconnect());

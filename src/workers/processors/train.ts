@@ -4,12 +4,12 @@
  */
 import type { SandboxedJob } from 'bullmq';
 import { trainModel } from '../../shared/jobs/train-model.js';
-import { extractResult, parsePayload, type TrainResult } from '../../shared/queue/contract.js';
-import { runJob } from '../runtime.js';
+import { extractResult, type TrainResult } from '../../shared/queue/contract.js';
+import { payloadOf, runJob } from '../runtime.js';
 
 export default async function train(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<TrainResult> {
   return runJob(job, token, signal, async (ctx) => {
-    const p = parsePayload('train', job.data);
+    const p = payloadOf('train', job.data);
     const extracted = Object.values(await job.getChildrenValues()).map((v) => extractResult.parse(v));
     const epochs = (p.config as { train?: { epochs?: number } }).train?.epochs;
     return trainModel(p, extracted, ctx, async (epoch, loss, checkpoint) => {

@@ -1,0 +1,134 @@
+/**
+ * The pipeline on S3 under faults: a fault proxy in front of a real S3-protocol server (s3rver)
+ * answering 503 for a while or to listing continuation pages, a private Redis restarted mid-run, an
+ * S3 endpoint where nothing answers. Real worker processes; the model is fitted once, in-process.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { parquetReadObjects } from 'hyparquet';
+import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
+import { freePort, startFaultProxy, startRedis, startS3rver, startWorker, upload, type S3Server } from '../helpers/services.js';
+import { QUEUES } from '../../src/shared/queue/contract.js';
+
+const REDIS = 'redis://127.0.0.1:6379';
+const FAST_LOCKS = ['--lock-duration', '3000', '--stalled-interval', '1500'];
+let s3: S3Server;
+let env: Record<string, string>;
+
+const demo = path.join(ROOT, 'examples/demo');
+function demoFiles(sub: string, perClass: number): { rel: string; abs: string }[] {
+  const root = path.join(demo, sub);
+  return readdirSync(root).sort().flatMap((c) => readdirSync(path.join(root, c)).sort().slice(0, perClass).map((f) => ({ rel: `${c}/${f}`, abs: path.join(root, c, f) })));
+}
+
+async function listKeys(prefix: string): Promise<string[]> {
+  const r = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
+  return (r.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+async function getBytes(key: string): Promise<Uint8Array> {
+  const r = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  return r.Body!.transformToByteArray();
+}
+
+async function parquetRows(key: string): Promise<Record<string, unknown>[]> {
+  const b = await getBytes(key);
+  return parquetReadObjects({ file: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+beforeAll(async () => {
+  s3 = await startS3rver('lake');
+  env = { ...s3.env, REDIS_URL: REDIS };
+  for (const f of demoFiles('id', 20)) await upload(s3, `datasets/id/${f.rel}`, readFileSync(f.abs));
+  for (const f of demoFiles('scan/cifar10', 10)) await upload(s3, `datasets/scan/cifar10/${f.rel}`, readFileSync(f.abs));
+  for (const f of demoFiles('scan/fashion-mnist', 5)) await upload(s3, `datasets/scan/fashion-mnist/${f.rel}`, readFileSync(f.abs));
+  const fit = await runCli(['fit', '--in-process', '--id', 's3://lake/datasets/id/', '--model', 's3://lake/models/m1', '--epochs', '3', '--width', '64', '--depth', '1'], env);
+  expect(fit.code, fit.stderr).toBe(0);
+}, 240_000);
+
+afterAll(async () => {
+  await s3?.stop();
+}, 120_000);
+
+describe('pipeline under faults', () => {
+  it('completes with nothing lost or duplicated while S3 answers 503 for a while and Redis restarts mid-run, printing one line per outage', async () => {
+    const redis = await startRedis();
+    const proxy = await startFaultProxy(s3.endpoint);
+    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
+    const own = [startWorker(faultEnv, FAST_LOCKS), startWorker(faultEnv, FAST_LOCKS)];
+    try {
+      await Promise.all(own.map((w) => w.ready()));
+      const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
+      const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+      const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+      await waitFor('extraction to start', async () => ((await q.getJobs(['active'])).length > 0 ? true : undefined));
+      await q.close();
+      connection.disconnect();
+      proxy.failUntil(Date.now() + 4000, 3);
+      await new Promise((r) => setTimeout(r, 1500));
+      await redis.restart();
+      const r = await scan;
+      expect(r.code, r.stderr).toBe(0);
+      expect(proxy.failures).toBeGreaterThan(0);
+      expect(r.stderr).not.toMatch(/^\s+at /m); // no stack traces
+      expect(r.stderr.match(/connection lost/g)?.length ?? 0).toBeLessThanOrEqual(1);
+      const rows = await parquetRows('reports/r4/scores.parquet');
+      const keys = rows.map((x) => String(x['key']));
+      expect(keys).toHaveLength(150);
+      expect(new Set(keys).size).toBe(150);
+      // The same rows as a scan without faults (through the shared workers and the model's cache).
+      const reference = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4-reference', '--shard-size', '20'], env);
+      expect(reference.code, reference.stderr).toBe(0);
+      expect(rows).toEqual(await parquetRows('reports/r4-reference/scores.parquet'));
+    } finally {
+      await Promise.all(own.map((w) => w.stop()));
+      await proxy.stop();
+      await redis.stop();
+    }
+  });
+
+  it('lists a prefix of many pages completely while a continuation page answers 503, and fails loudly when it never recovers', async () => {
+    const keys = Array.from({ length: 1040 }, (_, i) => `many/notes/${String(i).padStart(5, '0')}.txt`);
+    for (let i = 0; i < keys.length; i += 64) await Promise.all(keys.slice(i, i + 64).map((k) => upload(s3, k, new Uint8Array(0))));
+    for (const f of demoFiles('scan/fashion-mnist', 1)) await upload(s3, `many/${f.rel}`, readFileSync(f.abs));
+    const proxy = await startFaultProxy(s3.endpoint);
+    const faultEnv = { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint };
+    try {
+      proxy.failMatching(/continuation-token=/, 3);
+      const ok = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/many/', '--out', 's3://lake/reports/many'], faultEnv);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(proxy.failures).toBe(3);
+      const summary = JSON.parse(new TextDecoder().decode(await getBytes('reports/many/summary.json'))) as { accounting: { listed: number; scored: number; skipped: number } };
+      expect(summary.accounting).toMatchObject({ listed: 1050, scored: 10, skipped: 1040 });
+      proxy.failMatching(/continuation-token=/, Number.POSITIVE_INFINITY);
+      const bad = await runCli(['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/many/', '--out', 's3://lake/reports/many-bad'], faultEnv);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr.trim().split('\n').pop()).toMatch(/s3:\/\/lake\/many\/: SlowDown: .* \(gave up after \d+ attempts\)/);
+      expect(await listKeys('reports/many-bad/')).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  }, 240_000);
+
+  it('fails with one line naming the endpoint when nothing answers there, and writes nothing', async () => {
+    const closed = await freePort();
+    const r = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/unreachable'], { ...env, AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${closed}` });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n').pop()).toMatch(new RegExp(`cannot reach the S3 endpoint http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\)`));
+    expect(await listKeys('reports/unreachable/')).toEqual([]);
+  }, 120_000);
+});
