@@ -132,7 +132,10 @@ describe('options and workers', () => {
     try {
       for (const url of [`redis://127.0.0.1:${closed}`, `redis://:wrong-password@127.0.0.1:${redis.port}`]) {
         const w = startWorker({ REDIS_URL: url }, ['--shutdown-timeout', '2']);
-        await new Promise((r) => setTimeout(r, 4000));
+        // Wait until the worker has started and met the outage (a fixed sleep raced slow starts under load).
+        const end = Date.now() + 60_000;
+        while (!/connection lost/.test(w.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+        expect(w.output(), url).toMatch(/connection lost/);
         const exited = new Promise<number | null>((r) => w.child.once('exit', (code) => r(code)));
         const t = Date.now();
         w.child.kill('SIGTERM');
