@@ -13,9 +13,9 @@ import { defaultConfig } from '../../src/shared/dlsr/config.js';
 import type { EncoderSpec } from '../../src/shared/encoder/spec.js';
 import { concatFeatureSets, decodeFeatureSet, type FeatureSet } from '../../src/shared/feature-set.js';
 import { stableHash } from '../../src/shared/hash.js';
-import { extractResult, type ExtractResult, type FitPlan } from '../../src/shared/queue/contract.js';
+import { extractResult, type ExtractPayload, type ExtractResult } from '../../src/shared/queue/contract.js';
 import { openLocation } from '../../src/shared/storage/open.js';
-import { planFit, writePlanFiles } from '../../src/producers/plan.js';
+import { planFit } from '../../src/producers/plan.js';
 import { CACHE, REPO } from './data.js';
 
 export const env = parseEnv(process.env);
@@ -44,17 +44,21 @@ function runChild(planFile: string, part: number, parts: number): Promise<Extrac
 /** The features of every image under `dir` (in key order) with the encoder `spec`. */
 export async function featuresFor(dir: string, spec: EncoderSpec, processes = 2, log: (m: string) => void = () => undefined): Promise<{ set: FeatureSet; stats: ExtractStats }> {
   const config = { ...defaultConfig(), encoder: spec };
-  const plan: FitPlan = await planFit({ input: open(dir, true), model: path.join(CACHE, 'runs', stableHash(dir, spec)), cache: path.join(CACHE, 'feature-cache'), config, shardSize: 1000 });
-  await writePlanFiles(plan.files, open);
-  const planFile = path.join(CACHE, 'runs', `${plan.runId}.plan.json`);
+  const plan = await planFit({ input: open(dir, true), model: path.join(CACHE, 'runs', stableHash(dir, spec)), cache: path.join(CACHE, 'feature-cache'), config, shardSize: 1000, open });
+  // The product's planning (listing, shards, manifests); the extract jobs run in child processes.
+  const extracts: ExtractPayload[] = [];
+  const steps = plan.steps(plan.runId);
+  for (let next = await steps.next(); next.done !== true; next = await steps.next()) extracts.push(...next.value.shards.map((s) => s.extract));
+  const images = extracts.reduce((n, e) => n + e.shard.count, 0);
+  const planFile = path.join(CACHE, 'runs', `${plan.runId}.extracts.json`);
   mkdirSync(path.dirname(planFile), { recursive: true });
-  writeFileSync(planFile, JSON.stringify(plan));
+  writeFileSync(planFile, JSON.stringify(extracts));
   const started = performance.now();
-  const parts = Math.max(1, Math.min(processes, plan.extracts.length));
+  const parts = Math.max(1, Math.min(processes, extracts.length));
   const results = (await Promise.all(Array.from({ length: parts }, (_, p) => runChild(planFile, p, parts)))).flat();
   const cached = results.every((r) => r.cached);
-  if (!cached) log(`extracted ${plan.images} images of ${dir} with ${parts} processes in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (!cached) log(`extracted ${images} images of ${dir} with ${parts} processes in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   const sets: FeatureSet[] = [];
   for (const r of [...results].sort((a, b) => a.shard - b.shard)) sets.push(decodeFeatureSet(await open(r.cache).store.get(r.featuresKey), r.featuresKey));
-  return { set: concatFeatureSets(sets), stats: { images: plan.images, seconds: cached ? 0 : (performance.now() - started) / 1000, cached } };
+  return { set: concatFeatureSets(sets), stats: { images, seconds: cached ? 0 : (performance.now() - started) / 1000, cached } };
 }

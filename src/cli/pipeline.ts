@@ -1,17 +1,19 @@
 /**
  * The CLI side of the queue pipeline: connect to Redis (or start an embedded one), make sure some
  * worker serves the queues (else start local worker processes, one per core, and stop them at the
- * end), then follow a run to its end with progress per stage.
+ * end), then follow a run to its end with progress per stage, read from the run's counters (one
+ * small Redis hash, whatever the size of the run).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
-import { Job, Queue } from 'bullmq';
+import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BackendChoice } from '../shared/backend-choice.js';
 import { childEnv, type EnvConfig } from '../shared/config/env.js';
 import { OodError } from '../shared/errors.js';
 import { checkRedis, ensureRedis, redisConnection, type RedisHandle } from '../shared/queue/redis.js';
-import { QUEUE_KINDS, finalJobOf, jobId, type QueueKind, type RunPlan } from '../shared/queue/contract.js';
+import { QUEUE_KINDS, finalJobOf, type QueueKind } from '../shared/queue/contract.js';
+import { readRunProgress } from '../shared/queue/run-progress.js';
 import { queueOn, type QueueTarget } from '../producers/enqueue.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
 import { progress, type ProgressLine } from './progress.js';
@@ -104,75 +106,63 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
   };
 }
 
-interface StageBar {
-  readonly kind: QueueKind;
-  readonly bar: ProgressLine;
-  done: boolean;
-}
-
 /** How long a CLI following a run waits out a Redis it cannot use before it gives up. */
 const FOLLOW_OUTAGE_MS = 10 * 60_000;
 
+export interface FollowOptions {
+  /** The listing, while this process lists the run's input: its failure ends the wait. */
+  readonly listing?: Promise<unknown>;
+  readonly signal?: AbortSignal;
+}
+
 /** Follows a run until its final job completes; returns the final job's result. */
-export async function followRun(session: QueueTarget, plan: RunPlan, signal?: AbortSignal): Promise<unknown> {
-  const queues = Object.fromEntries(QUEUE_KINDS.map((k) => [k, queueOn(session, k)])) as Record<QueueKind, Queue>;
-  const shards = plan.kind === 'scan' ? plan.shards.length : plan.extracts.length;
-  const stages: StageBar[] =
-    plan.kind === 'scan'
-      ? [
-          { kind: 'extract', bar: progress('extract', plan.images, 'img'), done: false },
-          { kind: 'score', bar: progress('score', shards, 'shards'), done: false },
-        ]
-      : [{ kind: 'extract', bar: progress('extract', plan.images, 'img'), done: false }];
-  const final = finalJobOf(plan);
+export async function followRun(session: QueueTarget, kind: 'scan' | 'fit', runId: string, opts: FollowOptions = {}): Promise<unknown> {
+  const final = finalJobOf(kind, runId);
+  const queue = queueOn(session, final.queue);
+  let listingError: unknown;
+  let listingDone = opts.listing === undefined;
+  opts.listing?.then(
+    () => (listingDone = true),
+    (err: unknown) => (listingError = err),
+  );
+  const bars: Record<'extract' | 'score', ProgressLine | undefined> = { extract: undefined, score: undefined };
   let trainBar: ProgressLine | undefined;
   /** One look at the run: its final job's state and the stages' progress; the result once it is done. */
   const poll = async (): Promise<{ readonly value: unknown } | undefined> => {
     // The state first: once it says completed, the job's return value is there (both are written
     // by one Redis script), so a job fetched after it cannot race its completion.
-    const state = await queues[final.queue].getJobState(final.id);
-    if (state === 'unknown') throw new OodError('INTERNAL', `run ${plan.runId}: its ${final.queue} job disappeared`);
-    const finalJob = await Job.fromId(queues[final.queue], final.id);
-    if (finalJob === undefined) throw new OodError('INTERNAL', `run ${plan.runId}: its ${final.queue} job disappeared`);
-    // Stage progress from the per-shard jobs.
+    const state = await queue.getJobState(final.id);
+    if (state === 'unknown') throw new OodError('INTERNAL', `run ${runId}: its ${final.queue} job disappeared`);
+    const finalJob = await Job.fromId(queue, final.id);
+    if (finalJob === undefined) throw new OodError('INTERNAL', `run ${runId}: its ${final.queue} job disappeared`);
+    const pr = await readRunProgress(session.connection, session.prefix, runId);
+    const stages = kind === 'scan' ? (['extract', 'score'] as const) : (['extract'] as const);
     for (const st of stages) {
-      if (st.done) continue;
-      let images = 0;
-      let finished = 0;
-      for (let s = 0; s < shards; s++) {
-        const j = await Job.fromId(queues[st.kind], jobId(plan.runId, st.kind, s));
-        if (j === undefined) continue;
-        const jstate = await j.getState();
-        if (jstate === 'completed' || jstate === 'failed') {
-          finished += 1;
-          images += Number((j.returnvalue as { images?: number; failed?: number } | null)?.images ?? 0) + Number((j.returnvalue as { failed?: number } | null)?.failed ?? 0);
-        } else if (typeof j.progress === 'object' && j.progress !== null) {
-          images += Number((j.progress as { done?: number }).done ?? 0);
-        }
-      }
-      st.bar.update(st.kind === 'extract' ? images : finished);
-      if (finished === shards) {
-        st.bar.done();
-        st.done = true;
-      }
+      const done = st === 'extract' ? pr.extracted : pr.scored;
+      if (pr.images === 0 && done === 0) continue;
+      const bar = (bars[st] ??= progress(st, pr.images, 'img'));
+      bar.setTotal(pr.images);
+      bar.update(done, pr.listingDone ? undefined : `(listing: ${pr.listed} entries so far)`);
     }
-    if (plan.kind === 'fit' && state === 'active') {
-      const epochs = Number((plan.train.config as { train?: { epochs?: number } }).train?.epochs ?? 0);
+    if (kind === 'fit' && state === 'active') {
+      const epochs = Number((finalJob.data as { config?: { train?: { epochs?: number } } }).config?.train?.epochs ?? 0);
       trainBar ??= progress('train', epochs, 'epochs');
-      const pr = finalJob.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
-      if (typeof pr === 'object' && pr.stage === 'train') trainBar.update(pr.done ?? 0, pr.loss !== undefined ? `loss ${pr.loss.toFixed(5)}` : undefined);
+      const p = finalJob.progress as { stage?: string; done?: number; total?: number; loss?: number } | number;
+      if (typeof p === 'object' && p.stage === 'train') trainBar.update(p.done ?? 0, p.loss !== undefined ? `loss ${p.loss.toFixed(5)}` : undefined);
     }
     if (state === 'completed') {
+      for (const bar of Object.values(bars)) bar?.done();
       trainBar?.done();
       return { value: finalJob.returnvalue };
     }
-    if (state === 'failed') throw new OodError('INTERNAL', `run ${plan.runId} failed: ${finalJob.failedReason}`);
+    if (state === 'failed') throw new OodError('INTERNAL', `run ${runId} failed: ${finalJob.failedReason}`);
     return undefined;
   };
   let outageSince: number | undefined;
   try {
     for (;;) {
-      if (signal?.aborted === true) throw new OodError('ABORTED', `stopped following run ${plan.runId}; it continues in the queue (ood-audit status)`);
+      if (listingError !== undefined) throw listingError;
+      if (opts.signal?.aborted === true) throw new OodError('ABORTED', `stopped following run ${runId}; it continues in the queue (ood-audit status)`);
       try {
         const done = await poll();
         if (done !== undefined) return done.value;
@@ -180,13 +170,17 @@ export async function followRun(session: QueueTarget, plan: RunPlan, signal?: Ab
       } catch (err) {
         // The run's own verdicts end the wait; Redis errors (a restart, a rotated password) are
         // waited out: the run goes on in the queue meanwhile. The connection log says so, once.
-        if (err instanceof OodError) throw err;
+        if (err instanceof OodError) {
+          // A listing that failed is the better reason than the run failure it caused.
+          if (!listingDone) await opts.listing?.catch(() => undefined);
+          throw listingError ?? err;
+        }
         outageSince ??= Date.now();
-        if (Date.now() - outageSince > FOLLOW_OUTAGE_MS) throw new OodError('STORAGE_TRANSIENT', `lost Redis for ${FOLLOW_OUTAGE_MS / 60_000} minutes while following run ${plan.runId} (${(err as Error).message}); it continues in the queue (ood-audit status)`, { cause: err });
+        if (Date.now() - outageSince > FOLLOW_OUTAGE_MS) throw new OodError('STORAGE_TRANSIENT', `lost Redis for ${FOLLOW_OUTAGE_MS / 60_000} minutes while following run ${runId} (${(err as Error).message}); it continues in the queue (ood-audit status)`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {
-    await Promise.all(Object.values(queues).map((q) => q.close()));
+    await queue.close();
   }
 }

@@ -4,6 +4,8 @@
  */
 export interface ProgressLine {
   update(done: number, extra?: string): void;
+  /** The total can grow while the work is being planned (a listing still running). */
+  setTotal(total: number): void;
   done(extra?: string): void;
 }
 
@@ -29,6 +31,9 @@ export function progress(label: string, total: number, unit: string, stream: Nod
     return `[${label}] ${done}/${total} ${unit} (${pct}%) ${rate.toFixed(1)} ${unit}/s ${tail}${extra !== undefined ? ` ${extra}` : ''}`;
   };
   return {
+    setTotal(n: number): void {
+      total = n;
+    },
     update(done: number, extra?: string): void {
       last = done;
       const now = performance.now();

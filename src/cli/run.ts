@@ -4,10 +4,9 @@
  * the same job functions; only the driver differs.
  */
 import type { EnvConfig } from '../shared/config/env.js';
-import { reportResult, trainResult, type FitPlan, type ReportResult, type ScanPlan, type TrainResult } from '../shared/queue/contract.js';
-import { closeStores, openLocation } from '../shared/storage/open.js';
-import { enqueuePlan } from '../producers/enqueue.js';
-import { writePlanFiles } from '../producers/plan.js';
+import { reportResult, trainResult, type ReportResult, type RunPlan, type RunRecord, type TrainResult } from '../shared/queue/contract.js';
+import { closeStores } from '../shared/storage/open.js';
+import { startRun } from '../producers/enqueue.js';
 import { followRun, openPipeline, type OpenOptions, type PipelineSession } from './pipeline.js';
 import type { InlineHost } from './inline.js';
 
@@ -16,29 +15,30 @@ export interface RunnerOptions extends OpenOptions {
   readonly inProcess: boolean;
 }
 
+/** What the CLI says of a run: a label when it starts, a line when its listing is complete. */
+export interface RunLabels {
+  readonly what: string;
+  readonly listed: (record: RunRecord) => string;
+}
+
 export interface Runner {
-  /** Runs a scan to its end; `what` describes it in the log line. */
-  scan(plan: ScanPlan, what: string): Promise<ReportResult>;
-  fit(plan: FitPlan, what: string): Promise<TrainResult>;
+  scan(plan: RunPlan, labels: RunLabels): Promise<ReportResult>;
+  fit(plan: RunPlan, labels: RunLabels): Promise<TrainResult>;
   close(): Promise<void>;
 }
 
 export async function openRunner(env: EnvConfig, opts: RunnerOptions): Promise<Runner> {
-  const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> => openLocation(uri, env, mustExist);
   if (opts.inProcess) {
     let host: InlineHost | undefined;
-    const get = async (): Promise<InlineHost> => {
+    const get = async (plan: RunPlan, labels: RunLabels): Promise<InlineHost> => {
+      opts.log(`run ${plan.runId}: ${labels.what} (in this process)`);
       host ??= await (await import('./inline.js')).createInlineHost(env, opts.backend, opts.log);
       return host;
     };
-    const start = async (plan: ScanPlan | FitPlan, what: string): Promise<InlineHost> => {
-      opts.log(`run ${plan.runId}: ${what} (in this process)`);
-      await writePlanFiles(plan.files, open);
-      return get();
-    };
+    const hooks = (plan: RunPlan, labels: RunLabels): { onListed: (r: RunRecord) => void } => ({ onListed: (r) => opts.log(`run ${plan.runId}: listed ${labels.listed(r)}`) });
     return {
-      scan: async (plan, what) => (await start(plan, what)).runScan(plan),
-      fit: async (plan, what) => (await start(plan, what)).runFit(plan),
+      scan: async (plan, labels) => (await get(plan, labels)).runScan(plan, hooks(plan, labels)),
+      fit: async (plan, labels) => (await get(plan, labels)).runFit(plan, hooks(plan, labels)),
       async close() {
         await host?.close();
         closeStores();
@@ -46,14 +46,15 @@ export async function openRunner(env: EnvConfig, opts: RunnerOptions): Promise<R
     };
   }
   const session: PipelineSession = await openPipeline(env, opts);
-  const enqueue = async (plan: ScanPlan | FitPlan, what: string): Promise<unknown> => {
-    const { created } = await enqueuePlan(session, plan, open);
-    opts.log(`${created ? 'queued' : 'already queued or done:'} run ${plan.runId}: ${what}`);
-    return followRun(session, plan);
+  const run = async (plan: RunPlan, labels: RunLabels): Promise<unknown> => {
+    const started = await startRun(session, plan);
+    opts.log(`${started.created ? 'queued' : 'already queued or done:'} run ${started.runId}: ${labels.what}`);
+    const listing = started.list({ onListed: (r) => opts.log(`run ${started.runId}: listed ${labels.listed(r)}`) });
+    return followRun(session, plan.kind, started.runId, { listing });
   };
   return {
-    scan: async (plan, what) => reportResult.parse(await enqueue(plan, what)),
-    fit: async (plan, what) => trainResult.parse(await enqueue(plan, what)),
+    scan: async (plan, labels) => reportResult.parse(await run(plan, labels)),
+    fit: async (plan, labels) => trainResult.parse(await run(plan, labels)),
     async close() {
       await session.close();
       closeStores();

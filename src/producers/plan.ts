@@ -1,70 +1,56 @@
 /**
- * Planning a run: list the input prefix (image files only; other objects are counted), leave out
- * what an incremental scan already saw, cut deterministic shards, and describe every job. The run
- * id is a hash of what determines the result, so planning the same run twice gives the same id, the
- * same shards and the same job ids. Planning reads storage but writes nothing: writePlanFiles does,
- * once a driver has decided to run the plan. No tensor code is loaded here.
+ * Planning a run while its input is listed. The listing is consumed as it comes, in key order;
+ * shards are cut as keys arrive, their manifests written as soon as they are full, and every
+ * GROUP_SHARDS shards a group is handed to the driver (the queue driver enqueues it; the in-process
+ * driver runs it), so workers start on the first shard within seconds of the command starting and no
+ * step holds the whole listing. Memory is bounded by a group, a skipped page and a state page.
+ *
+ * Shards are cut at content-defined boundaries (after a key whose hash is 0 modulo the shard size,
+ * or at twice the shard size), so an object added or removed changes only the shard around it: the
+ * feature cache, keyed by shard content, keeps every other shard of a full rescan.
+ *
+ * The run id is known before the listing starts: a hash of what determines the run (model, input,
+ * output, settings) and of the last run that completed into the output and the last scan of the
+ * input. Enqueuing the same scan again while it is queued or running adds nothing (every job id is
+ * derived from the run id and the content of its shard); once it has completed, the next scan is a
+ * new run. Planning writes only to the run's work area; run.json, written last, records that the
+ * listing is complete.
  */
 import { DEFAULTS } from '../shared/config/defaults.js';
 import type { DlsrConfig } from '../shared/dlsr/config.js';
 import { MODEL_FILES, verifyModel, type ModelJson } from '../shared/dlsr/model-json.js';
 import { OodError } from '../shared/errors.js';
 import { stableHash } from '../shared/hash.js';
-import { changedSince, readScanState, scanStateLocation } from '../shared/outputs/scan-state.js';
+import { SKIP_REASONS } from '../shared/outputs/accounting.js';
+import { OUTPUT_FILES, reasonRow } from '../shared/outputs/score-files.js';
+import { pageEndsAfter, pageId, readStateIndex, scanStateLocation, StateCursor, type PageRef } from '../shared/outputs/scan-state.js';
 import {
+  GROUP_IMAGES,
+  GROUP_SHARDS,
+  shardContentHash,
   workKeys,
-  type ExtractPayload,
-  type FitPlan,
-  type PlanFile,
+  type PlannedGroup,
   type ReportPayload,
-  type ScanPlan,
+  type RunPlan,
+  type RunRecord,
   type Shard,
   type ShardManifest,
   type TrainPayload,
 } from '../shared/queue/contract.js';
+import { keyHash } from '../shared/rng.js';
 import { evenly } from '../shared/sample.js';
 import { joinUri, type Location } from '../shared/storage/locate.js';
-import { joinKey, type ObjectInfo, type SkippedEntry } from '../shared/storage/object-store.js';
-import { countByReason, listImages } from './listing.js';
-import { SKIP_REASONS } from '../shared/outputs/accounting.js';
+import { getJson, joinKey, type ObjectInfo } from '../shared/storage/object-store.js';
+import { listEntries, type ListedEntry } from './listing.js';
 
 export type Open = (uri: string, mustExist?: boolean) => Location;
 
-export function cutShards(images: readonly ObjectInfo[], shardSize: number): ObjectInfo[][] {
-  if (!Number.isInteger(shardSize) || shardSize < 1) throw new OodError('CONFIG_INVALID', `invalid shard size: expected a positive integer, got ${shardSize}`);
-  const shards: ObjectInfo[][] = [];
-  for (let i = 0; i < images.length; i += shardSize) shards.push(images.slice(i, i + shardSize));
-  return shards;
-}
+/** Skipped entries per page of skipped.csv rows in the work area. */
+const SKIPPED_PAGE = 10_000;
 
-/**
- * The shards' descriptors and their manifest files in the work area. A shard's content hash (its
- * feature cache key) names its location, its keys and ETags, and the read limit, so two folders
- * whose files share names, sizes and times never share features.
- */
-function describeShards(work: string, inputUri: string, maxBytes: number, shards: readonly ObjectInfo[][]): { shards: Shard[]; files: PlanFile[] } {
-  const out: Shard[] = [];
-  const files: PlanFile[] = [];
-  for (const [index, objects] of shards.entries()) {
-    const manifest: ShardManifest = { shard: index, objects: [...objects] };
-    const key = workKeys.manifest(index);
-    files.push({ work, key, body: JSON.stringify(manifest, null, 2) + '\n' });
-    out.push({ index, manifestKey: key, count: objects.length, contentHash: stableHash(inputUri, maxBytes, objects.map((o) => [o.key, o.etag])) });
-  }
-  return { shards: out, files };
-}
-
-/** The skipped entries a run lists by name (unchanged and unsampled images are only counted). */
-function skippedFile(work: string, skipped: readonly SkippedEntry[]): PlanFile {
-  return { work, key: workKeys.skipped, body: JSON.stringify(skipped.map((e) => ({ key: e.key, reason: e.skipped }))) };
-}
-
-/** Writes a plan's files (idempotent: the same plan writes the same content under the same keys). */
-export async function writePlanFiles(files: readonly PlanFile[], open: Open): Promise<void> {
-  for (const f of files) {
-    const work = open(f.work);
-    await work.store.put(joinKey(work.prefix, f.key), f.body);
-  }
+/** Whether a shard ends after `key`: content-defined, expected `size` keys, at most twice that. */
+export function shardEndsAfter(key: string, count: number, size: number): boolean {
+  return count >= 2 * size || (size > 1 && keyHash(0x5a4d, key) % size === 0) || size === 1;
 }
 
 /**
@@ -86,6 +72,198 @@ export async function modelIdentity(model: Location): Promise<{ json: ModelJson;
   const json = await verifyModel(model.store, model.prefix);
   const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
   return { json, identity: stableHash(json.fingerprint.id, head?.etag ?? '') };
+}
+
+/** The run id of the last run that completed into `out` (its summary.json), if any. */
+async function lastRunInto(out: Location): Promise<string | null> {
+  const key = joinKey(out.prefix, OUTPUT_FILES.summary);
+  if ((await out.store.head(key)) === undefined) return null;
+  const s = await getJson<{ run?: { id?: unknown } }>(out.store, key).catch(() => undefined);
+  return typeof s?.run?.id === 'string' ? s.run.id : null;
+}
+
+/** Cuts shards from images as they arrive and hands them on in groups. */
+class Cutter {
+  private objects: ObjectInfo[] = [];
+  private shards: { shard: Shard; objects: ObjectInfo[] }[] = [];
+  private shardCount = 0;
+  private groupCount = 0;
+  private groupImages = 0;
+  readonly groups: { index: number; id: string; shards: number; images: number }[] = [];
+
+  constructor(
+    private readonly size: number,
+    private readonly contentOf: (objects: readonly ObjectInfo[]) => string,
+  ) {}
+
+  /** Adds an image; returns a full group when there is one. */
+  add(o: ObjectInfo): { shard: Shard; objects: ObjectInfo[] }[] | undefined {
+    this.objects.push(o);
+    if (!shardEndsAfter(o.key, this.objects.length, this.size)) return undefined;
+    this.closeShard();
+    return this.shards.length >= GROUP_SHARDS || this.groupImages >= GROUP_IMAGES ? this.takeGroup() : undefined;
+  }
+
+  /** The last, partial shard and group. */
+  finish(): { shard: Shard; objects: ObjectInfo[] }[] | undefined {
+    if (this.objects.length > 0) this.closeShard();
+    return this.shards.length > 0 ? this.takeGroup() : undefined;
+  }
+
+  get totalShards(): number {
+    return this.shardCount;
+  }
+
+  nextGroup(): { index: number; id: string } {
+    const g = this.groups[this.groups.length - 1]!;
+    return { index: g.index, id: g.id };
+  }
+
+  private closeShard(): void {
+    const contentHash = this.contentOf(this.objects);
+    const index = this.shardCount++;
+    this.shards.push({ shard: { index, id: `${String(index).padStart(5, '0')}-${contentHash.slice(0, 8)}`, count: this.objects.length, contentHash }, objects: this.objects });
+    this.groupImages += this.objects.length;
+    this.objects = [];
+  }
+
+  private takeGroup(): { shard: Shard; objects: ObjectInfo[] }[] {
+    const taken = this.shards;
+    this.shards = [];
+    const index = this.groupCount++;
+    this.groups.push({ index, id: `${String(index).padStart(5, '0')}-${stableHash(taken.map((s) => s.shard.contentHash)).slice(0, 8)}`, shards: taken.length, images: this.groupImages });
+    this.groupImages = 0;
+    return taken;
+  }
+}
+
+/** Writes skipped entries as CSV pages in the work area (skipped.csv is streamed from them). */
+class SkippedPages {
+  private rows: string[] = [];
+  pages = 0;
+  readonly byReason: Record<string, number> = {};
+
+  constructor(
+    private readonly work: Location,
+    private readonly inputUri: string,
+  ) {}
+
+  async add(key: string, reason: string): Promise<void> {
+    this.byReason[reason] = (this.byReason[reason] ?? 0) + 1;
+    // Entries left out of an eval's --limit sample are counted, not named.
+    if (reason === SKIP_REASONS.notSampled) return;
+    this.rows.push(reasonRow(key, reason, this.inputUri));
+    if (this.rows.length >= SKIPPED_PAGE) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.rows.length === 0) return;
+    await this.work.store.put(joinKey(this.work.prefix, workKeys.skippedPage(this.pages)), this.rows.join(''));
+    this.pages += 1;
+    this.rows = [];
+  }
+}
+
+/** Builds the new state pages from the listing's images; writes the new ones to the work area. */
+class StatePages {
+  private objects: Record<string, string> = {};
+  private first: string | undefined;
+  private last = '';
+  private count = 0;
+  readonly pages: PageRef[] = [];
+  changed = false;
+
+  constructor(
+    private readonly work: Location,
+    private readonly previous: ReadonlySet<string>,
+  ) {}
+
+  async add(o: ObjectInfo): Promise<void> {
+    this.first ??= o.key;
+    this.last = o.key;
+    this.objects[o.key] = o.etag;
+    this.count += 1;
+    if (pageEndsAfter(o.key, this.count)) await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.first === undefined) return;
+    const id = pageId(this.objects);
+    this.pages.push({ id, first: this.first, last: this.last, count: this.count });
+    if (!this.previous.has(id)) {
+      this.changed = true;
+      await this.work.store.put(joinKey(this.work.prefix, workKeys.statePage(id)), JSON.stringify({ objects: this.objects }));
+    }
+    this.objects = {};
+    this.first = undefined;
+    this.count = 0;
+  }
+}
+
+/** Lists `input` (or, with a limit, an evenly spread sample of it) in key order. */
+async function* entriesOf(input: Location, limit: number | undefined): AsyncGenerator<ListedEntry> {
+  if (limit === undefined) {
+    yield* listEntries(input.store, input.prefix);
+    return;
+  }
+  // A sample needs the count first: eval's sets are small enough to hold.
+  const all: ListedEntry[] = [];
+  for await (const e of listEntries(input.store, input.prefix)) all.push(e);
+  const images = all.filter((e): e is { image: ObjectInfo } => 'image' in e);
+  const keep = new Set(evenly(images, limit).map((e) => e.image.key));
+  for (const e of all) yield 'image' in e && !keep.has(e.image.key) ? { skipped: { key: e.image.key, skipped: SKIP_REASONS.notSampled } } : e;
+}
+
+/** What cutting a listing into groups produced, besides the groups. */
+interface Cut {
+  readonly cutter: Cutter;
+  readonly skipped: SkippedPages;
+  readonly listed: number;
+  readonly images: number;
+}
+
+/**
+ * Cuts a listing into shards and groups: skipped entries go to the skipped pages, images that
+ * `keep` accepts to the shards; each full group's manifests and plan are written to the work area
+ * before the group is yielded.
+ */
+async function* cutListing(
+  entries: AsyncIterable<ListedEntry>,
+  work: Location,
+  inputUri: string,
+  shardSize: number,
+  maxBytes: number,
+  keep: (o: ObjectInfo) => Promise<boolean>,
+  groupOf: (group: { index: number; id: string }, shards: readonly Shard[]) => PlannedGroup,
+): AsyncGenerator<PlannedGroup, Cut> {
+  const cutter = new Cutter(shardSize, (objects) => shardContentHash(inputUri, maxBytes, objects));
+  const skipped = new SkippedPages(work, inputUri);
+  let listed = 0;
+  let images = 0;
+  const planned = async (taken: { shard: Shard; objects: ObjectInfo[] }[]): Promise<PlannedGroup> => {
+    for (const t of taken) {
+      const manifest: ShardManifest = { shard: t.shard.index, objects: t.objects };
+      await work.store.put(joinKey(work.prefix, workKeys.manifest(t.shard.id)), JSON.stringify(manifest));
+    }
+    const g = groupOf(cutter.nextGroup(), taken.map((t) => t.shard));
+    await work.store.put(joinKey(work.prefix, workKeys.groupPlan(g.group.group.id)), JSON.stringify(g.group));
+    return g;
+  };
+  for await (const e of entries) {
+    listed += 1;
+    if ('skipped' in e) {
+      await skipped.add(e.skipped.key, e.skipped.skipped);
+      continue;
+    }
+    if (!(await keep(e.image))) continue;
+    images += 1;
+    const full = cutter.add(e.image);
+    if (full !== undefined) yield await planned(full);
+  }
+  const last = cutter.finish();
+  if (last !== undefined) yield await planned(last);
+  await skipped.flush();
+  return { cutter, skipped, listed, images };
 }
 
 export interface ScanParams {
@@ -110,59 +288,86 @@ export interface ScanParams {
   readonly topK?: number;
   /** Largest image file read (default DEFAULTS.maxBytes). */
   readonly maxBytes?: number;
+  readonly singleFileMax?: number;
   readonly open: Open;
 }
 
-export async function planScan(p: ScanParams): Promise<ScanPlan> {
+function checkShardSize(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new OodError('CONFIG_INVALID', `invalid shard size: expected a positive integer, got ${n}`);
+}
+
+export async function planScan(p: ScanParams): Promise<RunPlan> {
+  checkShardSize(p.shardSize);
   const { json, identity } = await modelIdentity(p.open(p.model, true));
-  const listing = await listImages(p.input.store, p.input.prefix);
-  if (listing.images.length === 0 && !p.incremental) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${listing.skipped.length} other files)`);
-  const state = scanStateLocation(p.model, p.input.uri);
-  const stateLoc = p.open(state.uri);
-  const previous = p.incremental ? await readScanState(stateLoc.store, joinKey(stateLoc.prefix, state.name)) : undefined;
-  const sample = evenly(listing.images, p.limit);
-  const { changed, unchanged } = changedSince(sample, previous);
+  const stateUri = scanStateLocation(p.model, p.input.uri);
+  const stateLoc = p.open(stateUri);
+  const previous = p.incremental || p.recordState ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
   const partitionDepth = p.partitionDepth ?? DEFAULTS.partitionDepth;
   const topK = p.topK ?? DEFAULTS.topK;
   const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
-  const skippedByReason = countByReason(listing.skipped);
-  if (unchanged > 0) skippedByReason[SKIP_REASONS.unchanged] = unchanged;
-  if (sample.length < listing.images.length) skippedByReason[SKIP_REASONS.notSampled] = listing.images.length - sample.length;
-  const hash = stableHash(changed.map((o) => [o.key, o.etag]), p.limit ?? null, previous?.runId ?? null);
-  const runId = `scan-${stableHash(identity, p.model, p.input.uri, hash, p.shardSize, p.out, partitionDepth, topK, maxBytes)}`;
-  const work = joinUri(p.out, '.work', runId);
+  const lastOut = await lastRunInto(p.open(p.out));
+  const incremental = p.incremental && previous !== undefined;
+  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, p.shardSize, partitionDepth, topK, maxBytes, p.limit ?? null, p.incremental, incremental ? previous.runId : null, lastOut)}`;
+  const workOf = (runId: string): string => joinUri(p.out, '.work', runId);
   const cache = p.cache ?? joinUri(p.model, 'cache');
-  const { shards, files } = describeShards(work, p.input.uri, maxBytes, cutShards(changed, p.shardSize));
-  files.push({ work, key: workKeys.listing, body: JSON.stringify(Object.fromEntries(listing.images.map((o) => [o.key, o.etag]))) });
-  files.push(skippedFile(work, listing.skipped));
-  const report: ReportPayload = {
-    runId,
-    work,
-    model: p.model,
-    input: p.input.uri,
-    out: p.out,
-    shards: shards.length,
-    listed: listing.images.length + listing.skipped.length,
-    skippedByReason,
-    startedAt: Date.now(),
-    partitionDepth,
-    topK,
-    incremental: previous !== undefined,
-    maxBytes,
-    ...(p.recordState ? { state } : {}),
-  };
   return {
     kind: 'scan',
-    runId,
-    files,
-    shards: shards.map((shard) => ({
-      extract: { runId, input: p.input.uri, work, shard, encoder: json.config.encoder, cache, maxBytes },
-      score: { runId, work, model: p.model, shard },
-    })),
-    report,
-    images: changed.length,
-    listed: report.listed,
-    skippedByReason,
+    runId: baseId,
+    out: p.out,
+    workOf,
+    async *steps(runId) {
+      const startedAt = Date.now();
+      const work = workOf(runId);
+      const workLoc = p.open(work);
+      const state = p.recordState ? new StatePages(workLoc, new Set(previous?.pages.map((pg) => pg.id) ?? [])) : undefined;
+      const cursor = incremental ? new StateCursor(stateLoc.store, stateLoc.prefix, previous.pages) : undefined;
+      let unchanged = 0;
+      const keep = async (o: ObjectInfo): Promise<boolean> => {
+        await state?.add(o);
+        if (cursor !== undefined && (await cursor.etagOf(o.key)) === o.etag) {
+          unchanged += 1;
+          return false;
+        }
+        return true;
+      };
+      const cut = yield* cutListing(entriesOf(p.input, p.limit), workLoc, p.input.uri, p.shardSize, maxBytes, keep, (group, shards) => ({
+        group: { runId, step: 'group', mode: 'scan', work, out: p.out, input: p.input.uri, model: p.model, group, shards: [...shards], topK },
+        shards: shards.map((shard) => ({
+          shard,
+          extract: { runId, input: p.input.uri, work, shard, encoder: json.config.encoder, cache, maxBytes },
+          score: { runId, work, model: p.model, input: p.input.uri, shard, partitionDepth, topK },
+        })),
+      }));
+      await state?.close();
+      if (cut.images === 0 && unchanged === 0 && !p.incremental) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);
+      const record: RunRecord = {
+        runId,
+        groups: cut.cutter.groups,
+        shards: cut.cutter.totalShards,
+        images: cut.images,
+        listed: cut.listed,
+        skippedByReason: { ...cut.skipped.byReason, ...(unchanged > 0 ? { [SKIP_REASONS.unchanged]: unchanged } : {}) },
+        skippedPages: cut.skipped.pages,
+        statePages: state?.pages ?? [],
+        stateChanged: state !== undefined && (state.changed || state.pages.length !== (previous?.pages.length ?? -1)),
+      };
+      await workLoc.store.put(joinKey(workLoc.prefix, workKeys.run), JSON.stringify(record));
+      const report: ReportPayload = {
+        runId,
+        work,
+        model: p.model,
+        input: p.input.uri,
+        out: p.out,
+        startedAt,
+        partitionDepth,
+        topK,
+        incremental,
+        maxBytes,
+        singleFileMax: p.singleFileMax ?? DEFAULTS.singleFileMax,
+        ...(p.recordState ? { state: stateUri } : {}),
+      };
+      return { kind: 'scan', report, record };
+    },
   };
 }
 
@@ -174,17 +379,45 @@ export interface FitParams {
   readonly shardSize: number;
   /** Largest image file read (default DEFAULTS.maxBytes). */
   readonly maxBytes?: number;
+  readonly open: Open;
 }
 
-export async function planFit(p: FitParams): Promise<FitPlan> {
-  const listing = await listImages(p.input.store, p.input.prefix);
-  if (listing.images.length === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${listing.skipped.length} other files)`);
-  const runId = `fit-${stableHash(p.config, p.model, p.input.uri, stableHash(listing.images.map((o) => [o.key, o.etag])), p.shardSize, p.maxBytes ?? DEFAULTS.maxBytes)}`;
-  const work = joinUri(p.model, '.work', runId);
-  const cache = p.cache ?? joinUri(p.model, 'cache');
+export async function planFit(p: FitParams): Promise<RunPlan> {
+  checkShardSize(p.shardSize);
   const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
-  const { shards, files } = describeShards(work, p.input.uri, maxBytes, cutShards(listing.images, p.shardSize));
-  const extracts: ExtractPayload[] = shards.map((shard) => ({ runId, input: p.input.uri, work, shard, encoder: p.config.encoder, cache, maxBytes }));
-  const train: TrainPayload = { runId, work, model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown>, shards: shards.length };
-  return { kind: 'fit', runId, files, extracts, train, images: listing.images.length, listed: listing.images.length + listing.skipped.length, skippedByReason: countByReason(listing.skipped) };
+  const model = p.open(p.model);
+  const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
+  // A fit is a new run once the model it writes exists (a refit resumes from its last checkpoint).
+  const baseId = `fit-${stableHash(p.config, p.model, p.input.uri, p.shardSize, maxBytes, head?.etag ?? null)}`;
+  const workOf = (runId: string): string => joinUri(p.model, '.work', runId);
+  const cache = p.cache ?? joinUri(p.model, 'cache');
+  return {
+    kind: 'fit',
+    runId: baseId,
+    out: p.model,
+    workOf,
+    async *steps(runId) {
+      const work = workOf(runId);
+      const workLoc = p.open(work);
+      const cut = yield* cutListing(listEntries(p.input.store, p.input.prefix), workLoc, p.input.uri, p.shardSize, maxBytes, async () => true, (group, shards) => ({
+        group: { runId, step: 'group', mode: 'fit', work, input: p.input.uri, group, shards: [...shards], topK: 0 },
+        shards: shards.map((shard) => ({ shard, extract: { runId, input: p.input.uri, work, shard, encoder: p.config.encoder, cache, maxBytes } })),
+      }));
+      if (cut.images === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);
+      const record: RunRecord = {
+        runId,
+        groups: cut.cutter.groups,
+        shards: cut.cutter.totalShards,
+        images: cut.images,
+        listed: cut.listed,
+        skippedByReason: cut.skipped.byReason,
+        skippedPages: cut.skipped.pages,
+        statePages: [],
+        stateChanged: false,
+      };
+      await workLoc.store.put(joinKey(workLoc.prefix, workKeys.run), JSON.stringify(record));
+      const train: TrainPayload = { runId, work, model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown> };
+      return { kind: 'fit', train, record };
+    },
+  };
 }

@@ -111,3 +111,14 @@ export function seedFor(seed: number, key: string): number {
   }
   return h >>> 0;
 }
+
+/**
+ * seedFor with MurmurHash3's finaliser, so every bit depends on every character: for cuts and
+ * samples taken by `hash % n` (FNV-1a's low bits depend only on the low bits of the input).
+ */
+export function keyHash(seed: number, key: string): number {
+  let h = seedFor(seed, key);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}

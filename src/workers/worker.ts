@@ -14,12 +14,13 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Queue, Worker } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { childEnv } from '../shared/config/env.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
 import { QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
+import { addRunProgress } from '../shared/queue/run-progress.js';
 import { startMetrics, type WorkerMetrics } from './metrics.js';
 
 export interface WorkerOptions {
@@ -106,6 +107,18 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const a = metrics.server.address();
     opts.log(`metrics on http://${opts.metricsHost ?? '127.0.0.1'}:${typeof a === 'object' && a !== null ? a.port : opts.metricsPort}/metrics`);
   }
+  // The runs' progress counters (one hash per run; see run-progress.ts).
+  const progressConn = redisConnection(opts.redisUrl);
+  redisLog.watchConnection(progressConn);
+  connections.push(progressConn);
+  const countFinished = (kind: QueueKind, job: Job): void => {
+    const runId = (job.data as { runId?: unknown } | undefined)?.runId;
+    if (typeof runId !== 'string' || !/^(scan|fit)-[0-9a-f]{16}$/.test(runId)) return;
+    const r = job.returnvalue as { images?: unknown; failed?: unknown; group?: unknown } | null;
+    const n = Number(r?.images ?? 0) + Number(r?.failed ?? 0);
+    const add = kind === 'extract' ? { extracted: n } : kind === 'score' ? { scored: n } : kind === 'group' && Number(r?.group ?? -1) >= 0 ? { groupsDone: 1 } : undefined;
+    if (add !== undefined && Number.isFinite(n)) void addRunProgress(progressConn, opts.prefix, runId, add).catch(() => undefined);
+  };
   const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots });
   const workers = opts.queues.map((kind) => {
     const connection = redisConnection(opts.redisUrl);
@@ -126,7 +139,10 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
       if (job !== undefined) metrics?.observe(kind, job, 'failed');
     });
-    w.on('completed', (job) => metrics?.observe(kind, job, 'completed'));
+    w.on('completed', (job) => {
+      metrics?.observe(kind, job, 'completed');
+      countFinished(kind, job);
+    });
     // Connection errors are reported once per outage (connectionLog); others as they come.
     w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`)));
     redisLog.watch(w);

@@ -34,7 +34,7 @@ describe('CLI end to end', () => {
     // A small LFDN so the test stays fast; the default preset is exercised by the benchmarks.
     const fit = await runCli(['fit', '--id', path.join(demo, 'id'), '--model', model, '--epochs', '12', '--width', '128', '--depth', '2', '--lr', '1e-3', '--backend', 'wasm', '--shard-size', '300', '--workers', '2']);
     expect(fit.stderr).toContain('model saved');
-    expect(fit.stderr).toMatch(/800 ID images in 3 shards/);
+    expect(fit.stderr).toMatch(/listed 800 entries: 800 ID images in \d+ shards/);
     expect(fit.code).toBe(0);
     for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/epoch-0001.ckpt', 'checkpoints/latest.ckpt', 'cache/features']) {
       expect(existsSync(path.join(model, f)), f).toBe(true);
@@ -49,7 +49,7 @@ describe('CLI end to end', () => {
 
     const score = await runCli(['score', '--model', model, '--input', scan, '--out', out, '--shard-size', '64', '--workers', '2']);
     expect(score.code, score.stderr).toBe(0);
-    expect(score.stderr).toMatch(/204 images in 4 shards \(205 listed; skipped: 1 not an image \(file extension\)\)/);
+    expect(score.stderr).toMatch(/listed 205 entries: 204 images in \d+ shards \(skipped: 1 not an image \(file extension\)\)/);
     const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { input: { scored: number; failed: number; skippedNonImages: number }; flagged: number };
     expect(summary.input).toMatchObject({ scored: 200, failed: 4, skippedNonImages: 1 });
     const failures = readFileSync(path.join(out, 'failures.csv'), 'utf8');

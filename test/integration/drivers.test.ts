@@ -19,7 +19,7 @@ function files(dir: string, rel = ''): string[] {
 }
 
 /** Keys whose values are times or durations. */
-const TIMING_KEYS = new Set(['startedAt', 'finishedAt', 'seconds', 'imagesPerSecond', 'throughput']);
+const TIMING_KEYS = new Set(['startedAt', 'finishedAt', 'seconds', 'imagesPerSecond', 'throughput', 'extractSeconds', 'scoreSeconds']);
 
 function withoutTimings(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutTimings);
@@ -73,7 +73,10 @@ describe('drivers', () => {
     const listA = files(inProcess).map((f) => f.replace(runIdOf(a.stderr), '<run>')).sort();
     const listB = files(queued).map((f) => f.replace(runIdOf(b.stderr), '<run>')).sort();
     expect(listA).toEqual(listB);
-    expect(listA).toEqual(expect.arrayContaining(['scores.parquet', 'scores.csv', 'failures.csv', 'summary.json', 'report.json', 'report.html', 'report.md', '.work/<run>/listing.json', '.work/<run>/shards/00000.manifest.json', '.work/<run>/shards/00000.scores.json']));
+    expect(listA).toEqual(expect.arrayContaining(['scores.parquet', 'scores.csv', 'failures.csv', 'skipped.csv', 'summary.json', 'report.json', 'report.html', 'report.md', '.work/<run>/run.json']));
+    for (const pattern of [/^scores\/part-00000-[0-9a-f]{8}\.parquet$/, /^failures\/part-00000-[0-9a-f]{8}\.csv$/, /^skipped\/part-00000\.csv$/, /^\.work\/<run>\/shards\/00000-[0-9a-f]{8}\.(manifest|scores)\.json$/, /^\.work\/<run>\/groups\/00000-[0-9a-f]{8}\.(json|agg|plan\.json)$/]) {
+      expect(listA.some((f) => pattern.test(f)), String(pattern)).toBe(true);
+    }
     for (const f of listA) {
       const fa = f.replace('<run>', runIdOf(a.stderr));
       const fb = f.replace('<run>', runIdOf(b.stderr));

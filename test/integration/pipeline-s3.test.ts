@@ -13,10 +13,10 @@ import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { parquetReadObjects } from 'hyparquet';
 import { readParquet } from '../helpers/parquet.js';
-import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
+import { ROOT, runCli, startCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { hugePngHeader, textAsPng, truncatedJpeg } from '../helpers/images.js';
 import { startS3rver, startWorker, upload, type S3Server, type WorkerProcess } from '../helpers/services.js';
-import { QUEUES, jobId } from '../../src/shared/queue/contract.js';
+import { QUEUES } from '../../src/shared/queue/contract.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const FAST_LOCKS = ['--lock-duration', '3000', '--stalled-interval', '1500'];
@@ -87,7 +87,7 @@ beforeAll(async () => {
   await Promise.all(workers.map((w) => w.ready()));
   const fit = await runCli(['fit', '--id', 's3://lake/datasets/id/', '--model', 's3://lake/models/m1', '--epochs', '6', '--width', '128', '--depth', '2', '--lr', '1e-3', '--shard-size', '100'], env);
   expect(fit.code, fit.stderr).toBe(0);
-  expect(fit.stderr).toMatch(/300 ID images in 3 shards/);
+  expect(fit.stderr).toMatch(/listed 300 entries: 300 ID images in \d+ shards/);
   expect(fit.stderr).not.toMatch(/starting \d+ local worker/);
 }, 240_000);
 
@@ -102,7 +102,7 @@ describe('pipeline on S3', () => {
     for (const f of ['model.json', 'weights.bin', 'weights-first.bin', 'baselines.bin', 'calibration.json', 'training-log.json', 'checkpoints/latest.ckpt', 'checkpoints/epoch-0001.ckpt']) expect(modelKeys).toContain(`models/m1/${f}`);
     const scan = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r1', '--shard-size', '40'], env);
     expect(scan.code, scan.stderr).toBe(0);
-    expect(scan.stderr).toMatch(/154 images in 4 shards \(155 listed; skipped: 1 not an image \(file extension\)\)/);
+    expect(scan.stderr).toMatch(/listed 155 entries: 154 images in \d+ shards \(skipped: 1 not an image \(file extension\)\)/);
     const outKeys = await listKeys('reports/r1/');
     for (const f of ['scores.parquet', 'scores.csv', 'failures.csv', 'skipped.csv', 'summary.json', 'report.json', 'report.html', 'report.md']) expect(outKeys).toContain(`reports/r1/${f}`);
     const summary = JSON.parse(new TextDecoder().decode(await getBytes('reports/r1/summary.json'))) as { input: Record<string, number>; run: { id: string; missingShards: number[] }; accounting: Record<string, unknown> };
@@ -144,35 +144,81 @@ describe('pipeline on S3', () => {
     expect(await parquetRows('reports/r1-core/scores.parquet')).toEqual(rows);
   });
 
-  it('adds nothing when the same scan is enqueued twice, and a re-scan of the unchanged prefix hits the feature cache', async () => {
+  it('adds nothing when the same scan is started again while it runs, and a re-scan of the unchanged prefix hits the feature cache', async () => {
     const args = ['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2a', '--shard-size', '40'];
-    expect((await runCli(args, env)).code).toBe(0);
-    const again = await runCli(args, env);
-    expect(again.code, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/already queued or done/);
-    const rescan = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2b', '--shard-size', '40'], env);
-    expect(rescan.code, rescan.stderr).toBe(0);
-    const runId = runIdFrom(rescan.stderr);
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
-    const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+    const reports = new Queue(QUEUES.report, { connection, prefix: TEST_QUEUE_PREFIX });
+    const extracts = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
     try {
-      for (let s = 0; s < 4; s++) {
-        const j = await q.getJob(jobId(runId, 'extract', s));
-        expect((j?.returnvalue as { cached: boolean }).cached, `shard ${s}`).toBe(true);
-      }
+      // The report queue is paused so the first run is still going when the second starts.
+      await reports.pause();
+      const first = startCli(args, env);
+      await first.waitFor(/queued run scan-/);
+      const again = startCli(args, env);
+      await again.waitFor(/already queued or done: run scan-/);
+      expect(runIdFrom(again.output())).toBe(runIdFrom(first.output()));
+      await reports.resume();
+      const [a, b] = await Promise.all([first.done, again.done]);
+      expect(a.code, a.stderr).toBe(0);
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stdout).toBe(a.stdout);
+      const rescan = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2b', '--shard-size', '40'], env);
+      expect(rescan.code, rescan.stderr).toBe(0);
+      const runId = runIdFrom(rescan.stderr);
+      const jobs = (await extracts.getJobs(['completed'], 0, -1)).filter((j) => j.id?.startsWith(`${runId}.extract.`) === true);
+      expect(jobs.length).toBeGreaterThan(1);
+      for (const j of jobs) expect((j.returnvalue as { cached: boolean }).cached, j.id).toBe(true);
     } finally {
-      await q.close();
+      await reports.resume();
+      await reports.close();
+      await extracts.close();
       connection.disconnect();
     }
     expect(await parquetRows('reports/r2b/scores.parquet')).toEqual(await parquetRows('reports/r2a/scores.parquet'));
   });
+
+  it('gives a scan of many listing pages, shards and groups the same outputs as a single-shard scan of the same objects', async () => {
+    // 2,050 images over 3 listing pages (1,000 keys a page): 50 real ones in two partitions and
+    // 2,000 empty ones (each a failure), so ~200 shards in 4 groups through the queues.
+    const real = demoFiles('scan/cifar10', 5);
+    for (const [i, f] of real.entries()) await upload(s3, `wide/p${i % 2}/${f.rel.replace('/', '-')}`, readFileSync(f.abs));
+    const empties = Array.from({ length: 2000 }, (_, i) => `wide/p${i % 3}/empty-${String(i).padStart(5, '0')}.jpg`);
+    for (let i = 0; i < empties.length; i += 100) await Promise.all(empties.slice(i, i + 100).map((k) => upload(s3, k, new Uint8Array(0))));
+    const args = (out: string, shardSize: string): string[] => ['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/wide/', '--out', `s3://lake/reports/${out}`, '--shard-size', shardSize, '--top-k', '5'];
+    const many = await runCli(args('wide-many', '12'), env);
+    expect(many.code, many.stderr).toBe(0);
+    const shards = Number(/listed 2050 entries: 2050 images in (\d+) shards/.exec(many.stderr)?.[1]);
+    expect(shards).toBeGreaterThan(150);
+    const one = await runCli([...args('wide-one', '100000'), '--in-process'], env);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).toMatch(/listed 2050 entries: 2050 images in 1 shards/);
+    const text = async (key: string): Promise<string> => new TextDecoder().decode(await getBytes(key));
+    for (const f of ['scores.csv', 'failures.csv', 'skipped.csv']) expect(await text(`reports/wide-many/${f}`), f).toBe(await text(`reports/wide-one/${f}`));
+    expect(await parquetRows('reports/wide-many/scores.parquet')).toEqual(await parquetRows('reports/wide-one/scores.parquet'));
+    const content = (r: { run: unknown; input: unknown; verdict: unknown; partitions: unknown; histogram: unknown; failures: unknown; mostOod: unknown; mostTypical: unknown }): unknown => ({ ...r, run: undefined, previous: undefined });
+    const reportOf = async (out: string): Promise<unknown> => content(JSON.parse(await text(`reports/${out}/report.json`)) as Parameters<typeof content>[0]);
+    expect(await reportOf('wide-many')).toEqual(await reportOf('wide-one'));
+    const summaryOf = async (out: string): Promise<{ accounting: unknown; scores: unknown; parts: { scores: number } }> => JSON.parse(await text(`reports/${out}/summary.json`)) as { accounting: unknown; scores: unknown; parts: { scores: number } };
+    const [sm, so] = [await summaryOf('wide-many'), await summaryOf('wide-one')];
+    expect(sm.accounting).toEqual(so.accounting);
+    expect(sm.accounting).toMatchObject({ listed: 2050, scored: 50, failed: 2000, skipped: 0 });
+    expect(sm.scores).toEqual(so.scores);
+    expect(sm.parts.scores).toBeGreaterThanOrEqual(3);
+    expect(so.parts.scores).toBe(1);
+    // The dataset layout: one part per group, the same rows as the single file.
+    const parts = (await listKeys('reports/wide-many/scores/')).filter((k) => k.endsWith('.parquet'));
+    expect(parts).toHaveLength(sm.parts.scores);
+    const partRows = [];
+    for (const k of parts) partRows.push(...(await parquetRows(k)));
+    expect(partRows).toEqual(await parquetRows('reports/wide-one/scores.parquet'));
+  }, 300_000);
 
   it('scans only new or changed objects incrementally, counts the unchanged ones, and compares with the previous scan', async () => {
     await uploadScanSet('incremental/');
     const args = (out: string): string[] => ['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/incremental/', '--out', `s3://lake/reports/${out}`, '--shard-size', '40'];
     const first = await runCli(args('inc1'), env);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stderr).toMatch(/154 images in 4 shards/);
+    expect(first.stderr).toMatch(/154 images in \d+ shards/);
     const f = demoFiles('scan/cifar10', 12);
     await upload(s3, 'incremental/cifar10/new/extra-1.jpg', readFileSync(f[10]!.abs));
     await upload(s3, 'incremental/cifar10/new/extra-2.jpg', readFileSync(f[11]!.abs));
@@ -180,7 +226,7 @@ describe('pipeline on S3', () => {
     await upload(s3, `incremental/cifar10/${f[0]!.rel}`, readFileSync(f[1]!.abs));
     const inc = await runCli(args('inc2'), env);
     expect(inc.code, inc.stderr).toBe(0);
-    expect(inc.stderr).toMatch(/3 images in 1 shards \(157 listed; skipped: 1 not an image \(file extension\), 153 unchanged since the previous scan/);
+    expect(inc.stderr).toMatch(/listed 157 entries: 3 images in \d+ shards \(skipped: 1 not an image \(file extension\), 153 unchanged since the previous scan/);
     const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/inc2/report.json'))) as { run: { incremental: boolean; skippedUnchanged: number }; input: { scored: number; accounting: { listed: number; scored: number; skipped: number } }; previous: { change: string } | null };
     expect(report.run).toMatchObject({ incremental: true, skippedUnchanged: 153 });
     expect(report.input.scored).toBe(3);
@@ -188,7 +234,7 @@ describe('pipeline on S3', () => {
     expect(report.previous?.change).toMatch(/flagged now vs .* in the previous scan/);
     const full = await runCli([...args('inc3'), '--full'], env);
     expect(full.code, full.stderr).toBe(0);
-    expect(full.stderr).toMatch(/156 images in 4 shards/);
+    expect(full.stderr).toMatch(/156 images in \d+ shards/);
   });
 
   it('gives the same bytes the same scores under another name, in another store', async () => {

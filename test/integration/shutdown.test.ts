@@ -19,7 +19,7 @@ describe('worker shutdown', () => {
   it('releases a training job on SIGTERM and exits; the next worker resumes it', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'ood-shutdown-'));
     const env = { REDIS_URL: REDIS };
-    const first = startWorker(env, ['--queues', 'extract,train']);
+    const first = startWorker(env, ['--queues', 'extract,group,train']);
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
     const q = new Queue(QUEUES.train, { connection, prefix: TEST_QUEUE_PREFIX });
     try {
@@ -41,7 +41,7 @@ describe('worker shutdown', () => {
       const after = await q.getJob(job!.id!);
       expect(['waiting', 'prioritized']).toContain(await after!.getState());
       expect(after!.attemptsMade).toBe(0);
-      const second = startWorker(env, ['--queues', 'extract,train']);
+      const second = startWorker(env, ['--queues', 'extract,group,train']);
       try {
         const r = await fit;
         expect(r.code, r.stderr).toBe(0);

@@ -67,17 +67,22 @@ describe('job payloads from Redis', () => {
       await q.close();
     };
     const run = 'scan-00000000000000aa';
-    const shard = { index: 0, manifestKey: 'shards/00000.manifest.json', count: 1, contentHash: 'h' };
-    const report = { runId: run, work: path.join(served, '.work'), model, input: lake, out: path.join(elsewhere, 'planted'), shards: 0, listed: 0, skippedByReason: {}, startedAt: Date.now() };
+    const shard = { index: 0, id: '00000-0123abcd', count: 1, contentHash: '0123456789abcdef' };
+    const report = { runId: run, work: path.join(served, '.work'), model, input: lake, out: path.join(elsewhere, 'planted'), startedAt: Date.now() };
+    const group = { runId: run, step: 'group', mode: 'scan', work: path.join(served, 'w'), out: path.join(served, 'o'), input: lake, model, group: { index: 0, id: '00000-0123abcd' }, shards: [shard] };
     try {
       await add('report', 'crafted-report', report);
       await add('extract', 'crafted-extract', { runId: run, input: elsewhere, work: path.join(served, 'w'), shard, encoder: { name: 'mobilenet_v2', taps: ['block_2_add'], inputSize: 224, preprocessing: { kind: 'unit' } }, cache: path.join(served, 'cache') });
-      await add('report', 'crafted-state', { ...report, out: path.join(served, 'out'), state: { uri: path.join(served, 'scans'), name: '../../../../tmp/planted.json' } });
+      await add('report', 'crafted-state', { ...report, out: path.join(served, 'out'), state: path.join(elsewhere, 'scans') });
+      await add('group', 'crafted-group', { ...group, group: { index: 0, id: '../../../../tmp/planted' } });
+      await add('group', 'crafted-shard', { ...group, shards: [{ ...shard, id: '00000-0123abcd/../../../x' }] });
       await add('report', 'crafted-thumbnails', { ...report, out: path.join(served, 'out2'), input: elsewhere });
       for (const [kind, id, reason] of [
         ['report', 'crafted-report', /outside this worker's roots/],
         ['extract', 'crafted-extract', /outside this worker's roots/],
-        ['report', 'crafted-state', /state.name: must be a scan state file name/],
+        ['report', 'crafted-state', /outside this worker's roots/],
+        ['group', 'crafted-group', /invalid group job payload: group.id: must be a shard or group id/],
+        ['group', 'crafted-shard', /invalid group job payload: shards.0.id: must be a shard or group id/],
         ['report', 'crafted-thumbnails', /outside this worker's roots/],
       ] as const) {
         const j = await finalState(kind, id, connection);

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { binomialUpperP, ks, mannWhitney, normalUpper } from '../../src/shared/stats.js';
 import { partitionOf, verdict } from '../../src/shared/report/verdict.js';
-import { buildReport, histogram, reasonCategory } from '../../src/shared/report/report.js';
+import { buildReport, histogram } from '../../src/shared/report/report.js';
+import { aggregateShard, decodeAggregate, encodeAggregate, mergeAggregates, reasonCategory, type Aggregate } from '../../src/shared/report/aggregate.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ScanReport } from '../../src/shared/report/report.js';
 import { escapeMarkdown, renderHtml, renderMarkdown } from '../../src/shared/report/render.js';
-import { calibrateScore } from '../../src/shared/calibration.js';
+import { calibrateScore, flagScores } from '../../src/shared/calibration.js';
 import { csvText } from '../../src/shared/outputs/score-files.js';
 import { auroc, rocCurve } from '../../src/shared/metrics.js';
 import { Rng } from '../../src/shared/rng.js';
@@ -54,13 +58,13 @@ describe('verdicts and partitions', () => {
 
   it('says shifted, possibly shifted or no shift in plain words', () => {
     const inDist = Array.from({ length: 500 }, () => rng.normal());
-    const v1 = verdict(inDist, inDist.map((s) => (s > cal.threshold ? 1 : 0)), cal.sorted, 0.05);
+    const v1 = verdict(inDist, inDist.filter((s) => s > cal.threshold).length, cal.sorted, 0.05);
     expect(v1.level).toBe('no shift detected');
     const drift = Array.from({ length: 500 }, (_, i) => (i < 150 ? rng.normal() + 3 : rng.normal()));
-    const v2 = verdict(drift, drift.map((s) => (s > cal.threshold ? 1 : 0)), cal.sorted, 0.05);
+    const v2 = verdict(drift, drift.filter((s) => s > cal.threshold).length, cal.sorted, 0.05);
     expect(v2.level).toBe('shifted');
     expect(v2.text).toMatch(/^shifted: \d+% flagged vs 5\.0% expected/);
-    expect(verdict([5, 5], [1, 1], cal.sorted, 0.05).level).toBe('too few images');
+    expect(verdict([5, 5], 2, cal.sorted, 0.05).level).toBe('too few images');
   });
 
   it('partitions keys by the path segments below the scanned prefix', () => {
@@ -75,14 +79,14 @@ describe('verdicts and partitions', () => {
     const scores: number[] = [];
     for (let i = 0; i < 300; i++) {
       const shiftedPart = i >= 200;
-      keys.push(`lake/${shiftedPart ? 'day-3' : i < 100 ? 'day-1' : 'day-2'}/img-${i}.jpg`);
+      keys.push(`${shiftedPart ? 'day-3' : i < 100 ? 'day-1' : 'day-2'}/img-${String(i).padStart(3, '0')}.jpg`);
       scores.push(shiftedPart && i % 2 === 0 ? rng.normal() + 4 : rng.normal());
     }
-    const flagged = scores.map((s) => (s > cal.threshold ? 1 : 0));
+    const col = Float32Array.from(scores);
+    const aggregate = aggregateShard({ keys, digests: keys, scores: { mfsim: col } }, flagScores(cal, col), 'mfsim', 1, 5, [{ key: 'day-3/bad.jpg', reason: 'Input buffer has corrupt header: premature end of JPEG image' }]);
     const r = buildReport({
       runId: 'scan-x', startedAt: 0, finishedAt: 10_000, backend: 'wasm', modelUri: '/m', encoder: 'e', idImages: 900, primary: 'mfsim', calibration: cal, tpr: 0.95,
-      inputUri: 's3://b/lake/', inputPrefix: 'lake/', keys, scores: { mfsim: scores }, flagged, rank: scores.map(() => 0.5),
-      failures: [{ key: 'lake/day-3/bad.jpg', reason: 'Input buffer has corrupt header: premature end of JPEG image' }],
+      inputUri: 's3://b/lake/', aggregate,
       accounting: { listed: 303, scored: 300, failed: 1, skipped: 2, skippedByReason: { 'not an image (file extension)': 2 } }, incremental: false, missingShards: [], partitionDepth: 1, topK: 5,
       previous: { runId: 'scan-w', finishedAt: '2026-11-26T02:00:00.000Z', flaggedFraction: 0.05, scored: 300 },
     });
@@ -112,6 +116,48 @@ describe('verdicts and partitions', () => {
     expect(csvText('a,"b"')).toBe('"a,""b"""');
     expect(csvText('plain/key.jpg')).toBe('plain/key.jpg');
     expect(csvText('+x,y')).toBe(`"'+x,y"`);
+  });
+
+  it('builds the same report from one aggregate or from shards merged in any grouping, with the numbers of the table-based report', () => {
+    // The fixture was written by the report built from the whole score table (before aggregates).
+    const golden = JSON.parse(readFileSync(path.join(import.meta.dirname, '../fixtures/report-golden.json'), 'utf8')) as ScanReport;
+    const g = new Rng(7);
+    const idScores = Float32Array.from({ length: 400 }, () => g.normal());
+    const gcal = calibrateScore(idScores, 0.95);
+    const keys: string[] = [];
+    const primary: number[] = [];
+    const other: number[] = [];
+    for (let i = 0; i < 900; i++) {
+      const part = i < 300 ? '2026-01-01' : i < 600 ? '2026-01-02' : '2026-01-03/sub';
+      keys.push(`${part}/img-${String(i).padStart(4, '0')}.jpg`);
+      primary.push(Math.round(((i >= 600 && i % 3 === 0) ? g.normal() + 3 : g.normal()) * 100) / 100);
+      other.push(g.normal());
+    }
+    keys.push('root-file.jpg');
+    primary.push(0.5);
+    other.push(0);
+    const failures = [{ key: '2026-01-02/empty.jpg', reason: 'empty file (0 bytes)' }, { key: '2026-01-03/sub/bad.jpg', reason: 'VipsJpeg: premature end of JPEG image' }];
+    const report = (aggregate: Aggregate): ScanReport => buildReport({
+      runId: 'scan-0000000000000001', startedAt: 0, finishedAt: 60_000, backend: 'wasm', modelUri: '/m', encoder: 'e', idImages: 4000, primary: 'fused', calibration: gcal, tpr: 0.95, inputUri: '/lake', aggregate,
+      accounting: { listed: 906, scored: 901, failed: 2, skipped: 3, skippedByReason: { 'not an image (file extension)': 3 } }, incremental: false, missingShards: [], partitionDepth: 1, topK: 8,
+      previous: { runId: 'scan-0000000000000000', finishedAt: '2026-01-01T00:00:00.000Z', flaggedFraction: 0.05, scored: 800 },
+    });
+    // Shards in key order: [0, 250), [250, 610), [610, 901); failures belong to the shards of their keys.
+    const shard = (from: number, to: number, fails: typeof failures): Aggregate => {
+      const col = Float32Array.from(primary.slice(from, to));
+      const t = { keys: keys.slice(from, to), digests: keys.slice(from, to), scores: { fused: col, mse: Float32Array.from(other.slice(from, to)) } };
+      return decodeAggregate(encodeAggregate(aggregateShard(t, flagScores(gcal, col), 'fused', 1, 8, fails)), 'test');
+    };
+    const whole = report(shard(0, 901, failures));
+    const parts = [shard(0, 250, []), shard(250, 610, [failures[0]!]), shard(610, 901, [failures[1]!])];
+    const leftFirst = report(mergeAggregates(mergeAggregates(parts[0]!, parts[1]!, 8), parts[2]!, 8));
+    const parts2 = [shard(0, 250, []), shard(250, 610, [failures[0]!]), shard(610, 901, [failures[1]!])];
+    const rightFirst = report(mergeAggregates(parts2[0]!, mergeAggregates(parts2[1]!, parts2[2]!, 8), 8));
+    // The golden fixture listed the failures in a different order (it is a fixed input, not a scan).
+    const normalise = (r: ScanReport): unknown => JSON.parse(JSON.stringify({ ...r, failures: { ...r.failures, examples: [...r.failures.examples].sort((a, b) => a.key.localeCompare(b.key)), byReason: [...r.failures.byReason].sort((a, b) => a.reason.localeCompare(b.reason)) } }));
+    expect(normalise(whole)).toEqual(normalise(golden));
+    expect(leftFirst).toEqual(whole);
+    expect(rightFirst).toEqual(whole);
   });
 
   it('histograms keep the threshold in range, ROC curves run from (0,0) to (1,1)', () => {

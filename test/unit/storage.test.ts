@@ -9,7 +9,7 @@ import { coerceError, OodError } from '../../src/shared/errors.js';
 import { joinUri, locate } from '../../src/shared/storage/locate.js';
 import { parseEnv, redactUrl } from '../../src/shared/config/env.js';
 import { jobId, parsePayload } from '../../src/shared/queue/contract.js';
-import { cutShards } from '../../src/producers/plan.js';
+import { shardEndsAfter } from '../../src/producers/plan.js';
 
 describe('local store', () => {
   it('writes atomically, lists sorted with etags, and refuses keys that escape the root', async () => {
@@ -110,20 +110,44 @@ describe('environment and queue contract', () => {
   });
 
   it('validates payloads when a job starts and refuses signed URLs', () => {
-    const good = { runId: 'scan-0123456789abcdef', work: '/w', model: '/m', shard: { index: 0, manifestKey: 'shards/00000.manifest.json', count: 2, contentHash: 'h' } };
+    const good = { runId: 'scan-0123456789abcdef', work: '/w', model: '/m', input: '/i', shard: { index: 0, id: '00000-0123abcd', count: 2, contentHash: '0123456789abcdef' } };
     expect(parsePayload('score', good).shard.index).toBe(0);
-    // Names that become paths are checked: a run id, a manifest name, a scan state name.
+    // Names that become paths are checked: a run id, a shard id.
     expect(() => parsePayload('score', { ...good, runId: '../../etc' })).toThrow(/invalid score job payload: runId/);
-    expect(() => parsePayload('score', { ...good, shard: { ...good.shard, manifestKey: '../../../home/u/.ssh/id_rsa' } })).toThrow(/shard.manifestKey/);
+    expect(() => parsePayload('score', { ...good, shard: { ...good.shard, id: '../../../home/u/.ssh/id_rsa' } })).toThrow(/shard.id/);
     expect(() => parsePayload('score', { ...good, shard: { ...good.shard, index: -1 } })).toThrow(/invalid score job payload: shard.index/);
     expect(() => parsePayload('score', { ...good, model: 'https://b.s3.amazonaws.com/m?X-Amz-Signature=abc' })).toThrow(/signed URL/);
-    expect(jobId('scan-abc', 'extract', 7)).toBe('scan-abc.extract.00007');
+    expect(() => parsePayload('group', { runId: good.runId, step: 'nope', work: '/w' })).toThrow(/invalid group job payload: step/);
+    expect(jobId('scan-abc', 'extract', '00007-0123abcd')).toBe('scan-abc.extract.00007-0123abcd');
     expect(jobId('scan-abc', 'report')).not.toContain(':');
   });
 
-  it('cuts deterministic shards', () => {
-    const objs = Array.from({ length: 7 }, (_, i) => ({ key: `k${i}`, size: 1, etag: 'e' }));
-    expect(cutShards(objs, 3).map((s) => s.map((o) => o.key))).toEqual([['k0', 'k1', 'k2'], ['k3', 'k4', 'k5'], ['k6']]);
-    expect(() => cutShards(objs, 0)).toThrow(/shard size/);
+  it('cuts shards where the keys say, so an added object moves only the shard around it', () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => `day-${i % 7}/img-${String(i).padStart(6, '0')}.jpg`).sort();
+    const cut = (ks: readonly string[], size: number): string[][] => {
+      const shards: string[][] = [];
+      let cur: string[] = [];
+      for (const k of ks) {
+        cur.push(k);
+        if (shardEndsAfter(k, cur.length, size)) {
+          shards.push(cur);
+          cur = [];
+        }
+      }
+      if (cur.length > 0) shards.push(cur);
+      return shards;
+    };
+    const shards = cut(keys, 100);
+    expect(shards.every((s) => s.length <= 200)).toBe(true);
+    const mean = keys.length / shards.length;
+    expect(mean).toBeGreaterThan(60);
+    expect(mean).toBeLessThan(120);
+    expect(cut(keys, 100)).toEqual(shards);
+    // One key added: every shard but the one that takes it is unchanged.
+    const added = [...keys, 'day-3/img-new.jpg'].sort();
+    const after = cut(added, 100);
+    const before = new Set(shards.map((s) => s.join('|')));
+    expect(after.filter((s) => !before.has(s.join('|'))).length).toBe(1);
+    expect(cut(keys, 1).every((s) => s.length === 1)).toBe(true);
   });
 });

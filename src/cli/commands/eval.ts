@@ -5,8 +5,7 @@ import { OodError } from '../../shared/errors.js';
 import { evaluateScores, formatEvalTable, type EvalReport, type EvalSet } from '../../shared/eval.js';
 import { stableHash } from '../../shared/hash.js';
 import { rocCurve } from '../../shared/metrics.js';
-import { readScoreTable } from '../../shared/outputs/read-scores.js';
-import { OUTPUT_FILES, type RunSummary } from '../../shared/outputs/score-files.js';
+import { OUTPUT_FILES, readScoreParts, type RunSummary } from '../../shared/outputs/score-files.js';
 import { renderEvalHtml, rocSvg } from '../../shared/report/render.js';
 import { getJson, joinKey } from '../../shared/storage/object-store.js';
 import { joinUri, type Location } from '../../shared/storage/locate.js';
@@ -63,15 +62,16 @@ export async function evalCommand(argv: readonly string[], env: EnvConfig): Prom
     plans.push({ set, out, plan });
   }
   const roots = [modelUri, workRoot, ...sets.map((s) => s.uri)];
-  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'group', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   const scored: EvalSet[] = [];
   try {
     for (const { set, out, plan } of plans) {
-      await runner.scan(plan, `[${set.name}] ${plan.images} images in ${plan.shards.length} shards`);
+      await runner.scan(plan, { what: `[${set.name}] ${set.uri}`, listed: (r) => `${r.images} images in ${r.shards} shards` });
       const o = open(out);
       const summary = await getJson<RunSummary>(o.store, joinKey(o.prefix, OUTPUT_FILES.summary));
+      const parts = await readScoreParts(o.store, o.prefix);
       scored.push({
-        table: await readScoreTable(o.store, joinKey(o.prefix, OUTPUT_FILES.parquet)),
+        table: parts.table,
         failed: summary.input.failed,
         extractSeconds: summary.input.images / Math.max(summary.throughput.extractImgPerS, 1e-9),
         scoreSeconds: summary.input.scored / Math.max(summary.throughput.scoreImgPerS, 1e-9),

@@ -36,11 +36,14 @@ export async function fitCommand(argv: readonly string[], env: EnvConfig): Promi
   const workers = int(v, 'workers', 1, 256);
   const size = shardSize(v);
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
-  const plan = await planFit({ input: openLocation(idUri, env, true), model: modelUri, config, shardSize: size, maxBytes: maxBytes(v) });
+  const plan = await planFit({ input: openLocation(idUri, env, true), model: modelUri, config, shardSize: size, maxBytes: maxBytes(v), open: (uri, mustExist = false) => openLocation(uri, env, mustExist) });
   await assertWritable(openLocation(modelUri, env));
-  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'train'], roots: [idUri, modelUri], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'group', 'train'], roots: [idUri, modelUri], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
-    const r = await runner.fit(plan, `${plan.images} ID images in ${plan.extracts.length} shards (${plan.listed} listed; skipped: ${describeSkipped(plan.skippedByReason)}); LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`);
+    const r = await runner.fit(plan, {
+      what: `${idUri} -> ${modelUri}: LFDN ${config.lfdn.width} x ${config.lfdn.depth}, ${config.train.epochs} epochs`,
+      listed: (rec) => `${rec.listed} entries: ${rec.images} ID images in ${rec.shards} shards (skipped: ${describeSkipped(rec.skippedByReason)})`,
+    });
     log(
       `model saved to ${modelUri}: ${r.trainCount} training images, ${r.holdoutCount} held out, ${r.failed} failed; ` +
         `${r.primary} threshold ${r.threshold.toPrecision(5)} at ${(config.scoring.tpr * 100).toFixed(0)}% ID kept` +

@@ -8,10 +8,11 @@ import { openRunner } from '../run.js';
 
 export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc> [--shard-size N] [--cache <loc>] [--workers N]
   Scores every image under --input through the queue pipeline (locations are folders or s3://
-  URIs): extract and score jobs per shard, then a report job that writes scores.parquet,
-  scores.csv, failures.csv, summary.json and report.html/json/md under --out. "ood-audit score" is
-  the same command.
-  --shard-size N   images per shard (default 1000)
+  URIs): the listing is cut into shards as it comes (extract and score jobs per shard, a merge job
+  per group of shards), then a report job writes scores/, failures/, skipped/ (part files; also
+  scores.parquet, scores.csv, failures.csv and skipped.csv up to 100,000 rows), summary.json and
+  report.html/json/md under --out. "ood-audit score" is the same command.
+  --shard-size N   images per shard, on average (default 1000; cut where the keys say, at most twice)
   --cache <loc>    feature cache (default <model>/cache); an unchanged shard is never re-encoded
   --workers N      local worker processes to start if none serves the queues (default: one per core)
   --full           scan every image (default: only images new or changed since the last completed
@@ -49,14 +50,19 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
   });
   await assertWritable(open(outUri));
   const roots = [inputUri, modelUri, outUri, ...(settings.cache !== undefined ? [settings.cache] : [])];
-  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'group', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
   try {
-    const full = plan.skippedByReason[SKIP_REASONS.unchanged] !== undefined ? '; --full rescans unchanged images' : '';
-    const result = await runner.scan(plan, `${plan.images} images in ${plan.shards.length} shards (${plan.listed} listed; skipped: ${describeSkipped(plan.skippedByReason)}${full})`);
+    const result = await runner.scan(plan, {
+      what: `${inputUri} -> ${outUri}${settings.full ? ' (full)' : ''}`,
+      listed: (r) => {
+        const full = r.skippedByReason[SKIP_REASONS.unchanged] !== undefined ? '; --full rescans unchanged images' : '';
+        return `${r.listed} entries: ${r.images} images in ${r.shards} shards (skipped: ${describeSkipped(r.skippedByReason)}${full})`;
+      },
+    });
     process.stdout.write(
       `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
         `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
-        `${result.missingShards.length > 0 ? `; shards not scored: ${result.missingShards.join(', ')}` : ''}; outputs in ${outUri}\n`,
+        `${result.missingShardCount > 0 ? `; ${result.missingShardCount} shards not scored (${result.missingShards.join(', ')}${result.missingShardCount > result.missingShards.length ? ', ...' : ''})` : ''}; outputs in ${outUri}\n`,
     );
   } finally {
     await runner.close();

@@ -5,7 +5,7 @@ import { parseRoots } from '../../shared/storage/roots.js';
 import { runWorkersUntilSignal } from '../../workers/worker.js';
 import { int, list, parse, str } from '../options.js';
 
-export const WORKER_USAGE = `ood-audit worker --roots <loc,...> [--queues extract,train,score,report,schedule] [--concurrency N]
+export const WORKER_USAGE = `ood-audit worker --roots <loc,...> [--queues extract,train,score,group,report,schedule] [--concurrency N]
   Serves the queues until SIGTERM/SIGINT. Connects to REDIS_URL (default 127.0.0.1:6379); S3 from
   the AWS SDK's standard environment. OOD_BACKEND picks the tensor backend (default auto).
   --roots L,L     the locations this worker serves: absolute folders and s3://bucket/prefix/ (default

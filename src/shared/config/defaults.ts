@@ -15,4 +15,10 @@ export const DEFAULTS = Object.freeze({
   partitionDepth: 1,
   /** Largest image file read, in bytes (--max-bytes): larger files are per-image failures, never read. */
   maxBytes: 256 * 1024 * 1024,
+  /**
+   * Runs with at most this many scored images (failures, skipped entries) also get the single files
+   * scores.parquet and scores.csv (failures.csv, skipped.csv), merged in memory from the part files
+   * every run has; larger runs are read as the scores/ (failures/, skipped/) datasets.
+   */
+  singleFileMax: 100_000,
 });

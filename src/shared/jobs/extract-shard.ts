@@ -6,9 +6,9 @@
 import { extractFeatures } from '../extract.js';
 import { OodError } from '../errors.js';
 import { decodeFeatureSet, encodeFeatureSet, type FeatureSet } from '../feature-set.js';
-import { cacheKey, shardManifest, type ExtractPayload, type ExtractResult } from '../queue/contract.js';
-import { reasonCategory } from '../report/report.js';
-import { getValidJson, joinKey } from '../storage/object-store.js';
+import { cacheKey, shardContentHash, shardManifest, workKeys, type ExtractPayload, type ExtractResult } from '../queue/contract.js';
+import { reasonCategory } from '../report/aggregate.js';
+import { getValidJson, joinKey, objectUri } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
 
 export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<ExtractResult> {
@@ -23,7 +23,12 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<
     return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000 };
   }
   const work = ctx.open(p.work);
-  const manifest = await getValidJson(work.store, joinKey(work.prefix, p.shard.manifestKey), shardManifest);
+  const manifestKey = joinKey(work.prefix, workKeys.manifest(p.shard.id));
+  const manifest = await getValidJson(work.store, manifestKey, shardManifest);
+  // The features are cached under the payload's content hash: the manifest must be that content.
+  if (manifest.shard !== p.shard.index || manifest.objects.length !== p.shard.count || shardContentHash(p.input, p.maxBytes, manifest.objects) !== p.shard.contentHash) {
+    throw new OodError('PAYLOAD_INVALID', `${objectUri(work.store, manifestKey)}: does not match shard ${p.shard.id} of the job (its content hash differs)`);
+  }
   const input = ctx.open(p.input);
   const bar = ctx.progress('extract', manifest.objects.length, 'img');
   const batchSeconds: number[] = [];

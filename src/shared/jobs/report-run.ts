@@ -1,80 +1,143 @@
 /**
- * Job: a scan's shard scores -> the run's outputs (scores.parquet, scores.csv, failures.csv,
- * summary.json, report.json/html/md) and the prefix's scan state. A shard whose score job failed is
- * not fatal: each of its images is listed in failures.csv with the shard's failure reason, and the
- * shard number in summary.json's run.missingShards (the next incremental scan retries it).
+ * Job: a scan's groups -> the run's outputs under --out: the score, failure and skipped parts
+ * (single files too for small runs), report.json/html/md from the merged aggregates, summary.json
+ * (written last: the outputs are complete), then the prefix's scan state.
+ *
+ * A group that failed is not fatal: each of its images is listed in failures/ with the group's
+ * failure reason, and its shards in summary.json's run.missingShards; the scan state leaves their
+ * keys out, so the next incremental scan retries them. Memory: the report's aggregate (4 bytes per
+ * scored image, the galleries, the summary sample) and one group or page at a time.
  */
-import type { Failure } from '../feature-set.js';
 import { readCalibration, readModelJson } from '../dlsr/model-json.js';
-import { flagTable, OUTPUT_FILES, writeScoreFiles } from '../outputs/score-files.js';
+import { OodError } from '../errors.js';
+import type { Failure } from '../feature-set.js';
+import { accounting, SKIP_REASONS } from '../outputs/accounting.js';
 import { writeReportFiles } from '../outputs/report-files.js';
-import { readScanState, type ScanState } from '../outputs/scan-state.js';
-import { mergeShardScores, shardScoresSchema, type ShardScores } from '../outputs/shard-scores.js';
-import { runListing, runSkipped, shardManifest, workKeys, type ReportPayload, type ReportResult } from '../queue/contract.js';
-import { accounting } from '../outputs/accounting.js';
-import { getValidJson, joinKey } from '../storage/object-store.js';
+import { concatCsvParts, concatTables, OUTPUT_DIRS, OUTPUT_FILES, readScoresParquet, REASONS_HEADER, reasonsToCsv, scoresToCsv, scoresToParquet, scoreSummary, type RunSummary } from '../outputs/score-files.js';
+import { readStateIndex, writeScanState, type KeyRange } from '../outputs/scan-state.js';
+import { groupOutcome, groupPayload, partKeys, runRecord, workKeys, type ReportPayload, type ReportResult } from '../queue/contract.js';
+import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates } from '../report/aggregate.js';
+import type { Location } from '../storage/locate.js';
+import { getValidJson, joinKey, putJson } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
+import { shardFailures } from './merge-group.js';
 
-/** What the report job knows of its shards besides their files. */
-export interface ShardOutcomes {
-  /** Shards whose score job failed, with the reason. */
-  readonly failed: ReadonlyMap<number, string>;
-  /** Seconds spent extracting and scoring, summed over the shards. */
-  readonly extractSeconds: number;
-  readonly scoreSeconds: number;
+/** Shards listed in a report result (the report and summary.json list them all). */
+const RESULT_SHARDS = 100;
+
+/** Deletes the part files under `dir` that this run did not write (a previous run's, into the same output). */
+async function removeStaleParts(out: Location, dir: string, keep: ReadonlySet<string>): Promise<void> {
+  const stale: string[] = [];
+  for await (const e of out.store.list(joinKey(out.prefix, dir))) if (!keep.has(e.key)) stale.push(e.key);
+  for (const k of stale) await out.store.delete(k);
 }
 
-export async function reportRun(p: ReportPayload, outcomes: ShardOutcomes, ctx: JobContext): Promise<ReportResult> {
+async function removeIfPresent(loc: Location, name: string): Promise<void> {
+  const key = joinKey(loc.prefix, name);
+  if ((await loc.store.head(key)) !== undefined) await loc.store.delete(key);
+}
+
+/** `failedGroups`: groups whose job failed (by group index), with the reason. */
+export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<number, string>, ctx: JobContext): Promise<ReportResult> {
   const work = ctx.open(p.work);
-  const parts: ShardScores[] = [];
-  const missing: number[] = [];
-  const shardFailures: Failure[] = [];
-  for (let shard = 0; shard < p.shards; shard++) {
-    const key = joinKey(work.prefix, workKeys.scores(shard));
-    const failedReason = outcomes.failed.get(shard);
-    if (failedReason === undefined && (await work.store.head(key)) !== undefined) {
-      parts.push(await getValidJson(work.store, key, shardScoresSchema));
-      continue;
-    }
-    missing.push(shard);
-    const manifest = await getValidJson(work.store, joinKey(work.prefix, workKeys.manifest(shard)), shardManifest);
-    const reason = `shard ${shard} failed: ${failedReason ?? 'no scores were written'}`;
-    for (const o of manifest.objects) shardFailures.push({ key: o.key, reason });
-  }
-  const merged = mergeShardScores(parts);
-  const table = merged.table;
-  const failures = [...merged.failures, ...shardFailures];
-  const tally = accounting(p.listed, table.keys.length, failures.length, p.skippedByReason, `run ${p.runId}`);
-  const skipped = await getValidJson(work.store, joinKey(work.prefix, workKeys.skipped), runSkipped);
+  const out = ctx.open(p.out);
+  const w = (key: string): string => joinKey(work.prefix, key);
+  const o = (key: string): string => joinKey(out.prefix, key);
+  const record = await getValidJson(work.store, w(workKeys.run), runRecord);
+  if (record.runId !== p.runId) throw new OodError('PAYLOAD_INVALID', `${p.work}: run.json is of run ${record.runId}, not ${p.runId}`);
   const modelLoc = ctx.open(p.model);
   const model = await readModelJson(modelLoc.store, modelLoc.prefix);
   const calibration = await readCalibration(modelLoc.store, modelLoc.prefix, model);
-  const primary = model.config.scoring.primary;
-  const flags = flagTable(table, calibration, primary);
-  const out = ctx.open(p.out);
-  const summary = await writeScoreFiles({
-    store: out.store,
-    prefix: out.prefix,
-    modelUri: p.model,
-    encoder: model.fingerprint.id,
-    calibration,
-    primary,
-    inputUri: p.input,
-    table,
-    flags,
-    failures,
-    skipped,
-    accounting: tally,
-    extractSeconds: outcomes.extractSeconds,
-    scoreSeconds: outcomes.scoreSeconds,
-    totalSeconds: (Date.now() - p.startedAt) / 1000,
-    backend: ctx.backend.provider,
-    run: { id: p.runId, missingShards: missing },
-  });
+
+  // Merge the groups' aggregates in key order; a failed group's images become failures.
+  const agg = emptyAggregate();
+  const missing: number[] = [];
+  const failedRanges: KeyRange[] = [];
+  const scoreParts: string[] = [];
+  const failureParts: string[] = [];
+  let extractSeconds = 0;
+  let scoreSeconds = 0;
+  const rangeOf = (lost: readonly Failure[]): void => {
+    if (lost.length > 0) failedRanges.push({ first: lost[0]!.key, last: lost[lost.length - 1]!.key });
+  };
+  for (const g of record.groups) {
+    const plan = async (): Promise<ReturnType<typeof groupPayload.parse>> => getValidJson(work.store, w(workKeys.groupPlan(g.id)), groupPayload);
+    const outcomeKey = w(workKeys.groupOutcome(g.id));
+    const failedReason = failedGroups.get(g.index);
+    if (failedReason === undefined && (await work.store.head(outcomeKey)) !== undefined) {
+      const outcome = await getValidJson(work.store, outcomeKey, groupOutcome);
+      const aggKey = w(workKeys.groupAggregate(g.id));
+      mergeAggregates(agg, decodeAggregate(await work.store.get(aggKey), aggKey), p.topK);
+      if (outcome.missingShards.length > 0) {
+        const shards = new Map((await plan()).shards.map((s) => [s.index, s]));
+        for (const m of outcome.missingShards) {
+          missing.push(m.shard);
+          const s = shards.get(m.shard);
+          if (s !== undefined) rangeOf(await shardFailures(work, s, m.reason));
+        }
+      }
+      extractSeconds += outcome.extractSeconds;
+      scoreSeconds += outcome.scoreSeconds;
+      scoreParts.push(o(partKeys.scores(g.id)));
+      failureParts.push(o(partKeys.failures(g.id)));
+      continue;
+    }
+    const reason = `group ${g.index} failed: ${failedReason ?? 'its outputs were not written'}`;
+    const lost: Failure[] = [];
+    for (const s of (await plan()).shards) {
+      const shardLost = await shardFailures(work, s, reason);
+      rangeOf(shardLost);
+      lost.push(...shardLost);
+      missing.push(s.index);
+    }
+    await out.store.put(o(partKeys.failures(g.id)), reasonsToCsv(lost, p.input));
+    failureParts.push(o(partKeys.failures(g.id)));
+    const a = emptyAggregate();
+    addFailures(a, lost);
+    mergeAggregates(agg, a, p.topK);
+  }
+  const tally = accounting(record.listed, agg.scored, agg.failed, record.skippedByReason, `run ${p.runId}`);
+
+  // skipped/ from the planner's pages; then the parts of earlier runs into this output go.
+  const skippedParts: string[] = [];
+  for (let page = 0; page < record.skippedPages; page++) {
+    const text = new TextDecoder().decode(await work.store.get(w(workKeys.skippedPage(page))));
+    await out.store.put(o(partKeys.skipped(page)), REASONS_HEADER + text);
+    skippedParts.push(o(partKeys.skipped(page)));
+  }
+  await removeStaleParts(out, OUTPUT_DIRS.scores, new Set(scoreParts));
+  await removeStaleParts(out, OUTPUT_DIRS.failures, new Set(failureParts));
+  await removeStaleParts(out, OUTPUT_DIRS.skipped, new Set(skippedParts));
+
+  // The single files, for runs small enough to hold them.
+  const outputs: Record<string, string> = { scores: o(OUTPUT_DIRS.scores), failures: o(OUTPUT_DIRS.failures), skipped: o(OUTPUT_DIRS.skipped) };
+  if (agg.scored <= p.singleFileMax) {
+    const tables = [];
+    for (const k of scoreParts) tables.push(await readScoresParquet(await out.store.get(k)));
+    const all = concatTables(tables);
+    const primary = model.config.scoring.primary;
+    await out.store.put(o(OUTPUT_FILES.parquet), scoresToParquet(all.table, all.flags, p.input, { model: p.model, encoder: model.fingerprint.id, primary }));
+    await out.store.put(o(OUTPUT_FILES.csv), scoresToCsv(all.table, all.flags, p.input));
+    outputs['parquet'] = o(OUTPUT_FILES.parquet);
+    outputs['csv'] = o(OUTPUT_FILES.csv);
+  } else {
+    await removeIfPresent(out, OUTPUT_FILES.parquet);
+    await removeIfPresent(out, OUTPUT_FILES.csv);
+  }
+  for (const [name, parts, count] of [
+    ['failures', failureParts, agg.failed],
+    ['skipped', skippedParts, tally.skipped],
+  ] as const) {
+    const file = OUTPUT_FILES[name];
+    if (count <= p.singleFileMax) {
+      await concatCsvParts(out.store, parts, REASONS_HEADER, o(file));
+      outputs[`${name}Csv`] = o(file);
+    } else await removeIfPresent(out, file);
+  }
+
   const input = ctx.open(p.input);
-  const stateLoc = p.state !== undefined ? ctx.open(p.state.uri) : undefined;
-  const stateKey = p.state !== undefined && stateLoc !== undefined ? joinKey(stateLoc.prefix, p.state.name) : undefined;
-  const previous = stateLoc !== undefined && stateKey !== undefined ? await readScanState(stateLoc.store, stateKey) : undefined;
+  const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
+  const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
   const report = await writeReportFiles({
     out,
     input: { store: input.store, prefix: input.prefix, uri: p.input },
@@ -84,9 +147,7 @@ export async function reportRun(p: ReportPayload, outcomes: ShardOutcomes, ctx: 
     runId: p.runId,
     startedAt: p.startedAt,
     backend: ctx.backend.provider,
-    table,
-    flags,
-    failures,
+    aggregate: agg,
     accounting: tally,
     incremental: p.incremental,
     maxBytes: p.maxBytes,
@@ -95,23 +156,47 @@ export async function reportRun(p: ReportPayload, outcomes: ShardOutcomes, ctx: 
     topK: p.topK,
     previous: previous === undefined ? null : { runId: previous.runId, finishedAt: previous.finishedAt, flaggedFraction: previous.flaggedFraction, scored: previous.scored },
   });
-  if (stateLoc !== undefined && stateKey !== undefined) {
-    // Everything listed at planning time counts as scanned, except the images of shards that failed
-    // (the next incremental scan retries them).
-    const objects = await getValidJson(work.store, joinKey(work.prefix, workKeys.listing), runListing);
-    for (const f of shardFailures) delete objects[f.key];
-    const state: ScanState = { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored, objects };
-    await stateLoc.store.put(stateKey, JSON.stringify(state));
+  const primary = model.config.scoring.primary;
+  const flagged = report.verdict.flagged;
+  const summary: RunSummary = {
+    model: { uri: p.model, encoder: model.fingerprint.id, primary, threshold: calibration.scores[primary]!.threshold, tpr: calibration.tpr },
+    input: { uri: p.input, images: agg.scored + agg.failed, scored: agg.scored, failed: agg.failed, skippedNonImages: tally.skippedByReason[SKIP_REASONS.notImage] ?? 0 },
+    accounting: tally,
+    flagged,
+    flaggedFraction: agg.scored > 0 ? flagged / agg.scored : 0,
+    expectedFraction: 1 - calibration.tpr,
+    scores: scoreSummary(agg, calibration),
+    throughput: {
+      extractImgPerS: (agg.scored + agg.failed) / Math.max(extractSeconds, 1e-9),
+      scoreImgPerS: agg.scored / Math.max(scoreSeconds, 1e-9),
+      seconds: (Date.now() - p.startedAt) / 1000,
+    },
+    backend: ctx.backend.provider,
+    run: { id: p.runId, missingShards: missing },
+    parts: { scores: scoreParts.length, failures: failureParts.length, skipped: skippedParts.length },
+    outputs: { ...outputs, report: o('report.html'), summary: o(OUTPUT_FILES.summary) },
+  };
+  await putJson(out.store, o(OUTPUT_FILES.summary), summary);
+  if (stateLoc !== undefined) {
+    await writeScanState({
+      state: stateLoc,
+      work: { store: work.store, pageKey: (id) => w(workKeys.statePage(id)) },
+      previous,
+      pages: record.statePages,
+      failedRanges,
+      run: { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored },
+    });
   }
-  ctx.log(`run ${p.runId}: ${summary.input.scored} scored, ${summary.input.failed} failed, ${summary.flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
+  ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
   return {
-    summaryKey: joinKey(out.prefix, OUTPUT_FILES.summary),
-    scored: summary.input.scored,
-    failed: summary.input.failed,
-    flagged: summary.flagged,
+    summaryKey: o(OUTPUT_FILES.summary),
+    scored: agg.scored,
+    failed: agg.failed,
+    flagged,
     flaggedFraction: summary.flaggedFraction,
     expectedFraction: summary.expectedFraction,
     verdict: report.verdict.level,
-    missingShards: missing,
+    missingShards: missing.slice(0, RESULT_SHARDS),
+    missingShardCount: missing.length,
   };
 }

@@ -1,47 +1,90 @@
 /**
  * The in-process driver: runs a planned run's jobs in this process, in dependency order, through the
- * same job functions the queue processors call. The failure semantics are the queue's: a shard that
- * cannot be extracted or scored fails alone and is reported (scan), while any failed extract fails a
- * fit. Cancellation (ctx.signal) stops between jobs and inside them at batch or epoch boundaries.
+ * same job functions the queue processors call, group by group as the listing produces them. The
+ * failure semantics are the queue's: a shard that cannot be extracted or scored fails alone and is
+ * reported (scan), while any failed extract fails a fit. Cancellation (ctx.signal) stops between
+ * jobs and inside them at batch or epoch boundaries.
  */
 import { coerceError, OodError } from '../errors.js';
-import type { ExtractResult, FitPlan, ReportResult, ScanPlan, TrainResult } from '../queue/contract.js';
+import type { PlannedEnd, PlannedGroup, ReportResult, RunPlan, RunRecord, TrainResult } from '../queue/contract.js';
 import type { JobContext } from './context.js';
 import { extractShard } from './extract-shard.js';
+import { collectFitGroup, mergeScanGroup } from './merge-group.js';
 import { reportRun } from './report-run.js';
 import { scoreShard } from './score-shard.js';
 import { trainModel, type OnEpoch } from './train-model.js';
+
+export interface InlineHooks {
+  /** A group was planned (before it runs). */
+  readonly onGroup?: (g: PlannedGroup) => void;
+  /** The listing is complete. */
+  readonly onListed?: (record: RunRecord) => void;
+}
 
 function checkAborted(ctx: JobContext): void {
   if (ctx.signal?.aborted === true) throw new OodError('ABORTED', 'stopped');
 }
 
-export async function runScanInline(plan: ScanPlan, ctx: JobContext): Promise<ReportResult> {
-  const failed = new Map<number, string>();
-  let extractSeconds = 0;
-  let scoreSeconds = 0;
-  for (const s of plan.shards) {
-    checkAborted(ctx);
-    try {
-      const scored = await scoreShard(s.score, await extractShard(s.extract, ctx), ctx);
-      extractSeconds += scored.extractSeconds;
-      scoreSeconds += scored.scoreSeconds;
-    } catch (err) {
-      checkAborted(ctx);
-      const e = coerceError(err);
-      ctx.log(`shard ${s.score.shard.index} failed: ${e.message}`);
-      failed.set(s.score.shard.index, `${e.code}: ${e.message}`);
-    }
-  }
-  checkAborted(ctx);
-  return reportRun(plan.report, { failed, extractSeconds, scoreSeconds }, ctx);
+/** The reason a job failed, as the queue records it ("CODE: message"). */
+function reasonOf(err: unknown): string {
+  const e = coerceError(err);
+  return `${e.code}: ${e.message}`;
 }
 
-export async function runFitInline(plan: FitPlan, ctx: JobContext, onEpoch?: OnEpoch): Promise<TrainResult> {
-  const extracted: ExtractResult[] = [];
-  for (const p of plan.extracts) {
+/** Runs each planned group with `runGroup` as the listing yields it; returns the plan's end. */
+async function runGroups(plan: RunPlan, hooks: InlineHooks, ctx: JobContext, runGroup: (g: PlannedGroup) => Promise<void>): Promise<PlannedEnd> {
+  const steps = plan.steps(plan.runId);
+  for (;;) {
     checkAborted(ctx);
-    extracted.push(await extractShard(p, ctx));
+    const next = await steps.next();
+    if (next.done === true) {
+      hooks.onListed?.(next.value.record);
+      return next.value;
+    }
+    hooks.onGroup?.(next.value);
+    await runGroup(next.value);
   }
-  return trainModel(plan.train, extracted, ctx, onEpoch);
+}
+
+export async function runScanInline(plan: RunPlan, ctx: JobContext, hooks: InlineHooks = {}): Promise<ReportResult> {
+  const failedGroups = new Map<number, string>();
+  const end = await runGroups(plan, hooks, ctx, async (g) => {
+    try {
+      const results = [];
+      const failed = new Map<number, string>();
+      for (const s of g.shards) {
+        checkAborted(ctx);
+        if (s.score === undefined) throw new OodError('INTERNAL', `shard ${s.shard.index} of a scan has no score job`);
+        try {
+          results.push(await scoreShard(s.score, await extractShard(s.extract, ctx), ctx));
+        } catch (err) {
+          checkAborted(ctx);
+          ctx.log(`shard ${s.shard.index} failed: ${coerceError(err).message}`);
+          failed.set(s.shard.index, reasonOf(err));
+        }
+      }
+      await mergeScanGroup(g.group, { results, failed }, ctx);
+    } catch (err) {
+      checkAborted(ctx);
+      ctx.log(`group ${g.group.group.index} failed: ${coerceError(err).message}`);
+      failedGroups.set(g.group.group.index, reasonOf(err));
+    }
+  });
+  checkAborted(ctx);
+  if (end.kind !== 'scan') throw new OodError('INTERNAL', 'a scan plan ended as a fit');
+  return reportRun(end.report, failedGroups, ctx);
+}
+
+export async function runFitInline(plan: RunPlan, ctx: JobContext, hooks: InlineHooks = {}, onEpoch?: OnEpoch): Promise<TrainResult> {
+  const end = await runGroups(plan, hooks, ctx, async (g) => {
+    const results = [];
+    for (const s of g.shards) {
+      checkAborted(ctx);
+      results.push(await extractShard(s.extract, ctx));
+    }
+    await collectFitGroup(g.group, results, ctx);
+  });
+  checkAborted(ctx);
+  if (end.kind !== 'fit') throw new OodError('INTERNAL', 'a fit plan ended as a scan');
+  return trainModel(end.train, ctx, onEpoch);
 }

@@ -1,5 +1,5 @@
 /**
- * Job: the ID features of every extract shard -> LFDN training with a checkpoint in the model folder
+ * Job: the ID features of every extract shard (the run's groups record their extract results) -> LFDN training with a checkpoint in the model folder
  * after every epoch -> baselines and calibration on the held-out ID images -> the model artifact.
  * A retried or re-delivered job (its worker was killed, or the fit was run again) resumes from the
  * last checkpoint when it was made with the same configuration, encoder and training data.
@@ -12,24 +12,35 @@ import { decodeCheckpoint, encodeCheckpoint, saveModel } from '../dlsr/artifact.
 import { MODEL_FILES } from '../dlsr/model-json.js';
 import { fitDlsr } from '../dlsr/fit.js';
 import { disposeModel } from '../dlsr/model.js';
-import type { ExtractResult, TrainPayload, TrainResult } from '../queue/contract.js';
-import { joinKey } from '../storage/object-store.js';
+import { groupExtracts, runRecord, workKeys, type ExtractResult, type TrainPayload, type TrainResult } from '../queue/contract.js';
+import { getValidJson, joinKey } from '../storage/object-store.js';
 import { versions, type JobContext } from './context.js';
 import { readExtracted } from './extract-shard.js';
 
 /** Called after every epoch (the queue records the epoch, loss and checkpoint on the job). */
 export type OnEpoch = (epoch: number, loss: number, checkpointKey: string) => Promise<void>;
 
+/** The extract results of every shard of a fit run, in shard order, from its groups' records. */
+async function extractResults(p: TrainPayload, ctx: JobContext): Promise<ExtractResult[]> {
+  const work = ctx.open(p.work);
+  const record = await getValidJson(work.store, joinKey(work.prefix, workKeys.run), runRecord);
+  if (record.runId !== p.runId) throw new OodError('PAYLOAD_INVALID', `${p.work}: run.json is of run ${record.runId}, not ${p.runId}`);
+  const results: ExtractResult[] = [];
+  for (const g of record.groups) results.push(...(await getValidJson(work.store, joinKey(work.prefix, workKeys.groupExtracts(g.id)), groupExtracts)));
+  if (results.length !== record.shards) throw new OodError('INTERNAL', `train: expected ${record.shards} extract results, got ${results.length}`);
+  return results.sort((a, b) => a.shard - b.shard);
+}
+
 /** Reads the shards' cached features, in shard order, into one set. */
 async function loadFeatures(extracted: readonly ExtractResult[], ctx: JobContext): Promise<FeatureSet> {
   const sets: FeatureSet[] = [];
-  for (const r of [...extracted].sort((a, b) => a.shard - b.shard)) sets.push(await readExtracted(r, ctx));
+  for (const r of extracted) sets.push(await readExtracted(r, ctx));
   return concatFeatureSets(sets);
 }
 
-export async function trainModel(p: TrainPayload, extracted: readonly ExtractResult[], ctx: JobContext, onEpoch?: OnEpoch): Promise<TrainResult> {
+export async function trainModel(p: TrainPayload, ctx: JobContext, onEpoch?: OnEpoch): Promise<TrainResult> {
   const config = validateDlsrConfig(p.config as unknown as DlsrConfig);
-  if (extracted.length !== p.shards) throw new OodError('INTERNAL', `train: expected ${p.shards} extract results, got ${extracted.length}`);
+  const extracted = await extractResults(p, ctx);
   const features = await loadFeatures(extracted, ctx);
   for (const f of features.failures.slice(0, 20)) ctx.log(`skipped ${f.key}: ${f.reason}`);
   if (features.failures.length > 20) ctx.log(`... and ${features.failures.length - 20} more failed images`);

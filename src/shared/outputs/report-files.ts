@@ -1,11 +1,11 @@
 /**
  * Writes a scan's report next to its scores: report.json, report.html (self-contained) and
- * report.md, with thumbnails of the most OOD and most typical images made by sharp.
+ * report.md, from the run's merged aggregate, with thumbnails (made by sharp) of the final top-K
+ * most OOD and most typical images only, fetched after the merge.
  */
 import sharp from 'sharp';
-import type { Calibration, Flags } from '../calibration.js';
+import type { Calibration } from '../calibration.js';
 import type { ModelJson } from '../dlsr/model-json.js';
-import { scoreTypesOf, type ScoreTable } from '../score-table.js';
 import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
 import { buildReport, type ReportInput, type ScanReport } from '../report/report.js';
 import { renderHtml, renderMarkdown } from '../report/render.js';
@@ -27,8 +27,8 @@ export async function thumbnail(data: Uint8Array, size = 96): Promise<string | u
   }
 }
 
-/** What the report needs besides the scores: passed through to buildReport unchanged. */
-type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'failures' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
+/** What the report needs besides the aggregate: passed through to buildReport unchanged. */
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'aggregate' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
 
 export interface ReportFilesParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
@@ -36,8 +36,6 @@ export interface ReportFilesParams extends RunFacts {
   /** The model's description and calibration. */
   readonly model: Pick<ModelJson, 'config' | 'fingerprint' | 'info'>;
   readonly calibration: Calibration;
-  readonly table: ScoreTable;
-  readonly flags: Flags;
   /** Largest image read for a thumbnail. */
   readonly maxBytes: number;
 }
@@ -46,7 +44,6 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
   const primary = p.model.config.scoring.primary;
   const pc = p.calibration.scores[primary];
   if (pc === undefined) throw new OodError('MODEL_INVALID', `${p.modelUri}: the calibration has no ${primary} score`);
-  const scores = Object.fromEntries(scoreTypesOf(p.table.scores).map((t) => [t, p.table.scores[t]!]));
   const report = buildReport({
     runId: p.runId,
     startedAt: p.startedAt,
@@ -60,12 +57,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     calibration: pc,
     tpr: p.calibration.tpr,
     inputUri: p.input.uri,
-    inputPrefix: '',
-    keys: p.table.keys,
-    scores,
-    flagged: p.flags.flagged,
-    rank: p.flags.rank,
-    failures: p.failures,
+    aggregate: p.aggregate,
     accounting: p.accounting,
     incremental: p.incremental,
     missingShards: p.missingShards,

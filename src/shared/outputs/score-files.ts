@@ -1,26 +1,35 @@
 /**
- * A scored run's files under one prefix: scores.parquet and scores.csv (one row per image: `key`
- * relative to the scanned location, its full `uri`, `sha256` of its bytes, every computed score,
- * `rank` = the primary score's calibrated rank among the ID holdout scores, `flagged` = primary score
- * above the calibrated threshold), failures.csv (every image that could not be scored, with the
- * reason), skipped.csv (listed entries that were not images or could not be listed as objects, with
- * the reason) and summary.json with the accounting. summary.json is written last: its presence marks
- * the run's outputs as complete.
+ * A scored run's files under one prefix:
+ *
+ *   scores/part-<group>.parquet   one row per scored image: `key` relative to the scanned location,
+ *                                 its full `uri`, `sha256` of its bytes, every computed score, `rank`
+ *                                 = the primary score's calibrated rank among the ID holdout scores,
+ *                                 `flagged` = primary score above the calibrated threshold
+ *   failures/part-<group>.csv     every image that could not be scored, with the reason
+ *   skipped/part-NNNNN.csv        listed entries that were not scanned, with the reason
+ *   summary.json                  the accounting and score summary; written last, its presence marks
+ *                                 the outputs as complete
+ *
+ * Each folder is one dataset (DuckDB: read_parquet('<out>/scores/*.parquet')). Runs of at most
+ * DEFAULTS.singleFileMax rows also get the single files scores.parquet, scores.csv, failures.csv
+ * and skipped.csv, with the same rows in the same (key) order.
  *
  * CSV text cells (keys, URIs, reasons) that a spreadsheet would run as a formula (starting with =,
  * +, -, @, tab or carriage return) are written with a leading apostrophe (OWASP's advice for CSV
  * injection); numbers are written as they are.
  */
+import { parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { flagScores, type Calibration, type Flags } from '../calibration.js';
 import { OodError } from '../errors.js';
 import type { Failure } from '../feature-set.js';
-import type { ScoreType } from '../dlsr/config.js';
-import { scoreTypesOf, type ScoreTable } from '../score-table.js';
-import { meanStd, quantileSorted } from '../stats.js';
+import { SCORE_TYPES, type ScoreType } from '../dlsr/config.js';
+import { scoreTypesOf, type ScoreColumns, type ScoreTable } from '../score-table.js';
+import type { Aggregate } from '../report/aggregate.js';
+import { quantileSorted } from '../stats.js';
 import { joinUri } from '../storage/locate.js';
-import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
-import { SKIP_REASONS, type Accounting } from './accounting.js';
+import { joinKey, type ObjectStore } from '../storage/object-store.js';
+import type { Accounting } from './accounting.js';
 
 export const OUTPUT_FILES = {
   parquet: 'scores.parquet',
@@ -29,6 +38,12 @@ export const OUTPUT_FILES = {
   skipped: 'skipped.csv',
   summary: 'summary.json',
 } as const;
+
+/** The part folders of a run's outputs. */
+export const OUTPUT_DIRS = { scores: 'scores/', failures: 'failures/', skipped: 'skipped/' } as const;
+
+/** The header of failures.csv and skipped.csv (and their parts). */
+export const REASONS_HEADER = 'key,uri,reason\n';
 
 export interface RunSummary {
   readonly model: { readonly uri: string; readonly encoder: string; readonly primary: ScoreType; readonly threshold: number; readonly tpr: number };
@@ -39,11 +54,17 @@ export interface RunSummary {
   readonly flaggedFraction: number;
   /** Fraction expected to be flagged if the input were in-distribution (1 - tpr). */
   readonly expectedFraction: number;
-  readonly scores: Readonly<Record<string, { mean: number; median: number; p95: number; idThreshold: number }>>;
+  /**
+   * Per score type: the exact mean; the median and 95th percentile of the scored images, exact up to
+   * the report aggregate's SAMPLE images, above that of a sample of SAMPLE images chosen by key hash.
+   */
+  readonly scores: Readonly<Record<string, { mean: number; median: number; p95: number; idThreshold: number; exact: boolean }>>;
   readonly throughput: { readonly extractImgPerS: number; readonly scoreImgPerS: number; readonly seconds: number };
   readonly backend: string;
   readonly outputs: Readonly<Record<string, string>>;
   readonly run?: { readonly id: string; readonly missingShards: readonly number[] };
+  /** Part files written, per folder. */
+  readonly parts: { readonly scores: number; readonly failures: number; readonly skipped: number };
 }
 
 /** The primary score's flags of a table, from the model's calibration (the one place they are computed). */
@@ -95,65 +116,70 @@ export function scoresToParquet(table: ScoreTable, flags: Flags, inputUri: strin
   return new Uint8Array(buf);
 }
 
+/** One row of failures.csv or skipped.csv. */
+export function reasonRow(key: string, reason: string, inputUri: string): string {
+  return `${csvText(key)},${csvText(uriOf(inputUri, key))},${csvText(reason)}\n`;
+}
+
 /** failures.csv and skipped.csv: key, uri, reason. */
 export function reasonsToCsv(rows: readonly Failure[], inputUri: string): string {
-  return ['key,uri,reason', ...rows.map((f) => `${csvText(f.key)},${csvText(uriOf(inputUri, f.key))},${csvText(f.reason)}`)].join('\n') + '\n';
+  return REASONS_HEADER + rows.map((f) => reasonRow(f.key, f.reason, inputUri)).join('');
 }
 
-export interface WriteScoreFilesParams {
-  readonly store: ObjectStore;
-  readonly prefix: string;
-  readonly modelUri: string;
-  readonly encoder: string;
-  readonly calibration: Calibration;
-  readonly primary: ScoreType;
-  readonly inputUri: string;
-  readonly table: ScoreTable;
-  readonly flags: Flags;
-  readonly failures: readonly Failure[];
-  /** The skipped entries named in skipped.csv. */
-  readonly skipped: readonly Failure[];
-  readonly accounting: Accounting;
-  readonly extractSeconds: number;
-  readonly scoreSeconds: number;
-  readonly totalSeconds: number;
-  readonly backend: string;
-  /** The run that produced the outputs, and shards whose images could not be scored. */
-  readonly run: { readonly id: string; readonly missingShards: readonly number[] };
-}
-
-export async function writeScoreFiles(p: WriteScoreFilesParams): Promise<RunSummary> {
-  const k = (name: string): string => joinKey(p.prefix, name);
-  const types = scoreTypesOf(p.table.scores);
-  await p.store.put(k(OUTPUT_FILES.parquet), scoresToParquet(p.table, p.flags, p.inputUri, { model: p.modelUri, encoder: p.encoder, primary: p.primary }));
-  await p.store.put(k(OUTPUT_FILES.csv), scoresToCsv(p.table, p.flags, p.inputUri));
-  await p.store.put(k(OUTPUT_FILES.failures), reasonsToCsv(p.failures, p.inputUri));
-  await p.store.put(k(OUTPUT_FILES.skipped), reasonsToCsv(p.skipped, p.inputUri));
-  const flagged = p.flags.flagged.reduce((s, f) => s + f, 0);
-  const n = p.table.keys.length;
-  const summary: RunSummary = {
-    model: { uri: p.modelUri, encoder: p.encoder, primary: p.primary, threshold: p.calibration.scores[p.primary]!.threshold, tpr: p.calibration.tpr },
-    input: { uri: p.inputUri, images: n + p.failures.length, scored: n, failed: p.failures.length, skippedNonImages: p.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0 },
-    accounting: p.accounting,
-    flagged,
-    flaggedFraction: n > 0 ? flagged / n : 0,
-    expectedFraction: 1 - p.calibration.tpr,
-    scores: Object.fromEntries(
-      types.map((t) => {
-        const sorted = Float64Array.from(p.table.scores[t]!).sort();
-        const some = sorted.length > 0;
-        return [t, { mean: some ? meanStd(sorted).mean : Number.NaN, median: some ? quantileSorted(sorted, 0.5) : Number.NaN, p95: some ? quantileSorted(sorted, 0.95) : Number.NaN, idThreshold: p.calibration.scores[t]?.threshold ?? Number.NaN }];
-      }),
-    ),
-    throughput: {
-      extractImgPerS: (n + p.failures.length) / Math.max(p.extractSeconds, 1e-9),
-      scoreImgPerS: n / Math.max(p.scoreSeconds, 1e-9),
-      seconds: p.totalSeconds,
-    },
-    backend: p.backend,
-    run: p.run,
-    outputs: Object.fromEntries(Object.entries(OUTPUT_FILES).map(([name, file]) => [name, k(file)])),
+/** Reads a scores parquet file (a part or scores.parquet) back into a table and its flags. */
+export async function readScoresParquet(bytes: Uint8Array): Promise<{ table: ScoreTable; flags: Flags }> {
+  const rows = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer });
+  const scores: ScoreColumns = {};
+  for (const t of SCORE_TYPES) if (rows.length > 0 && rows[0]![t] !== undefined) scores[t] = Float32Array.from(rows, (r) => Number(r[t]));
+  return {
+    table: { keys: rows.map((r) => String(r['key'])), digests: rows.map((r) => String(r['sha256'])), scores },
+    flags: { rank: Float64Array.from(rows, (r) => Number(r['rank'])), flagged: Uint8Array.from(rows, (r) => (r['flagged'] === true ? 1 : 0)) },
   };
-  await putJson(p.store, k(OUTPUT_FILES.summary), summary);
-  return summary;
 }
+
+/** Concatenates tables (and their flags) in order; a score type is kept if every non-empty part has it. */
+export function concatTables(parts: readonly { table: ScoreTable; flags: Flags }[]): { table: ScoreTable; flags: Flags } {
+  const nonEmpty = parts.filter((p) => p.table.keys.length > 0);
+  const scores: ScoreColumns = {};
+  for (const t of SCORE_TYPES) {
+    if (nonEmpty.length === 0 || !nonEmpty.every((p) => p.table.scores[t] !== undefined)) continue;
+    scores[t] = Float32Array.from(nonEmpty.flatMap((p) => Array.from(p.table.scores[t]!)));
+  }
+  return {
+    table: { keys: nonEmpty.flatMap((p) => p.table.keys), digests: nonEmpty.flatMap((p) => p.table.digests), scores },
+    flags: { rank: Float64Array.from(nonEmpty.flatMap((p) => Array.from(p.flags.rank))), flagged: Uint8Array.from(nonEmpty.flatMap((p) => Array.from(p.flags.flagged))) },
+  };
+}
+
+/** Every part of a scores dataset (<prefix>/scores/part-*.parquet, in key order) as one table. */
+export async function readScoreParts(store: ObjectStore, prefix: string): Promise<{ table: ScoreTable; flags: Flags }> {
+  const parts: { table: ScoreTable; flags: Flags }[] = [];
+  for await (const e of store.list(joinKey(prefix, OUTPUT_DIRS.scores))) {
+    if ('skipped' in e || !/\/part-[^/]+\.parquet$/.test(e.key)) continue;
+    parts.push(await readScoresParquet(await store.get(e.key)));
+  }
+  return concatTables(parts);
+}
+
+/** Concatenates CSV parts (each with the header) into one file with one header. */
+export async function concatCsvParts(store: ObjectStore, keys: readonly string[], header: string, outKey: string): Promise<void> {
+  const chunks = [header];
+  for (const k of keys) {
+    const text = new TextDecoder().decode(await store.get(k));
+    chunks.push(text.startsWith(header) ? text.slice(header.length) : text);
+  }
+  await store.put(outKey, chunks.join(''));
+}
+
+/** The per-score-type summary of summary.json, from a run's aggregate. */
+export function scoreSummary(agg: Aggregate, calibration: Calibration): RunSummary['scores'] {
+  const exact = agg.sample.length >= agg.scored;
+  return Object.fromEntries(
+    [...agg.sums].map(([t, sum]) => {
+      const sorted = Float64Array.from(agg.sample, (e) => e.scores[t] ?? Number.NaN).sort();
+      const some = sorted.length > 0;
+      return [t, { mean: agg.scored > 0 ? sum / agg.scored : Number.NaN, median: some ? quantileSorted(sorted, 0.5) : Number.NaN, p95: some ? quantileSorted(sorted, 0.95) : Number.NaN, idThreshold: calibration.scores[t as ScoreType]?.threshold ?? Number.NaN, exact }];
+    }),
+  );
+}
+

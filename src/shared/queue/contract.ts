@@ -1,11 +1,22 @@
 /**
- * The queue contract: queue names, job payloads and results, job ids and default job options, in one
- * place for producers and workers. Payloads are re-validated when a job starts (job data from Redis
- * is untyped JSON). Payloads carry locations (URIs) and keys, never credentials or signed URLs.
+ * The queue contract: queue names, job payloads and results, job ids, the keys of a run's work files
+ * and default job options, in one place for producers and workers. Payloads are re-validated when a
+ * job starts (job data from Redis is untyped JSON) and carry locations (URIs) and keys, never
+ * credentials or signed URLs.
+ *
+ * The job graph of a run is built in bounded pieces while the input is listed:
+ *
+ *   scan:  per group of up to GROUP_SHARDS shards, one flow:
+ *            group <- score shard i <- extract shard i        (group: merge the shards' outputs)
+ *          then, once the listing is complete, the report job (it waits for the groups).
+ *   fit:   per group, one flow: group <- extract shard i; then the train job (it waits for the groups).
+ *
+ * No Redis call and no flow grows with the number of shards beyond one group.
  */
 import { z } from 'zod';
 import type { DefaultJobOptions } from 'bullmq';
 import { OodError } from '../errors.js';
+import { stableHash } from '../hash.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { MAX_OBJECT_BYTES } from '../storage/object-store.js';
 
@@ -13,11 +24,19 @@ export const QUEUES = {
   extract: 'ood-extract',
   train: 'ood-train',
   score: 'ood-score',
+  group: 'ood-group',
   report: 'ood-report',
   schedule: 'ood-schedule',
 } as const;
 export type QueueKind = keyof typeof QUEUES;
 export const QUEUE_KINDS = Object.keys(QUEUES) as QueueKind[];
+
+/**
+ * A group closes at GROUP_SHARDS shards or GROUP_IMAGES images, whichever comes first (a group of
+ * one shard may hold up to twice the shard size): one flow, one part file of scores and failures.
+ */
+export const GROUP_SHARDS = 64;
+export const GROUP_IMAGES = 32_768;
 
 const location = z.string().min(1).refine((s) => !/[?&](X-Amz-|Signature=|AWSAccessKeyId=)/i.test(s), 'must not be a signed URL');
 
@@ -26,6 +45,9 @@ const relativeKey = z.string().min(1).refine((k) => !k.startsWith('/') && !k.spl
 
 /** Run ids are made by the planner: "scan-" or "fit-" and 16 hex digits (they name folders). */
 const runId = z.string().regex(/^(scan|fit)-[0-9a-f]{16}$/, 'must be a run id (scan-/fit- and 16 hex digits)');
+
+/** A shard's or group's id within its run: its number and a hash of its content ("00012-3fa9c2d1"). */
+const partId = z.string().regex(/^\d{5,}-[0-9a-f]{8}$/, 'must be a shard or group id');
 
 const encoderSpec = z.object({
   name: z.string(),
@@ -36,15 +58,19 @@ const encoderSpec = z.object({
   batchSize: z.number().int().positive().optional(),
 });
 
+const maxBytes = z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes);
+const partitionDepth = z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth);
+const topK = z.number().int().min(0).max(500).default(DEFAULTS.topK);
+
 export const shardSchema = z.object({
-  /** Shard number within the run, 0-based. */
+  /** Shard number within the run, 0-based, in key order. */
   index: z.number().int().min(0),
-  /** Key of the shard manifest (JSON list of keys, sizes, ETags), relative to the run's work location. */
-  manifestKey: z.string().regex(/^shards\/\d{5}\.manifest\.json$/, 'must be a shard manifest name'),
+  /** The shard's id: its number and the start of its content hash. */
+  id: partId,
   /** Images in the shard. */
   count: z.number().int().min(0),
   /** Content hash of the shard (its location, keys, ETags and read limit): the feature cache key. */
-  contentHash: z.string(),
+  contentHash: z.string().regex(/^[0-9a-f]{16}$/),
 });
 export type Shard = z.infer<typeof shardSchema>;
 
@@ -65,7 +91,7 @@ export const extractPayload = z.object({
   /** Feature cache location (features keyed by encoder fingerprint + shard content). */
   cache: location,
   /** Largest image file read, in bytes; larger ones are per-image failures. */
-  maxBytes: z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes),
+  maxBytes,
 });
 export type ExtractPayload = z.infer<typeof extractPayload>;
 
@@ -85,6 +111,65 @@ export const extractResult = z.object({
 });
 export type ExtractResult = z.infer<typeof extractResult>;
 
+export const scorePayload = z.object({
+  runId,
+  work: location,
+  model: location,
+  /** The scanned location (the score rows' full URIs). */
+  input: location,
+  shard: shardSchema,
+  partitionDepth,
+  topK,
+});
+export type ScorePayload = z.infer<typeof scorePayload>;
+
+export const scoreResult = z.object({ shard: z.number().int().min(0), images: z.number().int(), failed: z.number().int(), extractSeconds: z.number(), scoreSeconds: z.number(), cached: z.boolean() });
+export type ScoreResult = z.infer<typeof scoreResult>;
+
+/** A group of shards: merges its shards' outputs (scan) or collects their extract results (fit). */
+export const groupPayload = z.object({
+  runId,
+  step: z.literal('group'),
+  /** scan: the children are score jobs; fit: extract jobs. */
+  mode: z.enum(['scan', 'fit']),
+  work: location,
+  /** Where a scan's score and failure parts go (<out>/scores/, <out>/failures/). */
+  out: location.optional(),
+  /** The scanned location (the parts' full URIs). */
+  input: location,
+  /** The model whose scores are merged (scan). */
+  model: location.optional(),
+  group: z.object({ index: z.number().int().min(0), id: partId }),
+  shards: z.array(shardSchema).min(1).max(GROUP_SHARDS),
+  /** Images in the report's galleries (the aggregates keep that many). */
+  topK,
+});
+export type GroupPayload = z.infer<typeof groupPayload>;
+
+/**
+ * The "listing complete" step of a run: a child of the run's final job, added delayed when the run
+ * starts and kept delayed by the planner while it lists. The planner promotes it once run.json is
+ * written; if the planner dies, it fires when the delay runs out, finds no run.json and fails the run
+ * (the final job fails with it), so a run whose listing never completed can never report.
+ */
+export const listedPayload = z.object({ runId, step: z.literal('listed'), work: location });
+export type ListedPayload = z.infer<typeof listedPayload>;
+
+/** Jobs of the group queue. */
+export const groupQueuePayload = z.discriminatedUnion('step', [groupPayload, listedPayload]);
+export type GroupQueuePayload = z.infer<typeof groupQueuePayload>;
+
+export const groupResult = z.object({
+  group: z.number().int().min(-1),
+  scored: z.number().int(),
+  failed: z.number().int(),
+  /** Shards of the group whose score job failed, with the reason. */
+  missingShards: z.array(z.object({ shard: z.number().int().min(0), reason: z.string() })),
+  extractSeconds: z.number(),
+  scoreSeconds: z.number(),
+});
+export type GroupResult = z.infer<typeof groupResult>;
+
 export const trainPayload = z.object({
   runId,
   work: location,
@@ -94,8 +179,6 @@ export const trainPayload = z.object({
   input: location.optional(),
   /** The DLSR configuration (validated again by the core). */
   config: z.record(z.string(), z.unknown()),
-  /** Number of extract shards (their feature keys come from the children's results). */
-  shards: z.number().int().min(1),
 });
 export type TrainPayload = z.infer<typeof trainPayload>;
 
@@ -112,39 +195,25 @@ export const trainResult = z.object({
 });
 export type TrainResult = z.infer<typeof trainResult>;
 
-export const scorePayload = z.object({
-  runId,
-  work: location,
-  model: location,
-  shard: shardSchema,
-});
-export type ScorePayload = z.infer<typeof scorePayload>;
-
-export const scoreResult = z.object({ shard: z.number().int().min(0), scoresKey: z.string(), images: z.number().int(), failed: z.number().int(), extractSeconds: z.number(), scoreSeconds: z.number(), cached: z.boolean() });
-export type ScoreResult = z.infer<typeof scoreResult>;
-
 export const reportPayload = z.object({
   runId,
   work: location,
   model: location,
   input: location,
   out: location,
-  shards: z.number().int().min(0),
-  /** Entries listed under the input (images and everything else). */
-  listed: z.number().int().min(0),
-  /** Listed entries not scanned, by reason (not an image, special file, link loop, unchanged, ...). */
-  skippedByReason: z.record(z.string(), z.number().int().min(0)),
   startedAt: z.number(),
   /** Partitions of the report: the first N path segments below the input prefix. */
-  partitionDepth: z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth),
+  partitionDepth,
   /** Images in each of the report's most-OOD and most-typical galleries. */
-  topK: z.number().int().min(0).max(500).default(DEFAULTS.topK),
+  topK,
   /** Incremental scan: objects unchanged since the previous scan were left out. */
   incremental: z.boolean().default(false),
   /** Largest image read (for thumbnails). */
-  maxBytes: z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes),
-  /** Folder holding the per-prefix scan state (what the last scan saw), and the state's key name. */
-  state: z.object({ uri: location, name: z.string().regex(/^[0-9a-f]{16}\.json$/, 'must be a scan state file name') }).optional(),
+  maxBytes,
+  /** Write the single-file scores.parquet / scores.csv when the run scores at most this many images. */
+  singleFileMax: z.number().int().min(0).default(DEFAULTS.singleFileMax),
+  /** Folder of the input's scan state (what the last scan saw), when the run records it. */
+  state: location.optional(),
 });
 export type ReportPayload = z.infer<typeof reportPayload>;
 
@@ -157,7 +226,9 @@ export const reportResult = z.object({
   expectedFraction: z.number(),
   /** The dataset verdict's level ("shifted", "possibly shifted", ...). */
   verdict: z.string(),
+  /** The first shards that could not be scored (summary.json lists them all), and how many. */
   missingShards: z.array(z.number().int()),
+  missingShardCount: z.number().int().min(0),
 });
 export type ReportResult = z.infer<typeof reportResult>;
 
@@ -169,13 +240,13 @@ export const schedulePayload = z.object({
   out: location,
   cache: location.optional(),
   shardSize: z.number().int().min(1).default(DEFAULTS.shardSize),
-  maxBytes: z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes),
+  maxBytes,
   full: z.boolean().default(false),
-  partitionDepth: z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth),
-  topK: z.number().int().min(0).max(500).default(DEFAULTS.topK),
+  partitionDepth,
+  topK,
 });
 export type SchedulePayload = z.infer<typeof schedulePayload>;
-export const scheduleResult = z.object({ runId: z.string(), out: z.string(), images: z.number().int(), created: z.boolean() });
+export const scheduleResult = z.object({ runId: z.string(), out: z.string(), created: z.boolean() });
 export type ScheduleResult = z.infer<typeof scheduleResult>;
 
 /** Expands {date} / {datetime} in a scheduled scan's output location. */
@@ -184,43 +255,28 @@ export function expandOut(template: string, at: Date): string {
   return template.replaceAll('{date}', iso.slice(0, 10)).replaceAll('{datetime}', iso.slice(0, 16).replace(':', '-'));
 }
 
-/** A file the producer writes into a run's work area before the run starts (manifests, listing). */
-export interface PlanFile {
-  /** Location (URI) of the work area and the key of the file in it. */
-  readonly work: string;
-  readonly key: string;
-  readonly body: string;
-}
-
 /**
- * A planned scan: its id, the files it needs, and every job's payload in dependency order (extract,
- * then score, per shard; then the report). The queue driver enqueues it as a flow; the in-process
- * driver runs the same payloads through the same job functions.
+ * What a run's listing found, written to its work area once the listing is complete (run.json): the
+ * final job reads it, and its presence is the "listing complete" fact of the run.
  */
-export interface ScanPlan {
-  readonly kind: 'scan';
-  readonly runId: string;
-  readonly files: readonly PlanFile[];
-  readonly shards: readonly { readonly extract: ExtractPayload; readonly score: ScorePayload }[];
-  readonly report: ReportPayload;
-  /** Images to scan. */
-  readonly images: number;
-  /** Entries listed under the input, and those that will not be scanned, by reason. */
-  readonly listed: number;
-  readonly skippedByReason: Readonly<Record<string, number>>;
-}
-
-/** A planned fit: extract every shard, then train. */
-export interface FitPlan {
-  readonly kind: 'fit';
-  readonly runId: string;
-  readonly files: readonly PlanFile[];
-  readonly extracts: readonly ExtractPayload[];
-  readonly train: TrainPayload;
-  readonly images: number;
-  readonly listed: number;
-  readonly skippedByReason: Readonly<Record<string, number>>;
-}
+export const runRecord = z.object({
+  runId,
+  /** The groups of shards, in key order. */
+  groups: z.array(z.object({ index: z.number().int().min(0), id: partId, shards: z.number().int().min(1), images: z.number().int().min(1) })),
+  shards: z.number().int().min(0),
+  /** Images to scan (or to fit on). */
+  images: z.number().int().min(0),
+  /** Every entry listed under the input, and those not scanned, by reason. */
+  listed: z.number().int().min(0),
+  skippedByReason: z.record(z.string(), z.number().int().min(0)),
+  /** Pages of skipped.csv rows in the work area. */
+  skippedPages: z.number().int().min(0),
+  /** Scan state pages this run writes when it completes (the rest stay as they are). */
+  statePages: z.array(z.object({ id: z.string().regex(/^[0-9a-f]{16}$/), first: z.string(), last: z.string(), count: z.number().int().min(0) })).default([]),
+  /** Whether the state changed at all (new, changed or deleted objects). */
+  stateChanged: z.boolean().default(false),
+});
+export type RunRecord = z.infer<typeof runRecord>;
 
 /** "12 not an image (file extension), 3 unchanged since the previous scan" (or "nothing"). */
 export function describeSkipped(byReason: Readonly<Record<string, number>>): string {
@@ -228,17 +284,11 @@ export function describeSkipped(byReason: Readonly<Record<string, number>>): str
   return parts.length > 0 ? parts.join(', ') : 'nothing';
 }
 
-export type RunPlan = ScanPlan | FitPlan;
-
-/** The job whose completion ends a run. */
-export function finalJobOf(plan: RunPlan): { readonly queue: 'report' | 'train'; readonly id: string } {
-  return plan.kind === 'scan' ? { queue: 'report', id: jobId(plan.runId, 'report') } : { queue: 'train', id: jobId(plan.runId, 'train') };
-}
-
 export interface PayloadOf {
   extract: ExtractPayload;
   train: TrainPayload;
   score: ScorePayload;
+  group: GroupQueuePayload;
   report: ReportPayload;
   schedule: SchedulePayload;
 }
@@ -246,11 +296,12 @@ export interface ResultOf {
   extract: ExtractResult;
   train: TrainResult;
   score: ScoreResult;
+  group: GroupResult;
   report: ReportResult;
   schedule: ScheduleResult;
 }
 
-const PAYLOADS = { extract: extractPayload, train: trainPayload, score: scorePayload, report: reportPayload, schedule: schedulePayload } as const;
+const PAYLOADS = { extract: extractPayload, train: trainPayload, score: scorePayload, group: groupQueuePayload, report: reportPayload, schedule: schedulePayload } as const;
 
 /** Validates job data at the start of a job; a bad payload is permanent (never retried). */
 export function parsePayload<K extends QueueKind>(kind: K, data: unknown): PayloadOf[K] {
@@ -278,11 +329,15 @@ export function locationsOf<K extends QueueKind>(kind: K, p: PayloadOf[K]): stri
     }
     case 'score': {
       const s = p as ScorePayload;
-      return [s.work, s.model];
+      return [s.work, s.model, s.input];
+    }
+    case 'group': {
+      const g = p as GroupQueuePayload;
+      return g.step === 'listed' ? [g.work] : [g.work, g.input, ...(g.out !== undefined ? [g.out] : []), ...(g.model !== undefined ? [g.model] : [])];
     }
     case 'report': {
       const r = p as ReportPayload;
-      return [r.work, r.model, r.input, r.out, ...(r.state !== undefined ? [r.state.uri] : [])];
+      return [r.work, r.model, r.input, r.out, ...(r.state !== undefined ? [r.state] : [])];
     }
     default: {
       const s = p as SchedulePayload;
@@ -291,11 +346,16 @@ export function locationsOf<K extends QueueKind>(kind: K, p: PayloadOf[K]): stri
   }
 }
 
-/** Default options per queue: retries with exponential backoff, bounded history in Redis. */
+/**
+ * Default options per queue: retries with exponential backoff, bounded history in Redis. Shard jobs
+ * are kept an hour after they complete (their results live in the work area and in their group's
+ * record); the runs' final jobs a month.
+ */
 export const JOB_OPTIONS: Record<QueueKind, DefaultJobOptions> = {
-  extract: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  extract: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+  score: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+  group: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
   train: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
-  score: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
   report: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
   schedule: { attempts: 5, backoff: { type: 'exponential', delay: 10_000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
 };
@@ -307,26 +367,94 @@ export const SHUTDOWN_REASON = 'worker shutting down';
 export const WORKER_LOCK = { lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: 3 } as const;
 
 /** Job ids: deterministic, no ':' (BullMQ reserves it), never all digits. */
-export function jobId(runId: string, kind: QueueKind, shard?: number): string {
-  return shard === undefined ? `${runId}.${kind}` : `${runId}.${kind}.${String(shard).padStart(5, '0')}`;
+export function jobId(runId: string, kind: QueueKind, part?: string): string {
+  return part === undefined ? `${runId}.${kind}` : `${runId}.${kind}.${part}`;
 }
 
-/** A run's listing in its work area (key -> ETag of every image under the input), for the scan state. */
-export const runListing = z.record(z.string(), z.string());
+/** The final job of a run. */
+export function finalJobOf(kind: 'scan' | 'fit', runId: string): { readonly queue: 'report' | 'train'; readonly id: string } {
+  return kind === 'scan' ? { queue: 'report', id: jobId(runId, 'report') } : { queue: 'train', id: jobId(runId, 'train') };
+}
 
-/** The listed entries a run does not scan, named with the reason (skipped.json in the work area). */
-export const runSkipped = z.array(z.object({ key: z.string(), reason: z.string() }));
+/** One shard of a planned run and the payloads of its jobs. */
+export interface PlannedShard {
+  readonly shard: Shard;
+  readonly extract: ExtractPayload;
+  /** Scans only. */
+  readonly score?: ScorePayload;
+}
+
+/** A group of shards, ready to enqueue or run: their manifests are written. */
+export interface PlannedGroup {
+  readonly group: GroupPayload;
+  readonly shards: readonly PlannedShard[];
+}
+
+/** The run's final job, once the listing is complete (run.json is written). */
+export type PlannedEnd = { readonly kind: 'scan'; readonly report: ReportPayload; readonly record: RunRecord } | { readonly kind: 'fit'; readonly train: TrainPayload; readonly record: RunRecord };
+
+export interface RunPlan {
+  readonly kind: 'scan' | 'fit';
+  /**
+   * The run's id, from what determines it. The queue driver runs it under another id derived from
+   * this one when a run of this id failed before (a failed run's jobs are left for inspection).
+   */
+  readonly runId: string;
+  /** The output location a scan writes (for the claim on it), or the model a fit writes. */
+  readonly out: string;
+  /** The work area of the run with id `runId` (URI). */
+  workOf(runId: string): string;
+  /**
+   * Lists the input, writes the work files and yields each group as soon as it is full, then the
+   * final job, for the run with id `runId`. Runs once.
+   */
+  steps(runId: string): AsyncGenerator<PlannedGroup, PlannedEnd>;
+}
 
 /** Keys of run-private files in the work store. */
 export const workKeys = {
-  manifest: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.manifest.json`,
-  features: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.oodf`,
-  scores: (shard: number): string => `shards/${String(shard).padStart(5, '0')}.scores.json`,
-  /** Every image of the input at enqueue time (key -> ETag), for the scan state. */
-  listing: 'listing.json',
-  /** The listed entries that are not scanned, with the reason ([{ key, reason }]). */
-  skipped: 'skipped.json',
+  run: 'run.json',
+  manifest: (shard: string): string => `shards/${shard}.manifest.json`,
+  /** A shard's score rows and flags (JSON), and its report aggregate. */
+  shardScores: (shard: string): string => `shards/${shard}.scores.json`,
+  shardAggregate: (shard: string): string => `shards/${shard}.agg`,
+  /** A group's payload (its shards), written when it is planned. */
+  groupPlan: (group: string): string => `groups/${group}.plan.json`,
+  /** A scan group's outcome (groups/<id>.json) and merged aggregate, written when it completes. */
+  groupOutcome: (group: string): string => `groups/${group}.json`,
+  groupAggregate: (group: string): string => `groups/${group}.agg`,
+  /** A fit group's extract results (the train job reads the features they name). */
+  groupExtracts: (group: string): string => `groups/${group}.extracts.json`,
+  skippedPage: (page: number): string => `skipped/${String(page).padStart(5, '0')}.csv`,
+  statePage: (page: string): string => `state/${page}.json`,
 } as const;
+
+/** Keys of a scan's part files under its output location (one per group; a dataset by glob). */
+export const partKeys = {
+  scores: (group: string): string => `scores/part-${group}.parquet`,
+  failures: (group: string): string => `failures/part-${group}.csv`,
+  skipped: (page: number): string => `skipped/part-${String(page).padStart(5, '0')}.csv`,
+} as const;
+
+/** What a scan group's merge found (groups/<id>.json). */
+export const groupOutcome = z.object({
+  group: z.number().int().min(0),
+  scored: z.number().int().min(0),
+  failed: z.number().int().min(0),
+  /** Shards of the group that could not be scored, with the reason. */
+  missingShards: z.array(z.object({ shard: z.number().int().min(0), reason: z.string() })),
+  extractSeconds: z.number().min(0),
+  scoreSeconds: z.number().min(0),
+});
+export type GroupOutcome = z.infer<typeof groupOutcome>;
+
+/** A fit group's extract results (groups/<id>.extracts.json). */
+export const groupExtracts = z.array(extractResult);
+
+/** A shard's content hash: its input location, read limit, and the keys and ETags of its images. */
+export function shardContentHash(inputUri: string, maxBytes: number, objects: readonly { readonly key: string; readonly etag: string }[]): string {
+  return stableHash(inputUri, maxBytes, objects.map((o) => [o.key, o.etag]));
+}
 
 /** Key of a shard's features in the feature cache (v2: feature sets with content digests). */
 export function cacheKey(fingerprintId: string, contentHash: string): string {

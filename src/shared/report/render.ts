@@ -2,7 +2,8 @@
  * Renders a scan report as a self-contained HTML page (inline CSS and SVG, thumbnails as data URIs;
  * no scripts, fonts or network) and as a short Markdown summary for a chat or a ticket.
  */
-import type { Histogram, ImageEntry, ScanReport } from './report.js';
+import type { Histogram, ScanReport } from './report.js';
+import type { ImageEntry } from './aggregate.js';
 import { formatP, type Verdict } from './verdict.js';
 import { formatAccounting } from '../outputs/accounting.js';
 

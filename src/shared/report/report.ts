@@ -6,7 +6,8 @@
 import type { ScoreCalibration } from '../calibration.js';
 import type { Failure } from '../feature-set.js';
 import type { ScoreType } from '../dlsr/config.js';
-import { partitionOf, verdict, type Verdict } from './verdict.js';
+import { verdict, type Verdict } from './verdict.js';
+import { partitionScores, type Aggregate, type ImageEntry } from './aggregate.js';
 import { quantileSorted } from '../stats.js';
 import { SKIP_REASONS, type Accounting } from '../outputs/accounting.js';
 
@@ -20,19 +21,6 @@ export interface Histogram {
   /** Fraction of the ID holdout images per bin. */
   readonly id: number[];
   readonly threshold: number;
-}
-
-export interface ImageEntry {
-  readonly key: string;
-  readonly score: number;
-  /** Position among the ID holdout scores, 0..1. */
-  readonly rank: number;
-  readonly flagged: boolean;
-  readonly partition: string;
-  /** Every computed score. */
-  readonly scores: Readonly<Record<string, number>>;
-  /** Thumbnail file name under thumbs/ (when one could be made). */
-  thumbnail?: string;
 }
 
 export interface PartitionReport extends Verdict {
@@ -83,14 +71,8 @@ export interface ReportInput {
   readonly calibration: ScoreCalibration;
   readonly tpr: number;
   readonly inputUri: string;
-  /** Key prefix of the scanned location (partitions are the path segments below it). */
-  readonly inputPrefix: string;
-  readonly keys: readonly string[];
-  /** Every computed score column (same order as keys). */
-  readonly scores: Readonly<Partial<Record<ScoreType, ArrayLike<number>>>>;
-  readonly flagged: ArrayLike<number>;
-  readonly rank: ArrayLike<number>;
-  readonly failures: readonly Failure[];
+  /** What the run's shards contributed (counts, partition scores, galleries, failures). */
+  readonly aggregate: Aggregate;
   /** listed = scored + failed + skipped, with the skipped entries by reason. */
   readonly accounting: Accounting;
   readonly incremental: boolean;
@@ -99,17 +81,6 @@ export interface ReportInput {
   /** Images shown in each of the most-OOD and most-typical lists. */
   readonly topK: number;
   readonly previous: PreviousRun | null;
-}
-
-/** Failure reasons grouped into readable categories (decoder messages vary in details). */
-export function reasonCategory(reason: string): string {
-  const r = reason.toLowerCase();
-  if (r.includes('empty file')) return 'empty file';
-  if (r.includes('pixel limit')) return 'image too large (pixel limit)';
-  if (r.includes('unsupported image format')) return 'not an image / unsupported format';
-  if (r.includes('premature end') || r.includes('truncated') || r.includes('corrupt')) return 'truncated or corrupt image';
-  if (r.startsWith('shard ')) return 'shard failed';
-  return reason.length > 80 ? `${reason.slice(0, 77)}...` : reason;
 }
 
 export function histogram(scan: ArrayLike<number>, id: ArrayLike<number>, threshold: number, bins = 40): Histogram {
@@ -131,45 +102,21 @@ export function histogram(scan: ArrayLike<number>, id: ArrayLike<number>, thresh
 }
 
 export function buildReport(r: ReportInput): ScanReport {
-  const primary = r.scores[r.primary];
-  if (primary === undefined) throw new Error(`report: primary score ${r.primary} missing`);
+  const agg = r.aggregate;
   const expected = 1 - r.tpr;
   const idScores = r.calibration.sorted;
-  const overall = verdict(primary, r.flagged, idScores, expected);
-  // Partitions.
-  const groups = new Map<string, number[]>();
-  r.keys.forEach((k, i) => {
-    const p = partitionOf(k, r.inputPrefix, r.partitionDepth);
-    const g = groups.get(p);
-    if (g === undefined) groups.set(p, [i]);
-    else g.push(i);
-  });
-  const partitions: PartitionReport[] = [...groups].map(([name, idx]) => ({
-    name,
-    ...verdict(
-      idx.map((i) => primary[i]!),
-      idx.map((i) => r.flagged[i]!),
-      idScores,
-      expected,
-    ),
-  }));
+  const byPartition = [...agg.partitions].map(([name, p]) => ({ name, scores: partitionScores(p), flagged: p.flagged }));
+  const all = new Float32Array(agg.scored);
+  let off = 0;
+  for (const p of byPartition) {
+    all.set(p.scores, off);
+    off += p.scores.length;
+  }
+  const overall = verdict(all, byPartition.reduce((s, p) => s + p.flagged, 0), idScores, expected);
+  const partitions: PartitionReport[] = byPartition.map((p) => ({ name: p.name, ...verdict(p.scores, p.flagged, idScores, expected) }));
   partitions.sort((a, b) => b.severity - a.severity || a.name.localeCompare(b.name));
-  // Failures.
-  const byReason = new Map<string, number>();
-  for (const f of r.failures) byReason.set(reasonCategory(f.reason), (byReason.get(reasonCategory(f.reason)) ?? 0) + 1);
-  // Most OOD and most typical images.
-  const order = r.keys.map((_, i) => i).sort((a, b) => primary[b]! - primary[a]!);
-  const entry = (i: number): ImageEntry => ({
-    key: r.keys[i]!,
-    score: primary[i]!,
-    rank: r.rank[i]!,
-    flagged: r.flagged[i]! > 0,
-    partition: partitionOf(r.keys[i]!, r.inputPrefix, r.partitionDepth),
-    scores: Object.fromEntries(Object.entries(r.scores).map(([t, v]) => [t, (v as ArrayLike<number>)[i]!])),
-  });
-  const k = Math.min(r.topK, r.keys.length);
   const seconds = (r.finishedAt - r.startedAt) / 1000;
-  const scanned = r.keys.length + r.failures.length;
+  const scanned = agg.scored + agg.failed;
   const previous =
     r.previous === null
       ? null
@@ -192,17 +139,17 @@ export function buildReport(r: ReportInput): ScanReport {
       incremental: r.incremental,
     },
     model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr },
-    input: { uri: r.inputUri, images: scanned, scored: r.keys.length, failed: r.failures.length, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
+    input: { uri: r.inputUri, images: scanned, scored: agg.scored, failed: agg.failed, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
     verdict: overall,
     partitions: { depth: r.partitionDepth, list: partitions },
-    histogram: histogram(primary, idScores, r.calibration.threshold),
+    histogram: histogram(all, idScores, r.calibration.threshold),
     failures: {
-      count: r.failures.length,
-      byReason: [...byReason].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count),
-      examples: r.failures.slice(0, 200),
+      count: agg.failed,
+      byReason: [...agg.failuresByReason].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count),
+      examples: agg.failureExamples,
     },
-    mostOod: order.slice(0, k).map(entry),
-    mostTypical: order.slice(-k).reverse().map(entry),
+    mostOod: agg.mostOod.slice(0, r.topK),
+    mostTypical: agg.mostTypical.slice(0, r.topK),
     previous,
   };
 }

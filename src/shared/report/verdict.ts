@@ -40,11 +40,11 @@ export function formatP(p: number): string {
   return `p = ${p.toFixed(3)}`;
 }
 
-export function verdict(scores: ArrayLike<number>, flagged: ArrayLike<number>, idScores: ArrayLike<number>, expectedFraction: number, options: VerdictOptions = {}): Verdict {
+/** The verdict of a set of scanned images: their primary scores and how many of them are flagged. */
+export function verdict(scores: ArrayLike<number>, flagged: number, idScores: ArrayLike<number>, expectedFraction: number, options: VerdictOptions = {}): Verdict {
   const alpha = options.alpha ?? 0.001;
   const n = scores.length;
-  let k = 0;
-  for (let i = 0; i < flagged.length; i++) k += flagged[i]! > 0 ? 1 : 0;
+  const k = flagged;
   const frac = n > 0 ? k / n : 0;
   const binomialP = binomialUpperP(k, n, expectedFraction);
   const mw = mannWhitney(scores, idScores);

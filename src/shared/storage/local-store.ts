@@ -8,7 +8,7 @@ import { mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promis
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { OodError } from '../errors.js';
-import { MAX_OBJECT_BYTES, tooLarge, type GetOptions, type ListEntry, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { compareKeys, MAX_OBJECT_BYTES, tooLarge, type GetOptions, type ListEntry, type ObjectInfo, type ObjectStore } from './object-store.js';
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -141,7 +141,7 @@ export class LocalStore implements ObjectStore {
       else entries.push({ name, key, full, kind: 'skip', size: 0, mtimeMs: 0, reason: `not a regular file (${st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'})` });
     }
     const sortKey = (e: { key: string; kind: string }): string => (e.kind === 'dir' ? `${e.key}/` : e.key);
-    entries.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
+    entries.sort((a, b) => compareKeys(sortKey(a), sortKey(b)));
     for (const e of entries) {
       if (e.kind === 'dir') {
         const dirKey = `${e.key}/`;

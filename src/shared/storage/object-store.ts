@@ -22,6 +22,23 @@ export interface SkippedEntry {
 
 export type ListEntry = ObjectInfo | SkippedEntry;
 
+/**
+ * The order of keys in a listing: by Unicode code point, which is the UTF-8 byte order S3 lists in
+ * (JavaScript's `<` compares UTF-16 code units and differs for characters beyond U+FFFF).
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const surrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdfff;
+    if (!surrogate(x) && !surrogate(y)) return x - y;
+    return (a.codePointAt(i) ?? x) - (b.codePointAt(i) ?? y);
+  }
+  return a.length - b.length;
+}
+
 export function isSkipped(e: ListEntry): e is SkippedEntry {
   return 'skipped' in e;
 }

@@ -1,28 +1,26 @@
 /**
- * Sandboxed processor of the report queue: which shards failed (their score jobs' failures, ignored
- * so the report still runs) and the time the shards took -> reportRun.
+ * Sandboxed processor of the report queue: which groups failed (their jobs' failures, ignored so the
+ * report still runs) -> reportRun.
  */
 import type { SandboxedJob } from 'bullmq';
 import { reportRun } from '../../shared/jobs/report-run.js';
-import { scoreResult, type ReportResult } from '../../shared/queue/contract.js';
+import type { ReportResult } from '../../shared/queue/contract.js';
 import { payloadOf, runJob } from '../runtime.js';
+
+/** A group's index from its job key ("...:<run>.group.<index>-<hash>"). */
+function groupIndex(jobKey: string): number | undefined {
+  const m = /\.group\.(\d+)-[0-9a-f]{8}$/.exec(jobKey);
+  return m === null ? undefined : Number(m[1]);
+}
 
 export default async function report(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<ReportResult> {
   return runJob(job, token, signal, async (ctx) => {
     const p = payloadOf('report', job.data);
     const failed = new Map<number, string>();
     for (const [jobKey, reason] of Object.entries(await job.getIgnoredChildrenFailures())) {
-      const m = /\.score\.(\d+)$/.exec(jobKey);
-      if (m !== null) failed.set(Number(m[1]), String(reason));
+      const g = groupIndex(jobKey);
+      if (g !== undefined) failed.set(g, String(reason));
     }
-    let extractSeconds = 0;
-    let scoreSeconds = 0;
-    for (const v of Object.values(await job.getChildrenValues())) {
-      const r = scoreResult.safeParse(v);
-      if (!r.success) continue;
-      extractSeconds += r.data.extractSeconds;
-      scoreSeconds += r.data.scoreSeconds;
-    }
-    return reportRun(p, { failed, extractSeconds, scoreSeconds }, ctx);
+    return reportRun(p, failed, ctx);
   });
 }

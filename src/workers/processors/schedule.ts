@@ -1,10 +1,11 @@
 /**
  * Processor of the schedule queue: a job scheduler fired (say, nightly); plan an incremental scan of
- * the prefix into the output location expanded for this firing ({date}, {datetime}) and enqueue it.
- * This processor is a producer: it plans and enqueues like the CLI does.
+ * the prefix into the output location expanded for this firing ({date}, {datetime}) and enqueue it,
+ * listing the input as the CLI does (the job lasts as long as the listing). This processor is a
+ * producer: it plans and enqueues like the CLI does.
  */
 import type { SandboxedJob } from 'bullmq';
-import { enqueuePlan } from '../../producers/enqueue.js';
+import { startRun } from '../../producers/enqueue.js';
 import { planScan } from '../../producers/plan.js';
 import { describeSkipped, expandOut, type ScheduleResult } from '../../shared/queue/contract.js';
 import { redisConnection } from '../../shared/queue/redis.js';
@@ -31,9 +32,10 @@ export default async function schedule(job: SandboxedJob, token?: string, signal
     const env = processorEnv();
     const connection = redisConnection(env.redis.url);
     try {
-      const { created } = await enqueuePlan({ connection, prefix: env.queuePrefix }, plan, open);
-      ctx.log(`scheduled scan ${job.id}: run ${plan.runId} into ${out} (${plan.images} images; skipped: ${describeSkipped(plan.skippedByReason)})`);
-      return { runId: plan.runId, out, images: plan.images, created };
+      const run = await startRun({ connection, prefix: env.queuePrefix }, plan);
+      const record = await run.list();
+      ctx.log(`scheduled scan ${job.id}: run ${run.runId} into ${out}${record !== undefined ? ` (${record.images} images; skipped: ${describeSkipped(record.skippedByReason)})` : ' (already queued or done)'}`);
+      return { runId: run.runId, out, created: run.created };
     } finally {
       await connection.quit().catch(() => connection.disconnect());
     }

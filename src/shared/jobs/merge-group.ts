@@ -1,0 +1,98 @@
+/**
+ * Job: a group of shards -> one part of the run's outputs.
+ *
+ *   scan: the shards' score rows -> <out>/scores/part-<group>.parquet, their failures (and every
+ *         image of a shard that could not be scored, with the shard's reason) ->
+ *         <out>/failures/part-<group>.csv, their report aggregates merged -> groups/<group>.agg, and
+ *         groups/<group>.json, written last, with what the group found.
+ *   fit:  the shards' extract results -> groups/<group>.extracts.json (the train job reads them).
+ *
+ * Memory is bounded by a group (GROUP_SHARDS shards or GROUP_IMAGES images).
+ */
+import type { Failure } from '../feature-set.js';
+import { readModelJson } from '../dlsr/model-json.js';
+import { OodError } from '../errors.js';
+import { reasonsToCsv, scoresToParquet } from '../outputs/score-files.js';
+import { mergeShardScores, shardScoresSchema, type ShardScores } from '../outputs/shard-scores.js';
+import { partKeys, shardManifest, workKeys, type ExtractResult, type GroupOutcome, type GroupPayload, type ScoreResult } from '../queue/contract.js';
+import { addFailures, decodeAggregate, emptyAggregate, encodeAggregate, mergeAggregates } from '../report/aggregate.js';
+import type { Location } from '../storage/locate.js';
+import { getValidJson, joinKey } from '../storage/object-store.js';
+import type { JobContext } from './context.js';
+
+/** What the driver knows of a scan group's shards: their score results, and the failed ones' reasons. */
+export interface ShardOutcomes {
+  readonly results: readonly ScoreResult[];
+  readonly failed: ReadonlyMap<number, string>;
+}
+
+/** The objects of a shard that could not be scored, as failures with the shard's reason. */
+export async function shardFailures(work: Location, shard: { index: number; id: string }, reason: string): Promise<Failure[]> {
+  const manifest = await getValidJson(work.store, joinKey(work.prefix, workKeys.manifest(shard.id)), shardManifest);
+  return manifest.objects.map((o) => ({ key: o.key, reason: `shard ${shard.index} failed: ${reason}` }));
+}
+
+export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, ctx: JobContext): Promise<GroupOutcome> {
+  if (p.mode !== 'scan' || p.out === undefined || p.model === undefined) throw new OodError('PAYLOAD_INVALID', `group ${p.group.id}: a scan group needs its output and model`);
+  const work = ctx.open(p.work);
+  const out = ctx.open(p.out);
+  const modelLoc = ctx.open(p.model);
+  const model = await readModelJson(modelLoc.store, modelLoc.prefix);
+  const parts: ShardScores[] = [];
+  const failures: Failure[] = [];
+  const missingShards: GroupOutcome['missingShards'] = [];
+  const agg = emptyAggregate();
+  for (const shard of p.shards) {
+    const reason = outcomes.failed.get(shard.index);
+    const scoresKey = joinKey(work.prefix, workKeys.shardScores(shard.id));
+    if (reason === undefined && (await work.store.head(scoresKey)) !== undefined) {
+      const part = await getValidJson(work.store, scoresKey, shardScoresSchema);
+      if (part.shard !== shard.index) throw new OodError('MODEL_INVALID', `${scoresKey}: holds shard ${part.shard}, not ${shard.index}`);
+      parts.push(part);
+      failures.push(...part.failures);
+      const aggKey = joinKey(work.prefix, workKeys.shardAggregate(shard.id));
+      mergeAggregates(agg, decodeAggregate(await work.store.get(aggKey), aggKey), p.topK);
+      continue;
+    }
+    const why = reason ?? 'no scores were written';
+    missingShards.push({ shard: shard.index, reason: why });
+    const lost = await shardFailures(work, shard, why);
+    failures.push(...lost);
+    const a = emptyAggregate();
+    addFailures(a, lost);
+    mergeAggregates(agg, a, p.topK);
+  }
+  const merged = mergeShardScores(parts);
+  const primary = model.config.scoring.primary;
+  await out.store.put(joinKey(out.prefix, partKeys.scores(p.group.id)), scoresToParquet(merged.table, merged.flags, p.input, { model: p.model, encoder: model.fingerprint.id, primary }));
+  await out.store.put(joinKey(out.prefix, partKeys.failures(p.group.id)), reasonsToCsv(failures, p.input));
+  await work.store.put(joinKey(work.prefix, workKeys.groupAggregate(p.group.id)), encodeAggregate(agg));
+  const outcome: GroupOutcome = {
+    group: p.group.index,
+    scored: merged.table.keys.length,
+    failed: failures.length,
+    missingShards,
+    extractSeconds: outcomes.results.reduce((s, r) => s + r.extractSeconds, 0),
+    scoreSeconds: outcomes.results.reduce((s, r) => s + r.scoreSeconds, 0),
+  };
+  await work.store.put(joinKey(work.prefix, workKeys.groupOutcome(p.group.id)), JSON.stringify(outcome));
+  return outcome;
+}
+
+/** A fit group: records its shards' extract results for the train job. */
+export async function collectFitGroup(p: GroupPayload, extracted: readonly ExtractResult[], ctx: JobContext): Promise<GroupOutcome> {
+  const byShard = new Map(extracted.map((r) => [r.shard, r]));
+  const missing = p.shards.filter((s) => !byShard.has(s.index));
+  if (missing.length > 0) throw new OodError('INTERNAL', `fit group ${p.group.id}: no extract result for shard ${missing[0]!.index}`);
+  const work = ctx.open(p.work);
+  const results = p.shards.map((s) => byShard.get(s.index)!);
+  await work.store.put(joinKey(work.prefix, workKeys.groupExtracts(p.group.id)), JSON.stringify(results));
+  return {
+    group: p.group.index,
+    scored: results.reduce((s, r) => s + r.images, 0),
+    failed: results.reduce((s, r) => s + r.failed, 0),
+    missingShards: [],
+    extractSeconds: results.reduce((s, r) => s + r.seconds, 0),
+    scoreSeconds: 0,
+  };
+}
