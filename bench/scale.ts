@@ -14,7 +14,8 @@
  *      the number of Redis keys per shard (no per-image keys).
  *   2. processing: two workers for extract, score and group jobs, one for report jobs (so the report
  *      job's sandboxed child is known): wall time per stage from the jobs' own timestamps, peak RSS
- *      of every worker parent and sandboxed child, bytes written to the run's work area.
+ *      of every worker parent and sandboxed child, the largest size of the run's work area (it is
+ *      removed when the run completes).
  * Then the growth per object of every peak RSS between the two sizes.
  *
  * Options: --sizes 100000,1000000   --shard-size 1000   --workers 2
@@ -42,7 +43,7 @@ const ROOT = path.join(CACHE, 'scale');
 /** A folder of `n` tiny PNGs in sub-folders of 1,000 (made once, kept in the bench cache). */
 async function lake(n: number): Promise<string> {
   const dir = path.join(ROOT, `lake-${n}`);
-  if (existsSync(path.join(dir, '.complete'))) return dir;
+  if (existsSync(`${dir}.complete`)) return dir;
   console.log(`generating ${n} images in ${dir}...`);
   const pngs: Buffer[] = [];
   for (let i = 0; i < 256; i++) {
@@ -55,7 +56,7 @@ async function lake(n: number): Promise<string> {
     if (i % 1000 === 0) mkdirSync(sub, { recursive: true });
     writeFileSync(path.join(sub, `i${String(i).padStart(7, '0')}.png`), pngs[(i * 131) % 256]!);
   }
-  writeFileSync(path.join(dir, '.complete'), '');
+  writeFileSync(`${dir}.complete`, '');
   return dir;
 }
 
@@ -137,13 +138,17 @@ function sampleTree(roots: () => number[], until: Promise<unknown>): Promise<Map
 function duBytes(dir: string): number {
   let total = 0;
   const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else total += statSync(p).size;
+    try {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else total += statSync(p).size;
+      }
+    } catch {
+      // Removed meanwhile (the run completed).
     }
   };
-  if (existsSync(dir)) walk(dir);
+  walk(dir);
   return total;
 }
 
@@ -212,9 +217,12 @@ async function measure(n: number, modelDir: string): Promise<SizeResult> {
   const final = finalJobOf('scan', p.runId);
   const conn = new Redis(REDIS, { maxRetriesPerRequest: null });
   const queues = Object.fromEntries((['extract', 'score', 'group', 'report'] as QueueKind[]).map((k) => [k, new Queue(QUEUES[k], { connection: conn, prefix })])) as Record<QueueKind, Queue>;
+  // The work area is removed when the run completes: its size is sampled while the run goes.
+  let workBytes = 0;
   const done = (async () => {
-    for (;;) {
+    for (let i = 0; ; i++) {
       const state = await queues.report.getJobState(final.id);
+      if (i % 10 === 0 || state === 'active') workBytes = Math.max(workBytes, duBytes(path.join(out, '.work', p.runId)));
       if (state === 'completed') return;
       if (state === 'failed') throw new Error(`run ${p.runId} failed: ${(await Job.fromId(queues.report, final.id))?.failedReason}`);
       await new Promise((r) => setTimeout(r, 1000));
@@ -243,7 +251,7 @@ async function measure(n: number, modelDir: string): Promise<SizeResult> {
     stages,
     totalSeconds,
     peakRssMB: { workerParent: max(parents), processorChild: max(children), reportChild: max(reportChildren) },
-    workBytes: duBytes(path.join(out, '.work', p.runId)),
+    workBytes,
   };
   console.log(`[${n}] done in ${totalSeconds.toFixed(0)} s: ${JSON.stringify(result)}`);
   return result;
@@ -268,7 +276,7 @@ const rows = [
   ['worker parent peak RSS (MB)', ...results.map((r) => f(r.peakRssMB.workerParent))],
   ['extract/score/group child peak RSS (MB)', ...results.map((r) => f(r.peakRssMB.processorChild))],
   ['report job child peak RSS (MB)', ...results.map((r) => f(r.peakRssMB.reportChild))],
-  ['work area written (MB)', ...results.map((r) => f(r.workBytes / 1e6, 1))],
+  ['work area, largest seen (MB)', ...results.map((r) => f(r.workBytes / 1e6, 1))],
 ];
 let md = `# bench:scale\n\nMeasured ${new Date().toISOString().slice(0, 10)} on this machine (${workerCount} workers, shard size ${shardSize}); tiny images and encoder (see bench/scale.ts).\n\n| | ${results.map((r) => f(r.objects)).join(' | ')} |\n|---|${results.map(() => '---:').join('|')}|\n`;
 for (const [label, ...cells] of rows.slice(1)) md += `| ${label} | ${cells.join(' | ')} |\n`;

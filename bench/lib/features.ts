@@ -48,7 +48,7 @@ export async function featuresFor(dir: string, spec: EncoderSpec, processes = 2,
   // The product's planning (listing, shards, manifests); the extract jobs run in child processes.
   const extracts: ExtractPayload[] = [];
   const steps = plan.steps(plan.runId);
-  for (let next = await steps.next(); next.done !== true; next = await steps.next()) extracts.push(...next.value.shards.map((s) => s.extract));
+  for (let next = await steps.next(); next.done !== true; next = await steps.next()) extracts.push(...next.value.shards);
   const images = extracts.reduce((n, e) => n + e.shard.count, 0);
   const planFile = path.join(CACHE, 'runs', `${plan.runId}.extracts.json`);
   mkdirSync(path.dirname(planFile), { recursive: true });

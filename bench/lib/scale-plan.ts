@@ -13,7 +13,8 @@ const env = parseEnv(process.env);
 const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> => openLocation(uri, env, mustExist);
 const started = performance.now();
 const connection = redisConnection(env.redis.url);
-const plan = await planScan({ input: open(input, true), model, out, shardSize: Number(shardSize), incremental: false, recordState: true, open });
+// A cache of its own: every shard is really extracted.
+const plan = await planScan({ input: open(input, true), model, out, cache: `${out}/cache`, shardSize: Number(shardSize), incremental: false, recordState: true, open });
 const run = await startRun({ connection, prefix }, plan);
 let firstGroup: number | undefined;
 const record = await run.list({ onGroup: () => (firstGroup ??= performance.now()) });

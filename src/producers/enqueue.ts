@@ -5,11 +5,10 @@
  *   start:     the final job (report or train) with one child, the run's "listed" step, delayed
  *              (LISTED_DELAY) and kept delayed by the planner's heartbeat while it lists
  *   per group: one flow, a child of the final job:
- *                scan: group <- score shard i <- extract shard i
- *                      a failed extract fails its score job; a failed score job does NOT fail the
- *                      group (it lists the shard's images as failures), and a failed group does
- *                      not fail the report (it lists the group's), so one bad shard (an
- *                      unreadable prefix) never sinks a nightly scan
+ *                scan: group <- score shard i (extract, then score)
+ *                      a failed score job does NOT fail the group (it lists the shard's images as
+ *                      failures), and a failed group does not fail the report (it lists the
+ *                      group's), so one bad shard (an unreadable prefix) never sinks a nightly scan
  *                fit:  group <- extract shard i        (any failed extract fails the fit)
  *   end:       run.json is written and the "listed" step promoted: once it and every group are
  *              done, the final job runs. A planner that dies leaves the step delayed until its
@@ -22,7 +21,7 @@
 import { FlowProducer, Job, Queue, type FlowJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ConnectionLog } from '../shared/queue/connection-log.js';
-import { finalJobOf, jobId, JOB_OPTIONS, QUEUES, type ExtractPayload, type PlannedEnd, type PlannedGroup, type QueueKind, type RunPlan, type RunRecord } from '../shared/queue/contract.js';
+import { finalJobOf, jobId, JOB_OPTIONS, QUEUES, type PlannedEnd, type PlannedGroup, type QueueKind, type RunPlan, type RunRecord } from '../shared/queue/contract.js';
 import { addRunProgress } from '../shared/queue/run-progress.js';
 import { OodError } from '../shared/errors.js';
 import { stableHash } from '../shared/hash.js';
@@ -120,30 +119,19 @@ async function claimOut(target: QueueTarget, out: string, runId: string): Promis
   throw new OodError('STORAGE_TRANSIENT', `${out}: could not claim the output location (contended)`);
 }
 
-function extractNode(p: ExtractPayload): FlowJob {
-  return { name: 'extract', queueName: QUEUES.extract, data: p, opts: { ...JOB_OPTIONS.extract, jobId: jobId(p.runId, 'extract', p.shard.id), failParentOnFailure: true } };
-}
-
 /** One group's flow, a child of the run's final job. */
 function groupFlow(g: PlannedGroup, parent: { id: string; queue: string }): FlowJob {
   const { runId } = g.group;
-  const children: FlowJob[] =
-    g.group.mode === 'fit'
-      ? g.shards.map((s) => extractNode(s.extract))
-      : g.shards.map((s) => ({
-          name: 'score',
-          queueName: QUEUES.score,
-          data: s.score,
-          opts: { ...JOB_OPTIONS.score, jobId: jobId(runId, 'score', s.shard.id), ignoreDependencyOnFailure: true },
-          children: [extractNode(s.extract)],
-        }));
+  const kind = g.mode === 'fit' ? 'extract' : 'score';
+  // A failed extract fails its fit; a failed score job leaves its shard's images as failures.
+  const onFailure = g.mode === 'fit' ? { failParentOnFailure: true } : { ignoreDependencyOnFailure: true };
   return {
     name: 'group',
     queueName: QUEUES.group,
     data: g.group,
     // A scan report goes on without a failed group; a fit fails with it.
-    opts: { ...JOB_OPTIONS.group, jobId: jobId(runId, 'group', g.group.group.id), parent, ...(g.group.mode === 'scan' ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true }) },
-    children,
+    opts: { ...JOB_OPTIONS.group, jobId: jobId(runId, 'group', g.group.group.id), parent, ...onFailure },
+    children: g.shards.map((s) => ({ name: kind, queueName: QUEUES[kind], data: s, opts: { ...JOB_OPTIONS[kind], jobId: jobId(runId, kind, s.shard.id), ...onFailure } })),
   };
 }
 

@@ -29,10 +29,12 @@ import {
   GROUP_SHARDS,
   shardContentHash,
   workKeys,
+  type GroupPlan,
   type PlannedGroup,
   type ReportPayload,
   type RunPlan,
   type RunRecord,
+  type RunSettings,
   type Shard,
   type ShardManifest,
   type TrainPayload,
@@ -234,8 +236,12 @@ async function* cutListing(
   shardSize: number,
   maxBytes: number,
   keep: (o: ObjectInfo) => Promise<boolean>,
-  groupOf: (group: { index: number; id: string }, shards: readonly Shard[]) => PlannedGroup,
+  settings: RunSettings,
 ): AsyncGenerator<PlannedGroup, Cut> {
+  const { runId, kind } = settings;
+  const workUri = work.uri;
+  // What every job of the run shares, before the first job can read it.
+  await work.store.put(joinKey(work.prefix, workKeys.settings), JSON.stringify(settings));
   const cutter = new Cutter(shardSize, (objects) => shardContentHash(inputUri, maxBytes, objects));
   const skipped = new SkippedPages(work, inputUri);
   let listed = 0;
@@ -245,9 +251,10 @@ async function* cutListing(
       const manifest: ShardManifest = { shard: t.shard.index, objects: t.objects };
       await work.store.put(joinKey(work.prefix, workKeys.manifest(t.shard.id)), JSON.stringify(manifest));
     }
-    const g = groupOf(cutter.nextGroup(), taken.map((t) => t.shard));
-    await work.store.put(joinKey(work.prefix, workKeys.groupPlan(g.group.group.id)), JSON.stringify(g.group));
-    return g;
+    const group = cutter.nextGroup();
+    const plan: GroupPlan = { group, shards: taken.map((t) => t.shard) };
+    await work.store.put(joinKey(work.prefix, workKeys.groupPlan(group.id)), JSON.stringify(plan));
+    return { mode: kind, group: { runId, step: 'group', work: workUri, group }, shards: plan.shards.map((shard) => ({ runId, work: workUri, shard })) };
   };
   for await (const e of entries) {
     listed += 1;
@@ -330,14 +337,8 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
         }
         return true;
       };
-      const cut = yield* cutListing(entriesOf(p.input, p.limit), workLoc, p.input.uri, p.shardSize, maxBytes, keep, (group, shards) => ({
-        group: { runId, step: 'group', mode: 'scan', work, out: p.out, input: p.input.uri, model: p.model, group, shards: [...shards], topK },
-        shards: shards.map((shard) => ({
-          shard,
-          extract: { runId, input: p.input.uri, work, shard, encoder: json.config.encoder, cache, maxBytes },
-          score: { runId, work, model: p.model, input: p.input.uri, shard, partitionDepth, topK },
-        })),
-      }));
+      const settings: RunSettings = { runId, kind: 'scan', input: p.input.uri, cache, encoder: json.config.encoder, maxBytes, model: p.model, out: p.out, partitionDepth, topK };
+      const cut = yield* cutListing(entriesOf(p.input, p.limit), workLoc, p.input.uri, p.shardSize, maxBytes, keep, settings);
       await state?.close();
       if (cut.images === 0 && unchanged === 0 && !p.incremental) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);
       const record: RunRecord = {
@@ -399,10 +400,8 @@ export async function planFit(p: FitParams): Promise<RunPlan> {
     async *steps(runId) {
       const work = workOf(runId);
       const workLoc = p.open(work);
-      const cut = yield* cutListing(listEntries(p.input.store, p.input.prefix), workLoc, p.input.uri, p.shardSize, maxBytes, async () => true, (group, shards) => ({
-        group: { runId, step: 'group', mode: 'fit', work, input: p.input.uri, group, shards: [...shards], topK: 0 },
-        shards: shards.map((shard) => ({ shard, extract: { runId, input: p.input.uri, work, shard, encoder: p.config.encoder, cache, maxBytes } })),
-      }));
+      const settings: RunSettings = { runId, kind: 'fit', input: p.input.uri, cache, encoder: p.config.encoder, maxBytes, partitionDepth: DEFAULTS.partitionDepth, topK: 0 };
+      const cut = yield* cutListing(listEntries(p.input.store, p.input.prefix), workLoc, p.input.uri, p.shardSize, maxBytes, async () => true, settings);
       if (cut.images === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);
       const record: RunRecord = {
         runId,

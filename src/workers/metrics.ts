@@ -61,8 +61,12 @@ export async function startMetrics(port: number, host: string, queues: ReadonlyM
       if (outcome !== 'completed') return;
       const r = job.returnvalue as { images?: number; cached?: boolean; failuresByReason?: Record<string, number>; batchSeconds?: number[] } | null;
       if (r === null || typeof r !== 'object') return;
-      if ((kind === 'extract' && r.cached !== true) || kind === 'score') images.inc({ queue: kind }, Number(r.images ?? 0));
-      if (kind === 'extract' && r.cached !== true) {
+      // Score jobs extract too (from the cache when they can).
+      if (kind === 'extract' || kind === 'score') {
+        if (r.cached !== true) images.inc({ queue: 'extract' }, Number(r.images ?? 0));
+        if (kind === 'score') images.inc({ queue: 'score' }, Number(r.images ?? 0));
+      }
+      if ((kind === 'extract' || kind === 'score') && r.cached !== true) {
         for (const [reason, n] of Object.entries(r.failuresByReason ?? {})) failures.inc({ reason }, n);
         for (const s of r.batchSeconds ?? []) batch.observe(s);
       }

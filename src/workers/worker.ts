@@ -18,7 +18,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { childEnv } from '../shared/config/env.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
-import { QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
+import { KEEP_JOBS, QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
 import { addRunProgress } from '../shared/queue/run-progress.js';
 import { startMetrics, type WorkerMetrics } from './metrics.js';
@@ -116,7 +116,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     if (typeof runId !== 'string' || !/^(scan|fit)-[0-9a-f]{16}$/.test(runId)) return;
     const r = job.returnvalue as { images?: unknown; failed?: unknown; group?: unknown } | null;
     const n = Number(r?.images ?? 0) + Number(r?.failed ?? 0);
-    const add = kind === 'extract' ? { extracted: n } : kind === 'score' ? { scored: n } : kind === 'group' && Number(r?.group ?? -1) >= 0 ? { groupsDone: 1 } : undefined;
+    const add = kind === 'extract' ? { extracted: n } : kind === 'score' ? { extracted: n, scored: n } : kind === 'group' && Number(r?.group ?? -1) >= 0 ? { groupsDone: 1 } : undefined;
     if (add !== undefined && Number.isFinite(n)) void addRunProgress(progressConn, opts.prefix, runId, add).catch(() => undefined);
   };
   const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots });
@@ -131,6 +131,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       useWorkerThreads: false,
       workerForkOptions: { env: forkEnv },
       name: `ood-audit:${kind}:${process.pid}`,
+      ...KEEP_JOBS[kind],
       ...WORKER_LOCK,
       ...(opts.lockDuration !== undefined ? { lockDuration: opts.lockDuration } : {}),
       ...(opts.stalledInterval !== undefined ? { stalledInterval: opts.stalledInterval } : {}),

@@ -119,7 +119,7 @@ describe('operations', () => {
       const scan = await runCli(['scan', '--model', model, '--input', lake, '--out', path.join(work, 'out'), '--shard-size', '20']);
       expect(scan.code, scan.stderr).toBe(0);
       const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      expect(metrics).toMatch(/ood_audit_jobs\{queue="extract",state="completed"\} [1-9]/);
+      expect(metrics).toMatch(/ood_audit_jobs\{queue="score",state="completed"\} [1-9]/);
       expect(metrics).toMatch(/ood_audit_images_processed_total\{queue="extract"\} 50/);
       expect(metrics).toMatch(/ood_audit_image_failures_total\{reason="empty file"\} 1/);
       expect(metrics).toMatch(/ood_audit_batch_seconds_count [1-9]/);
@@ -131,7 +131,7 @@ describe('operations', () => {
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('<title>ood-audit</title>');
       const api = (await (await fetch(`http://127.0.0.1:${dashPort}/api/queues`)).json()) as { queues: { name: string; counts: Record<string, number> }[] };
-      expect(api.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['ood-extract', 'ood-train', 'ood-score', 'ood-report', 'ood-schedule']));
+      expect(api.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['ood-extract', 'ood-train', 'ood-score', 'ood-group', 'ood-report', 'ood-schedule']));
       expect(api.queues.find((q) => q.name === 'ood-report')!.counts['completed']).toBeGreaterThanOrEqual(1);
       // Read-only: bull-board's write actions are refused.
       expect(dashOut).toMatch(/read-only, no login \(loopback only\)/);

@@ -148,7 +148,7 @@ describe('pipeline on S3', () => {
     const args = ['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2a', '--shard-size', '40'];
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
     const reports = new Queue(QUEUES.report, { connection, prefix: TEST_QUEUE_PREFIX });
-    const extracts = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+    const shardJobs = new Queue(QUEUES.score, { connection, prefix: TEST_QUEUE_PREFIX });
     try {
       // The report queue is paused so the first run is still going when the second starts.
       await reports.pause();
@@ -165,13 +165,13 @@ describe('pipeline on S3', () => {
       const rescan = await runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r2b', '--shard-size', '40'], env);
       expect(rescan.code, rescan.stderr).toBe(0);
       const runId = runIdFrom(rescan.stderr);
-      const jobs = (await extracts.getJobs(['completed'], 0, -1)).filter((j) => j.id?.startsWith(`${runId}.extract.`) === true);
+      const jobs = (await shardJobs.getJobs(['completed'], 0, -1)).filter((j) => j.id?.startsWith(`${runId}.score.`) === true);
       expect(jobs.length).toBeGreaterThan(1);
       for (const j of jobs) expect((j.returnvalue as { cached: boolean }).cached, j.id).toBe(true);
     } finally {
       await reports.resume();
       await reports.close();
-      await extracts.close();
+      await shardJobs.close();
       connection.disconnect();
     }
     expect(await parquetRows('reports/r2b/scores.parquet')).toEqual(await parquetRows('reports/r2a/scores.parquet'));
@@ -211,6 +211,8 @@ describe('pipeline on S3', () => {
     const partRows = [];
     for (const k of parts) partRows.push(...(await parquetRows(k)));
     expect(partRows).toEqual(await parquetRows('reports/wide-one/scores.parquet'));
+    // The runs' work areas (manifests, shard rows, aggregates) are removed once the outputs are complete.
+    expect(await listKeys('reports/wide-many/.work/')).toEqual([]);
   }, 300_000);
 
   it('scans only new or changed objects incrementally, counts the unchanged ones, and compares with the previous scan', async () => {
@@ -255,15 +257,15 @@ describe('pipeline on S3', () => {
     expect(content[2]).toEqual(content[0]);
   });
 
-  it('completes an extract shard on another worker when its worker is SIGKILLed, with exactly one score row per image', async () => {
+  it('completes a shard on another worker when its worker is SIGKILLed mid-extraction, with exactly one score row per image', async () => {
     const connection = new Redis(REDIS, { maxRetriesPerRequest: null });
-    const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+    const q = new Queue(QUEUES.score, { connection, prefix: TEST_QUEUE_PREFIX });
     try {
       // A fresh cache so the shards are really encoded.
       const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r3', '--cache', 's3://lake/cache-r3', '--shard-size', '80'], env);
-      const victim = await waitFor('an extract job in progress', async () => {
+      const victim = await waitFor('a shard extracting', async () => {
         const active = await q.getJobs(['active']);
-        const j = active.find((x) => x.id?.includes('.extract.') === true && typeof x.progress === 'object' && Number((x.progress as { done?: number }).done ?? 0) > 0);
+        const j = active.find((x) => x.id?.includes('.score.') === true && typeof x.progress === 'object' && (x.progress as { stage?: string }).stage === 'extract' && Number((x.progress as { done?: number }).done ?? 0) > 0);
         return j;
       });
       const w = holder(victim);

@@ -74,7 +74,7 @@ describe('pipeline under faults', () => {
       await Promise.all(own.map((w) => w.ready()));
       const scan = runCli(['scan', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/datasets/scan/', '--out', 's3://lake/reports/r4', '--cache', 's3://lake/cache-r4', '--shard-size', '20'], faultEnv);
       const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-      const q = new Queue(QUEUES.extract, { connection, prefix: TEST_QUEUE_PREFIX });
+      const q = new Queue(QUEUES.score, { connection, prefix: TEST_QUEUE_PREFIX });
       await waitFor('extraction to start', async () => ((await q.getJobs(['active'])).length > 0 ? true : undefined));
       await q.close();
       connection.disconnect();

@@ -69,20 +69,26 @@ describe('job payloads from Redis', () => {
     const run = 'scan-00000000000000aa';
     const shard = { index: 0, id: '00000-0123abcd', count: 1, contentHash: '0123456789abcdef' };
     const report = { runId: run, work: path.join(served, '.work'), model, input: lake, out: path.join(elsewhere, 'planted'), startedAt: Date.now() };
-    const group = { runId: run, step: 'group', mode: 'scan', work: path.join(served, 'w'), out: path.join(served, 'o'), input: lake, model, group: { index: 0, id: '00000-0123abcd' }, shards: [shard] };
+    const group = { runId: run, step: 'group', work: path.join(served, 'w'), group: { index: 0, id: '00000-0123abcd' } };
+    // A run's settings in a served folder, naming a location outside the roots.
+    mkdirSync(path.join(served, 'w2'), { recursive: true });
+    const settings = { runId: run, kind: 'scan', input: path.join(elsewhere, 'private'), cache: path.join(served, 'cache'), encoder: { name: 'mobilenet_v2', taps: ['block_2_add'], inputSize: 224, preprocessing: { kind: 'unit' } }, model, out: path.join(served, 'o') };
+    writeFileSync(path.join(served, 'w2', 'settings.json'), JSON.stringify(settings));
     try {
       await add('report', 'crafted-report', report);
-      await add('extract', 'crafted-extract', { runId: run, input: elsewhere, work: path.join(served, 'w'), shard, encoder: { name: 'mobilenet_v2', taps: ['block_2_add'], inputSize: 224, preprocessing: { kind: 'unit' } }, cache: path.join(served, 'cache') });
+      await add('extract', 'crafted-extract', { runId: run, work: elsewhere, shard });
+      await add('score', 'crafted-settings', { runId: run, work: path.join(served, 'w2'), shard });
       await add('report', 'crafted-state', { ...report, out: path.join(served, 'out'), state: path.join(elsewhere, 'scans') });
       await add('group', 'crafted-group', { ...group, group: { index: 0, id: '../../../../tmp/planted' } });
-      await add('group', 'crafted-shard', { ...group, shards: [{ ...shard, id: '00000-0123abcd/../../../x' }] });
+      await add('score', 'crafted-shard', { runId: run, work: path.join(served, 'w'), shard: { ...shard, id: '00000-0123abcd/../../../x' } });
       await add('report', 'crafted-thumbnails', { ...report, out: path.join(served, 'out2'), input: elsewhere });
       for (const [kind, id, reason] of [
         ['report', 'crafted-report', /outside this worker's roots/],
         ['extract', 'crafted-extract', /outside this worker's roots/],
+        ['score', 'crafted-settings', /outside this worker's roots/],
         ['report', 'crafted-state', /outside this worker's roots/],
         ['group', 'crafted-group', /invalid group job payload: group.id: must be a shard or group id/],
-        ['group', 'crafted-shard', /invalid group job payload: shards.0.id: must be a shard or group id/],
+        ['score', 'crafted-shard', /invalid score job payload: shard.id: must be a shard or group id/],
         ['report', 'crafted-thumbnails', /outside this worker's roots/],
       ] as const) {
         const j = await finalState(kind, id, connection);

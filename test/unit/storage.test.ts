@@ -110,13 +110,13 @@ describe('environment and queue contract', () => {
   });
 
   it('validates payloads when a job starts and refuses signed URLs', () => {
-    const good = { runId: 'scan-0123456789abcdef', work: '/w', model: '/m', input: '/i', shard: { index: 0, id: '00000-0123abcd', count: 2, contentHash: '0123456789abcdef' } };
+    const good = { runId: 'scan-0123456789abcdef', work: '/w', shard: { index: 0, id: '00000-0123abcd', count: 2, contentHash: '0123456789abcdef' } };
     expect(parsePayload('score', good).shard.index).toBe(0);
     // Names that become paths are checked: a run id, a shard id.
     expect(() => parsePayload('score', { ...good, runId: '../../etc' })).toThrow(/invalid score job payload: runId/);
     expect(() => parsePayload('score', { ...good, shard: { ...good.shard, id: '../../../home/u/.ssh/id_rsa' } })).toThrow(/shard.id/);
     expect(() => parsePayload('score', { ...good, shard: { ...good.shard, index: -1 } })).toThrow(/invalid score job payload: shard.index/);
-    expect(() => parsePayload('score', { ...good, model: 'https://b.s3.amazonaws.com/m?X-Amz-Signature=abc' })).toThrow(/signed URL/);
+    expect(() => parsePayload('score', { ...good, work: 'https://b.s3.amazonaws.com/m?X-Amz-Signature=abc' })).toThrow(/signed URL/);
     expect(() => parsePayload('group', { runId: good.runId, step: 'nope', work: '/w' })).toThrow(/invalid group job payload: step/);
     expect(jobId('scan-abc', 'extract', '00007-0123abcd')).toBe('scan-abc.extract.00007-0123abcd');
     expect(jobId('scan-abc', 'report')).not.toContain(':');

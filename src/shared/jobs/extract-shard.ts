@@ -1,22 +1,24 @@
 /**
- * Job: one shard of images -> a feature set in the feature cache, keyed by the encoder fingerprint
+ * Job (and the first half of a scan's score job): one shard of images -> a feature set in the feature cache, keyed by the encoder fingerprint
  * and the shard's content (keys + ETags), so an unchanged shard is never encoded twice (a re-scan,
  * an eval of the same set, a fit that is run again).
  */
 import { extractFeatures } from '../extract.js';
 import { OodError } from '../errors.js';
 import { decodeFeatureSet, encodeFeatureSet, type FeatureSet } from '../feature-set.js';
-import { cacheKey, shardContentHash, shardManifest, workKeys, type ExtractPayload, type ExtractResult } from '../queue/contract.js';
+import { cacheKey, shardContentHash, shardManifest, workKeys, type ExtractPayload, type ExtractResult, type RunSettings } from '../queue/contract.js';
 import { reasonCategory } from '../report/aggregate.js';
 import { getValidJson, joinKey, objectUri } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
+import { settingsOf } from './settings.js';
 
-export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<ExtractResult> {
+export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?: RunSettings): Promise<ExtractResult> {
   const started = performance.now();
-  const encoder = await ctx.encoder(p.encoder);
-  const cache = ctx.open(p.cache);
+  const s = settings ?? (await settingsOf(p, 'fit', ctx));
+  const encoder = await ctx.encoder(s.encoder);
+  const cache = ctx.open(s.cache);
   const key = joinKey(cache.prefix, cacheKey(encoder.fingerprint.id, p.shard.contentHash));
-  const base = { shard: p.shard.index, cache: p.cache, featuresKey: key };
+  const base = { shard: p.shard.index, cache: s.cache, featuresKey: key };
   if ((await cache.store.head(key)) !== undefined) {
     const set = decodeFeatureSet(await cache.store.get(key), key);
     ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
@@ -26,14 +28,14 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext): Promise<
   const manifestKey = joinKey(work.prefix, workKeys.manifest(p.shard.id));
   const manifest = await getValidJson(work.store, manifestKey, shardManifest);
   // The features are cached under the payload's content hash: the manifest must be that content.
-  if (manifest.shard !== p.shard.index || manifest.objects.length !== p.shard.count || shardContentHash(p.input, p.maxBytes, manifest.objects) !== p.shard.contentHash) {
+  if (manifest.shard !== p.shard.index || manifest.objects.length !== p.shard.count || shardContentHash(s.input, s.maxBytes, manifest.objects) !== p.shard.contentHash) {
     throw new OodError('PAYLOAD_INVALID', `${objectUri(work.store, manifestKey)}: does not match shard ${p.shard.id} of the job (its content hash differs)`);
   }
-  const input = ctx.open(p.input);
+  const input = ctx.open(s.input);
   const bar = ctx.progress('extract', manifest.objects.length, 'img');
   const batchSeconds: number[] = [];
   const set = await extractFeatures(encoder, manifest.objects, (k, opts) => input.store.get(joinKey(input.prefix, k), opts), {
-    maxBytes: p.maxBytes,
+    maxBytes: s.maxBytes,
     onProgress: (done, _total, failed) => bar.update(done, failed > 0 ? `${failed} failed` : undefined),
     onBatch: (seconds) => batchSeconds.push(Math.round(seconds * 1000) / 1000),
     backend: ctx.backend.provider,

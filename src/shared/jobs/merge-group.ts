@@ -1,10 +1,11 @@
 /**
  * Job: a group of shards -> one part of the run's outputs.
  *
- *   scan: the shards' score rows -> <out>/scores/part-<group>.parquet, their failures (and every
+ *   scan: the shards' score rows -> parts/scores/part-<group>.parquet, their failures (and every
  *         image of a shard that could not be scored, with the shard's reason) ->
- *         <out>/failures/part-<group>.csv, their report aggregates merged -> groups/<group>.agg, and
- *         groups/<group>.json, written last, with what the group found.
+ *         parts/failures/part-<group>.csv (in the work area: the report moves them under --out),
+ *         their report aggregates merged -> groups/<group>.agg, and groups/<group>.json, written
+ *         last, with what the group found.
  *   fit:  the shards' extract results -> groups/<group>.extracts.json (the train job reads them).
  *
  * Memory is bounded by a group (GROUP_SHARDS shards or GROUP_IMAGES images).
@@ -19,6 +20,7 @@ import { addFailures, decodeAggregate, emptyAggregate, encodeAggregate, mergeAgg
 import type { Location } from '../storage/locate.js';
 import { getValidJson, joinKey } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
+import { groupPlanOf, settingsOf } from './settings.js';
 
 /** What the driver knows of a scan group's shards: their score results, and the failed ones' reasons. */
 export interface ShardOutcomes {
@@ -33,16 +35,17 @@ export async function shardFailures(work: Location, shard: { index: number; id: 
 }
 
 export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, ctx: JobContext): Promise<GroupOutcome> {
-  if (p.mode !== 'scan' || p.out === undefined || p.model === undefined) throw new OodError('PAYLOAD_INVALID', `group ${p.group.id}: a scan group needs its output and model`);
+  const settings = await settingsOf(p, 'scan', ctx);
+  if (settings.out === undefined || settings.model === undefined) throw new OodError('PAYLOAD_INVALID', `run ${p.runId}: its settings name no output or model`);
+  const { shards } = await groupPlanOf(p, ctx);
   const work = ctx.open(p.work);
-  const out = ctx.open(p.out);
-  const modelLoc = ctx.open(p.model);
+  const modelLoc = ctx.open(settings.model);
   const model = await readModelJson(modelLoc.store, modelLoc.prefix);
   const parts: ShardScores[] = [];
   const failures: Failure[] = [];
   const missingShards: GroupOutcome['missingShards'] = [];
   const agg = emptyAggregate();
-  for (const shard of p.shards) {
+  for (const shard of shards) {
     const reason = outcomes.failed.get(shard.index);
     const scoresKey = joinKey(work.prefix, workKeys.shardScores(shard.id));
     if (reason === undefined && (await work.store.head(scoresKey)) !== undefined) {
@@ -51,7 +54,7 @@ export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, c
       parts.push(part);
       failures.push(...part.failures);
       const aggKey = joinKey(work.prefix, workKeys.shardAggregate(shard.id));
-      mergeAggregates(agg, decodeAggregate(await work.store.get(aggKey), aggKey), p.topK);
+      mergeAggregates(agg, decodeAggregate(await work.store.get(aggKey), aggKey), settings.topK);
       continue;
     }
     const why = reason ?? 'no scores were written';
@@ -60,12 +63,13 @@ export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, c
     failures.push(...lost);
     const a = emptyAggregate();
     addFailures(a, lost);
-    mergeAggregates(agg, a, p.topK);
+    mergeAggregates(agg, a, settings.topK);
   }
   const merged = mergeShardScores(parts);
   const primary = model.config.scoring.primary;
-  await out.store.put(joinKey(out.prefix, partKeys.scores(p.group.id)), scoresToParquet(merged.table, merged.flags, p.input, { model: p.model, encoder: model.fingerprint.id, primary }));
-  await out.store.put(joinKey(out.prefix, partKeys.failures(p.group.id)), reasonsToCsv(failures, p.input));
+  // Into the work area: the report moves them under --out once the run is complete.
+  await work.store.put(joinKey(work.prefix, workKeys.part(partKeys.scores(p.group.id))), scoresToParquet(merged.table, merged.flags, settings.input, { model: settings.model, encoder: model.fingerprint.id, primary }));
+  await work.store.put(joinKey(work.prefix, workKeys.part(partKeys.failures(p.group.id))), reasonsToCsv(failures, settings.input));
   await work.store.put(joinKey(work.prefix, workKeys.groupAggregate(p.group.id)), encodeAggregate(agg));
   const outcome: GroupOutcome = {
     group: p.group.index,
@@ -81,11 +85,12 @@ export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, c
 
 /** A fit group: records its shards' extract results for the train job. */
 export async function collectFitGroup(p: GroupPayload, extracted: readonly ExtractResult[], ctx: JobContext): Promise<GroupOutcome> {
+  const { shards } = await groupPlanOf(p, ctx);
   const byShard = new Map(extracted.map((r) => [r.shard, r]));
-  const missing = p.shards.filter((s) => !byShard.has(s.index));
+  const missing = shards.filter((s) => !byShard.has(s.index));
   if (missing.length > 0) throw new OodError('INTERNAL', `fit group ${p.group.id}: no extract result for shard ${missing[0]!.index}`);
   const work = ctx.open(p.work);
-  const results = p.shards.map((s) => byShard.get(s.index)!);
+  const results = shards.map((s) => byShard.get(s.index)!);
   await work.store.put(joinKey(work.prefix, workKeys.groupExtracts(p.group.id)), JSON.stringify(results));
   return {
     group: p.group.index,

@@ -1,7 +1,8 @@
 /**
  * Job: a scan's groups -> the run's outputs under --out: the score, failure and skipped parts
  * (single files too for small runs), report.json/html/md from the merged aggregates, summary.json
- * (written last: the outputs are complete), then the prefix's scan state.
+ * (written last: the outputs are complete), then the prefix's scan state; then the run's work area
+ * is removed.
  *
  * A group that failed is not fatal: each of its images is listed in failures/ with the group's
  * failure reason, and its shards in summary.json's run.missingShards; the scan state leaves their
@@ -12,15 +13,18 @@ import { readCalibration, readModelJson } from '../dlsr/model-json.js';
 import { OodError } from '../errors.js';
 import type { Failure } from '../feature-set.js';
 import { accounting, SKIP_REASONS } from '../outputs/accounting.js';
-import { writeReportFiles } from '../outputs/report-files.js';
+import { REPORT_FILES, writeReportFiles } from '../outputs/report-files.js';
+import type { ScanReport } from '../report/report.js';
 import { concatCsvParts, concatTables, OUTPUT_DIRS, OUTPUT_FILES, readScoresParquet, REASONS_HEADER, reasonsToCsv, scoresToCsv, scoresToParquet, scoreSummary, type RunSummary } from '../outputs/score-files.js';
 import { readStateIndex, writeScanState, type KeyRange } from '../outputs/scan-state.js';
-import { groupOutcome, groupPayload, partKeys, runRecord, workKeys, type ReportPayload, type ReportResult } from '../queue/contract.js';
+import { groupOutcome, partKeys, runRecord, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
 import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates } from '../report/aggregate.js';
 import type { Location } from '../storage/locate.js';
-import { getValidJson, joinKey, putJson } from '../storage/object-store.js';
+import { getJson, getValidJson, joinKey, putJson } from '../storage/object-store.js';
+import { joinUri } from '../storage/locate.js';
 import type { JobContext } from './context.js';
 import { shardFailures } from './merge-group.js';
+import { groupPlanOf } from './settings.js';
 
 /** Shards listed in a report result (the report and summary.json list them all). */
 const RESULT_SHARDS = 100;
@@ -37,13 +41,50 @@ async function removeIfPresent(loc: Location, name: string): Promise<void> {
   if ((await loc.store.head(key)) !== undefined) await loc.store.delete(key);
 }
 
+/** The result of a run whose outputs are complete (summary.json names it), if it is. */
+async function completed(out: Location, runId: string): Promise<ReportResult | undefined> {
+  const summaryKey = joinKey(out.prefix, OUTPUT_FILES.summary);
+  if ((await out.store.head(summaryKey)) === undefined) return undefined;
+  const summary = await getJson<RunSummary>(out.store, summaryKey);
+  if (summary.run?.id !== runId) return undefined;
+  const report = await getJson<ScanReport>(out.store, joinKey(out.prefix, REPORT_FILES.json));
+  const missing = summary.run.missingShards;
+  return {
+    summaryKey,
+    scored: summary.input.scored,
+    failed: summary.input.failed,
+    flagged: summary.flagged,
+    flaggedFraction: summary.flaggedFraction,
+    expectedFraction: summary.expectedFraction,
+    verdict: report.verdict.level,
+    missingShards: missing.slice(0, RESULT_SHARDS),
+    missingShardCount: missing.length,
+  };
+}
+
 /** `failedGroups`: groups whose job failed (by group index), with the reason. */
 export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<number, string>, ctx: JobContext): Promise<ReportResult> {
   const work = ctx.open(p.work);
   const out = ctx.open(p.out);
   const w = (key: string): string => joinKey(work.prefix, key);
   const o = (key: string): string => joinKey(out.prefix, key);
+  // The work areas below --out, removed once the outputs and scan state are written: this run's, and
+  // those of earlier runs into it that failed (no other run is writing into --out: the claim).
+  const ownWork = joinUri(p.out, '.work', p.runId) === p.work ? `${joinKey(out.prefix, '.work')}/` : undefined;
+  if ((await work.store.head(w(workKeys.run))) === undefined) {
+    // A retry after the outputs were complete, while the work area was being removed: done.
+    const done = await completed(out, p.runId);
+    if (done !== undefined) {
+      if (ownWork !== undefined) await out.store.deletePrefix(ownWork);
+      return done;
+    }
+  }
   const record = await getValidJson(work.store, w(workKeys.run), runRecord);
+  /** A part file from the work area to its place under --out (a copy within the store when it can). */
+  const moveIn = async (key: string): Promise<void> => {
+    if (ownWork !== undefined) await out.store.copy(joinKey(out.prefix, '.work', p.runId, workKeys.part(key)), o(key));
+    else await out.store.put(o(key), await work.store.get(w(workKeys.part(key))));
+  };
   if (record.runId !== p.runId) throw new OodError('PAYLOAD_INVALID', `${p.work}: run.json is of run ${record.runId}, not ${p.runId}`);
   const modelLoc = ctx.open(p.model);
   const model = await readModelJson(modelLoc.store, modelLoc.prefix);
@@ -61,7 +102,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     if (lost.length > 0) failedRanges.push({ first: lost[0]!.key, last: lost[lost.length - 1]!.key });
   };
   for (const g of record.groups) {
-    const plan = async (): Promise<ReturnType<typeof groupPayload.parse>> => getValidJson(work.store, w(workKeys.groupPlan(g.id)), groupPayload);
+    const plan = async (): Promise<GroupPlan> => groupPlanOf({ work: p.work, group: g }, ctx);
     const outcomeKey = w(workKeys.groupOutcome(g.id));
     const failedReason = failedGroups.get(g.index);
     if (failedReason === undefined && (await work.store.head(outcomeKey)) !== undefined) {
@@ -78,8 +119,13 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       }
       extractSeconds += outcome.extractSeconds;
       scoreSeconds += outcome.scoreSeconds;
-      scoreParts.push(o(partKeys.scores(g.id)));
-      failureParts.push(o(partKeys.failures(g.id)));
+      for (const [key, list] of [
+        [partKeys.scores(g.id), scoreParts],
+        [partKeys.failures(g.id), failureParts],
+      ] as const) {
+        await moveIn(key);
+        list.push(o(key));
+      }
       continue;
     }
     const reason = `group ${g.index} failed: ${failedReason ?? 'its outputs were not written'}`;
@@ -187,6 +233,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       run: { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored },
     });
   }
+  if (ownWork !== undefined) await out.store.deletePrefix(ownWork);
   ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
   return {
     summaryKey: o(OUTPUT_FILES.summary),

@@ -7,6 +7,7 @@
  */
 import { coerceError, OodError } from '../errors.js';
 import type { PlannedEnd, PlannedGroup, ReportResult, RunPlan, RunRecord, TrainResult } from '../queue/contract.js';
+import { joinKey } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
 import { extractShard } from './extract-shard.js';
 import { collectFitGroup, mergeScanGroup } from './merge-group.js';
@@ -36,7 +37,15 @@ async function runGroups(plan: RunPlan, hooks: InlineHooks, ctx: JobContext, run
   const steps = plan.steps(plan.runId);
   for (;;) {
     checkAborted(ctx);
-    const next = await steps.next();
+    let next: IteratorResult<PlannedGroup, PlannedEnd>;
+    try {
+      next = await steps.next();
+    } catch (err) {
+      // The listing failed: the run cannot complete, and no other job uses its work area.
+      const out = ctx.open(plan.out);
+      await out.store.deletePrefix(`${joinKey(out.prefix, '.work', plan.runId)}/`).catch(() => undefined);
+      throw err;
+    }
     if (next.done === true) {
       hooks.onListed?.(next.value.record);
       return next.value;
@@ -54,9 +63,8 @@ export async function runScanInline(plan: RunPlan, ctx: JobContext, hooks: Inlin
       const failed = new Map<number, string>();
       for (const s of g.shards) {
         checkAborted(ctx);
-        if (s.score === undefined) throw new OodError('INTERNAL', `shard ${s.shard.index} of a scan has no score job`);
         try {
-          results.push(await scoreShard(s.score, await extractShard(s.extract, ctx), ctx));
+          results.push(await scoreShard(s, ctx));
         } catch (err) {
           checkAborted(ctx);
           ctx.log(`shard ${s.shard.index} failed: ${coerceError(err).message}`);
@@ -80,7 +88,7 @@ export async function runFitInline(plan: RunPlan, ctx: JobContext, hooks: Inline
     const results = [];
     for (const s of g.shards) {
       checkAborted(ctx);
-      results.push(await extractShard(s.extract, ctx));
+      results.push(await extractShard(s, ctx));
     }
     await collectFitGroup(g.group, results, ctx);
   });

@@ -7,11 +7,15 @@
  * The job graph of a run is built in bounded pieces while the input is listed:
  *
  *   scan:  per group of up to GROUP_SHARDS shards, one flow:
- *            group <- score shard i <- extract shard i        (group: merge the shards' outputs)
- *          then, once the listing is complete, the report job (it waits for the groups).
- *   fit:   per group, one flow: group <- extract shard i; then the train job (it waits for the groups).
+ *            group <- score shard i        (score: extract, from the cache when it can, then score;
+ *                                           group: merge the shards' outputs)
+ *          under the report job, which runs once the listing is complete and every group is done.
+ *   fit:   per group, one flow: group <- extract shard i; under the train job.
  *
- * No Redis call and no flow grows with the number of shards beyond one group.
+ * No Redis call and no flow grows with the number of shards beyond one group. Shard and group jobs
+ * carry only the run, its work area and their shard or group: what is the same for every job of a
+ * run (locations, encoder, read limit, report settings) is in the run's settings.json, written by
+ * the planner before the first job, so a pending shard costs Redis about 1.5 KB.
  */
 import { z } from 'zod';
 import type { DefaultJobOptions } from 'bullmq';
@@ -80,19 +84,38 @@ const objectInfo = z.object({ key: relativeKey, size: z.number().int().min(0), e
 export const shardManifest = z.object({ shard: z.number().int().min(0), objects: z.array(objectInfo) });
 export type ShardManifest = z.infer<typeof shardManifest>;
 
-export const extractPayload = z.object({
+/**
+ * What every job of a run shares (<work>/settings.json): written by the planner before the first job
+ * is enqueued, read back and validated by each job like job data (its locations, opened through the
+ * worker's roots check).
+ */
+export const runSettings = z.object({
   runId,
+  kind: z.enum(['scan', 'fit']),
   /** Where the images are (s3:// or a folder). */
   input: location,
-  /** Where run-private files (manifests, shard outputs) live. */
-  work: location,
-  shard: shardSchema,
-  encoder: encoderSpec,
   /** Feature cache location (features keyed by encoder fingerprint + shard content). */
   cache: location,
+  encoder: encoderSpec,
   /** Largest image file read, in bytes; larger ones are per-image failures. */
   maxBytes,
+  /** Scans: the model scoring them, where the outputs go, and the report's settings. */
+  model: location.optional(),
+  out: location.optional(),
+  partitionDepth,
+  topK,
 });
+export type RunSettings = z.infer<typeof runSettings>;
+
+/** A shard job (extract in a fit, score in a scan): the run, its work area, the shard. */
+const shardPayload = z.object({
+  runId,
+  /** Where run-private files (settings, manifests, shard outputs) live. */
+  work: location,
+  shard: shardSchema,
+});
+
+export const extractPayload = shardPayload;
 export type ExtractPayload = z.infer<typeof extractPayload>;
 
 export const extractResult = z.object({
@@ -111,40 +134,37 @@ export const extractResult = z.object({
 });
 export type ExtractResult = z.infer<typeof extractResult>;
 
-export const scorePayload = z.object({
-  runId,
-  work: location,
-  model: location,
-  /** The scanned location (the score rows' full URIs). */
-  input: location,
-  shard: shardSchema,
-  partitionDepth,
-  topK,
-});
+/** A scan's shard: extracted (or read from the feature cache), then scored. */
+export const scorePayload = shardPayload;
 export type ScorePayload = z.infer<typeof scorePayload>;
 
-export const scoreResult = z.object({ shard: z.number().int().min(0), images: z.number().int(), failed: z.number().int(), extractSeconds: z.number(), scoreSeconds: z.number(), cached: z.boolean() });
+export const scoreResult = z.object({
+  shard: z.number().int().min(0),
+  images: z.number().int(),
+  failed: z.number().int(),
+  extractSeconds: z.number(),
+  scoreSeconds: z.number(),
+  /** Whether the features came from the cache. */
+  cached: z.boolean(),
+  /** Failed images by reason category, and each encoder batch's latency (for metrics). */
+  failuresByReason: z.record(z.string(), z.number()).optional(),
+  batchSeconds: z.array(z.number()).optional(),
+});
 export type ScoreResult = z.infer<typeof scoreResult>;
 
+/** A group of shards: merges its shards' outputs (scan) or collects their extract results (fit). */
 /** A group of shards: merges its shards' outputs (scan) or collects their extract results (fit). */
 export const groupPayload = z.object({
   runId,
   step: z.literal('group'),
-  /** scan: the children are score jobs; fit: extract jobs. */
-  mode: z.enum(['scan', 'fit']),
   work: location,
-  /** Where a scan's score and failure parts go (<out>/scores/, <out>/failures/). */
-  out: location.optional(),
-  /** The scanned location (the parts' full URIs). */
-  input: location,
-  /** The model whose scores are merged (scan). */
-  model: location.optional(),
   group: z.object({ index: z.number().int().min(0), id: partId }),
-  shards: z.array(shardSchema).min(1).max(GROUP_SHARDS),
-  /** Images in the report's galleries (the aggregates keep that many). */
-  topK,
 });
 export type GroupPayload = z.infer<typeof groupPayload>;
+
+/** A group's shards (groups/<id>.plan.json), written by the planner before the group is enqueued. */
+export const groupPlan = z.object({ group: z.object({ index: z.number().int().min(0), id: partId }), shards: z.array(shardSchema).min(1).max(GROUP_SHARDS) });
+export type GroupPlan = z.infer<typeof groupPlan>;
 
 /**
  * The "listing complete" step of a run: a child of the run's final job, added delayed when the run
@@ -319,21 +339,18 @@ export function parsePayload<K extends QueueKind>(kind: K, data: unknown): Paylo
  */
 export function locationsOf<K extends QueueKind>(kind: K, p: PayloadOf[K]): string[] {
   switch (kind) {
-    case 'extract': {
-      const e = p as ExtractPayload;
-      return [e.input, e.work, e.cache];
+    case 'extract':
+    case 'score': {
+      // The run's other locations come from its settings.json, opened through the same check.
+      return [(p as ExtractPayload).work];
     }
     case 'train': {
       const t = p as TrainPayload;
       return [t.work, t.model, ...(t.input !== undefined ? [t.input] : [])];
     }
-    case 'score': {
-      const s = p as ScorePayload;
-      return [s.work, s.model, s.input];
-    }
     case 'group': {
       const g = p as GroupQueuePayload;
-      return g.step === 'listed' ? [g.work] : [g.work, g.input, ...(g.out !== undefined ? [g.out] : []), ...(g.model !== undefined ? [g.model] : [])];
+      return [g.work];
     }
     case 'report': {
       const r = p as ReportPayload;
@@ -346,18 +363,28 @@ export function locationsOf<K extends QueueKind>(kind: K, p: PayloadOf[K]): stri
   }
 }
 
-/**
- * Default options per queue: retries with exponential backoff, bounded history in Redis. Shard jobs
- * are kept an hour after they complete (their results live in the work area and in their group's
- * record); the runs' final jobs a month.
- */
+/** Retries per queue, with exponential backoff (stored with each job). */
 export const JOB_OPTIONS: Record<QueueKind, DefaultJobOptions> = {
-  extract: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
-  score: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
-  group: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
-  train: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
-  report: { attempts: 5, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  extract: { attempts: 5, backoff: { type: 'exponential', delay: 2000 } },
+  score: { attempts: 5, backoff: { type: 'exponential', delay: 2000 } },
+  group: { attempts: 5, backoff: { type: 'exponential', delay: 2000 } },
+  train: { attempts: 5, backoff: { type: 'exponential', delay: 5000 } },
+  report: { attempts: 5, backoff: { type: 'exponential', delay: 2000 } },
   schedule: { attempts: 5, backoff: { type: 'exponential', delay: 10_000 }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
+};
+
+/**
+ * How long finished jobs stay in Redis, per queue: set on the workers (not stored with every job).
+ * Shard jobs an hour after they complete (their results live in the work area and their group's
+ * outcome), groups a week, the runs' final jobs a month; failures longer, for inspection.
+ */
+export const KEEP_JOBS: Record<QueueKind, { readonly removeOnComplete: { age: number } | { count: number }; readonly removeOnFail: { age: number } | { count: number } }> = {
+  extract: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+  score: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+  group: { removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  train: { removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  report: { removeOnComplete: { age: 30 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } },
+  schedule: { removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
 };
 
 /** The reason a worker gives running jobs when it cancels them at shutdown (they go back to waiting). */
@@ -376,18 +403,12 @@ export function finalJobOf(kind: 'scan' | 'fit', runId: string): { readonly queu
   return kind === 'scan' ? { queue: 'report', id: jobId(runId, 'report') } : { queue: 'train', id: jobId(runId, 'train') };
 }
 
-/** One shard of a planned run and the payloads of its jobs. */
-export interface PlannedShard {
-  readonly shard: Shard;
-  readonly extract: ExtractPayload;
-  /** Scans only. */
-  readonly score?: ScorePayload;
-}
-
-/** A group of shards, ready to enqueue or run: their manifests are written. */
+/** A group of shards, ready to enqueue or run: its plan and its shards' manifests are written. */
 export interface PlannedGroup {
+  readonly mode: 'scan' | 'fit';
   readonly group: GroupPayload;
-  readonly shards: readonly PlannedShard[];
+  /** The shards' jobs: score jobs in a scan, extract jobs in a fit (the same payload). */
+  readonly shards: readonly ScorePayload[];
 }
 
 /** The run's final job, once the listing is complete (run.json is written). */
@@ -418,13 +439,17 @@ export const workKeys = {
   /** A shard's score rows and flags (JSON), and its report aggregate. */
   shardScores: (shard: string): string => `shards/${shard}.scores.json`,
   shardAggregate: (shard: string): string => `shards/${shard}.agg`,
-  /** A group's payload (its shards), written when it is planned. */
+  /** What every job of the run shares (see runSettings), written before the first job. */
+  settings: 'settings.json',
+  /** A group's shards, written when it is planned. */
   groupPlan: (group: string): string => `groups/${group}.plan.json`,
   /** A scan group's outcome (groups/<id>.json) and merged aggregate, written when it completes. */
   groupOutcome: (group: string): string => `groups/${group}.json`,
   groupAggregate: (group: string): string => `groups/${group}.agg`,
   /** A fit group's extract results (the train job reads the features they name). */
   groupExtracts: (group: string): string => `groups/${group}.extracts.json`,
+  /** A scan group's part files, moved under --out by the report (partKeys) once the run is complete. */
+  part: (key: string): string => `parts/${key}`,
   skippedPage: (page: number): string => `skipped/${String(page).padStart(5, '0')}.csv`,
   statePage: (page: string): string => `state/${page}.json`,
 } as const;

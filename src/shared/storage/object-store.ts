@@ -67,6 +67,10 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   put(key: string, data: Uint8Array | string): Promise<void>;
   delete(key: string): Promise<void>;
+  /** Copies an object within the store (atomically at the destination, like put). */
+  copy(from: string, to: string): Promise<void>;
+  /** Deletes everything under `prefix` (a folder: it must end with '/'). */
+  deletePrefix(prefix: string): Promise<void>;
 }
 
 export async function getJson<T>(store: ObjectStore, key: string): Promise<T> {

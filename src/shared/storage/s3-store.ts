@@ -9,7 +9,9 @@
  * a missing bucket, denied access or bad credentials fail at once with the URI in the message.
  */
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -163,6 +165,28 @@ export class S3Store implements ObjectStore {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: k, Body: body }));
       }
     });
+  }
+
+  /** Server-side copy within the bucket (objects up to 5 GB: part files are far smaller). */
+  async copy(from: string, to: string): Promise<void> {
+    const src = this.key(from);
+    const dst = this.key(to);
+    await this.run(dst, 'copy', () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: `${this.bucket}/${src.split('/').map(encodeURIComponent).join('/')}` })));
+  }
+
+  /** Lists the prefix and deletes its objects 1,000 per request. */
+  async deletePrefix(prefix: string): Promise<void> {
+    if (!prefix.endsWith('/') || prefix.replace(/\/+$/, '') === '') throw new OodError('KEY_UNSAFE', `${this.uri}: refusing to delete ${JSON.stringify(prefix)} (not a sub-folder)`);
+    const p = this.key(prefix);
+    for (;;) {
+      // Always the first page: what was deleted is gone from the listing.
+      const page = await this.run(p, 'list', () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: p, MaxKeys: 1000 })));
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key !== undefined ? [{ Key: o.Key }] : []));
+      if (keys.length === 0) return;
+      const res = await this.run(p, 'delete', () => this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } })));
+      const failed = res.Errors?.[0];
+      if (failed !== undefined) throw new OodError('STORAGE_PERMANENT', `${this.objectUri(failed.Key ?? p)}: cannot delete (${failed.Code ?? 'error'}: ${failed.Message ?? ''})`);
+    }
   }
 
   async delete(key: string): Promise<void> {
