@@ -10,15 +10,22 @@
  * Per size:
  *   1. planning: the product's planner and queue driver, in a process of their own, with no worker
  *      serving the queues: when the first group was enqueued, listing-to-last-enqueue rate, the
- *      planner's peak RSS, and Redis memory per pending shard (every job of the run waiting), with
- *      the number of Redis keys per shard (no per-image keys).
+ *      planner's peak RSS, and Redis memory per pending shard (every job of the run waiting: the
+ *      summed MEMORY USAGE of the run's keys, its event streams included), with the number of Redis
+ *      keys per shard (no per-image keys).
  *   2. processing: two workers for extract, score and group jobs, one for report jobs (so the report
  *      job's sandboxed child is known): wall time per stage from the jobs' own timestamps, peak RSS
  *      of every worker parent and sandboxed child, the largest size of the run's work area (it is
  *      removed when the run completes).
- * Then the growth per object of every peak RSS between the two sizes.
+ * Then the growth per object of every peak RSS between the two sizes. Peak RSS includes garbage not
+ * yet collected; the planner also reports the heap it still uses after a forced collection at the
+ * end (what it retains).
  *
- * Options: --sizes 100000,1000000   --shard-size 1000   --workers 2
+ * --plan-only sizes (default 10,000,000) are planned and enqueued only, from a synthetic store that
+ * generates the listing (bench/lib/synthetic-store.ts): no folder here holds ten million files, and
+ * processing them would take hours; planning, Redis and the planner's memory are what grow with it.
+ *
+ * Options: --sizes 100000,1000000   --plan-only 10000000   --shard-size 1000   --workers 2
  * Writes bench/out/scale.json and bench/results/scale.md.
  */
 import { spawn } from 'node:child_process';
@@ -33,8 +40,9 @@ import { QUEUES, finalJobOf, type QueueKind } from '../src/shared/queue/contract
 import { startWorker, type WorkerProcess } from '../support/services.js';
 import { CACHE, REPO } from './lib/data.js';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100000,1000000' }, 'shard-size': { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100000,1000000' }, 'plan-only': { type: 'string', default: '10000000' }, 'shard-size': { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' } } });
 const sizes = values.sizes.split(',').map(Number);
+const planOnly = values['plan-only'] === '' ? [] : values['plan-only'].split(',').map(Number);
 const shardSize = values['shard-size'];
 const workerCount = Number(values.workers);
 const REDIS = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -78,13 +86,14 @@ async function model(): Promise<string> {
     }),
   );
   const id = path.join(await lake(100_000), 'd00000');
-  await run(['fit', '--in-process', '--id', id, '--model', dir, '--encoder', 'layers', '--encoder-uri', encoder, '--taps', 'stage_a,stage_b', '--input-size', '32', '--epochs', '3', '--width', '64', '--depth', '1']);
+  await node([path.join(REPO, 'src/cli/entry.ts'), 'fit', '--in-process', '--id', id, '--model', dir, '--encoder', 'layers', '--encoder-uri', encoder, '--taps', 'stage_a,stage_b', '--input-size', '32', '--epochs', '3', '--width', '64', '--depth', '1']);
   return dir;
 }
 
-function run(args: string[], env: Record<string, string> = {}, out?: (line: string) => void): Promise<void> {
+/** Runs `node --import tsx <args>` (a script or the CLI); its stdout lines go to `out`. */
+function node(args: string[], env: Record<string, string> = {}, out?: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args[0]!.endsWith('.ts') ? args : [path.join(REPO, 'src/cli/entry.ts'), ...args]], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.on('close', (code) => {
@@ -152,26 +161,27 @@ function duBytes(dir: string): number {
   return total;
 }
 
-async function redisUsed(redis: Redis): Promise<number> {
-  return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
-}
-
-async function countKeys(redis: Redis, pattern: string): Promise<number> {
+/** The keys of a prefix and their summed MEMORY USAGE (exact per key, unlike used_memory deltas). */
+async function keyMemory(redis: Redis, pattern: string): Promise<{ keys: number; bytes: number }> {
   let cursor = '0';
-  let n = 0;
+  let keys = 0;
+  let bytes = 0;
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 10_000);
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 10_000);
     cursor = next;
-    n += keys.length;
+    keys += batch.length;
+    const p = redis.pipeline();
+    for (const k of batch) p.call('MEMORY', 'USAGE', k);
+    for (const [, v] of (await p.exec()) ?? []) bytes += Number(v ?? 0);
   } while (cursor !== '0');
-  return n;
+  return { keys, bytes };
 }
 
 interface SizeResult {
   readonly objects: number;
   readonly shards: number;
   readonly groups: number;
-  readonly planning: { firstGroupSeconds: number; seconds: number; objectsPerSecond: number; peakRssMB: number };
+  readonly planning: { firstGroupSeconds: number; seconds: number; objectsPerSecond: number; peakRssMB: number; heapAfterMB: number; largestShard: number };
   readonly redis: { bytesPerPendingShard: number; keysPerShard: number };
   readonly stages: Record<string, number>;
   readonly totalSeconds: number;
@@ -195,20 +205,52 @@ async function stageSeconds(q: Queue, runId: string): Promise<number> {
   return Number.isFinite(first) ? (last - first) / 1000 : 0;
 }
 
+interface Planned {
+  runId: string;
+  listed: number;
+  images: number;
+  shards: number;
+  groups: number;
+  firstGroupSeconds: number;
+  seconds: number;
+  peakRssMB: number;
+  heapAfterMB: number;
+  largestShard: number;
+}
+
+/** Plans and enqueues a scan of `input` in its own process (no worker serves the queues yet). */
+async function plan(modelDir: string, input: string, out: string, prefix: string, env: Record<string, string>): Promise<{ planned: Planned; redisBytes: number; keys: number }> {
+  const redis = new Redis(REDIS);
+  try {
+    let planned: Planned | undefined;
+    await node(['--expose-gc', path.join(REPO, 'bench/lib/scale-plan.ts'), modelDir, input, out, shardSize, prefix], env, (l) => (planned = JSON.parse(l) as Planned));
+    const { keys, bytes } = await keyMemory(redis, `${prefix}:*`);
+    return { planned: planned!, redisBytes: bytes, keys };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Removes a benchmark run's keys from Redis. */
+async function dropPrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 10_000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
 async function measure(n: number, modelDir: string): Promise<SizeResult> {
   const input = await lake(n);
   const prefix = `scale${Date.now().toString(36)}`;
   const out = path.join(ROOT, 'out', `${n}-${prefix}`);
-  const redis = new Redis(REDIS);
   const env = { REDIS_URL: REDIS, OOD_QUEUE_PREFIX: prefix, OOD_WORKER_ROOTS: ROOT };
-  const before = await redisUsed(redis);
-  let planned: { runId: string; listed: number; images: number; shards: number; groups: number; firstGroupSeconds: number; seconds: number; peakRssMB: number } | undefined;
   console.log(`[${n}] planning and enqueuing (no workers yet)...`);
-  await run([path.join(REPO, 'bench/lib/scale-plan.ts'), modelDir, input, out, shardSize, prefix], env, (l) => (planned = JSON.parse(l) as typeof planned));
-  const p = planned!;
-  const pending = await redisUsed(redis);
-  const keys = await countKeys(redis, `${prefix}:*`);
-  console.log(`[${n}] ${p.listed} listed into ${p.shards} shards, ${p.groups} groups in ${p.seconds.toFixed(1)} s; Redis +${((pending - before) / 1e6).toFixed(1)} MB, ${keys} keys`);
+  const { planned: p, redisBytes, keys } = await plan(modelDir, input, out, prefix, env);
+  console.log(`[${n}] ${p.listed} listed into ${p.shards} shards, ${p.groups} groups in ${p.seconds.toFixed(1)} s; Redis +${(redisBytes / 1e6).toFixed(1)} MB, ${keys} keys`);
   console.log(`[${n}] processing with ${workerCount} workers + 1 report worker...`);
   const started = performance.now();
   const workers: WorkerProcess[] = [];
@@ -241,13 +283,13 @@ async function measure(n: number, modelDir: string): Promise<SizeResult> {
   await Promise.all([...workers, reporter].map((w) => w.stop()));
   for (const q of Object.values(queues)) await q.close();
   conn.disconnect();
-  redis.disconnect();
+  await dropPrefix(prefix);
   const result: SizeResult = {
     objects: n,
     shards: p.shards,
     groups: p.groups,
-    planning: { firstGroupSeconds: p.firstGroupSeconds, seconds: p.seconds, objectsPerSecond: p.listed / p.seconds, peakRssMB: p.peakRssMB },
-    redis: { bytesPerPendingShard: (pending - before) / p.shards, keysPerShard: keys / p.shards },
+    planning: { firstGroupSeconds: p.firstGroupSeconds, seconds: p.seconds, objectsPerSecond: p.listed / p.seconds, peakRssMB: p.peakRssMB, heapAfterMB: p.heapAfterMB, largestShard: p.largestShard },
+    redis: { bytesPerPendingShard: redisBytes / p.shards, keysPerShard: keys / p.shards },
     stages,
     totalSeconds,
     peakRssMB: { workerParent: max(parents), processorChild: max(children), reportChild: max(reportChildren) },
@@ -260,6 +302,15 @@ async function measure(n: number, modelDir: string): Promise<SizeResult> {
 const modelDir = await model();
 const results: SizeResult[] = [];
 for (const n of sizes) results.push(await measure(n, modelDir));
+const plannedOnly: (Planned & { redisBytesPerShard: number; keysPerShard: number })[] = [];
+for (const n of planOnly) {
+  const prefix = `scale${Date.now().toString(36)}`;
+  console.log(`[${n}] planning only, from a synthetic listing...`);
+  const { planned, redisBytes, keys } = await plan(modelDir, `synthetic:${n}`, path.join(ROOT, 'out', `${n}-${prefix}`), prefix, { REDIS_URL: REDIS, OOD_QUEUE_PREFIX: prefix });
+  await dropPrefix(prefix);
+  plannedOnly.push({ ...planned, redisBytesPerShard: redisBytes / planned.shards, keysPerShard: keys / planned.shards });
+  console.log(`[${n}] ${JSON.stringify(plannedOnly[plannedOnly.length - 1])}`);
+}
 
 const f = (x: number, d = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const rows = [
@@ -268,6 +319,7 @@ const rows = [
   ['first group enqueued after (s)', ...results.map((r) => f(r.planning.firstGroupSeconds, 1))],
   ['listing to last enqueue (objects/s)', ...results.map((r) => f(r.planning.objectsPerSecond))],
   ['planner peak RSS (MB)', ...results.map((r) => f(r.planning.peakRssMB))],
+  ['planner heap after a forced GC (MB)', ...results.map((r) => f(r.planning.heapAfterMB, 1))],
   ['Redis per pending shard (bytes)', ...results.map((r) => f(r.redis.bytesPerPendingShard))],
   ['Redis keys per shard', ...results.map((r) => f(r.redis.keysPerShard, 1))],
   ['extract / score / group stage (s)', ...results.map((r) => `${f(r.stages['extract']!)} / ${f(r.stages['score']!)} / ${f(r.stages['group']!)}`)],
@@ -277,6 +329,7 @@ const rows = [
   ['extract/score/group child peak RSS (MB)', ...results.map((r) => f(r.peakRssMB.processorChild))],
   ['report job child peak RSS (MB)', ...results.map((r) => f(r.peakRssMB.reportChild))],
   ['work area, largest seen (MB)', ...results.map((r) => f(r.workBytes / 1e6, 1))],
+  ['largest shard (images)', ...results.map((r) => f(r.planning.largestShard))],
 ];
 let md = `# bench:scale\n\nMeasured ${new Date().toISOString().slice(0, 10)} on this machine (${workerCount} workers, shard size ${shardSize}); tiny images and encoder (see bench/scale.ts).\n\n| | ${results.map((r) => f(r.objects)).join(' | ')} |\n|---|${results.map(() => '---:').join('|')}|\n`;
 for (const [label, ...cells] of rows.slice(1)) md += `| ${label} | ${cells.join(' | ')} |\n`;
@@ -285,8 +338,12 @@ if (results.length >= 2) {
   const per = (x: number, y: number): string => f(((y - x) * 1024 * 1024) / (b.objects - a.objects), 1);
   md += `\nGrowth per object from ${f(a.objects)} to ${f(b.objects)} objects (bytes): planner ${per(a.planning.peakRssMB, b.planning.peakRssMB)}, worker parent ${per(a.peakRssMB.workerParent, b.peakRssMB.workerParent)}, processor child ${per(a.peakRssMB.processorChild, b.peakRssMB.processorChild)}, report child ${per(a.peakRssMB.reportChild, b.peakRssMB.reportChild)}.\n`;
 }
+if (plannedOnly.length > 0) {
+  md += `\nPlanning only, from a synthetic listing (no files; nothing processed):\n\n| objects | shards / groups | first group (s) | objects/s | planner peak RSS (MB) | heap after GC (MB) | Redis per pending shard (bytes) | keys per shard |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
+  for (const p of plannedOnly) md += `| ${f(p.listed)} | ${f(p.shards)} / ${f(p.groups)} | ${f(p.firstGroupSeconds, 1)} | ${f(p.listed / p.seconds)} | ${f(p.peakRssMB)} | ${f(p.heapAfterMB, 1)} | ${f(p.redisBytesPerShard)} | ${f(p.keysPerShard, 1)} |\n`;
+}
 console.log(`\n${md}`);
 mkdirSync(path.join(REPO, 'bench/out'), { recursive: true });
 mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
-writeFileSync(path.join(REPO, 'bench/out/scale.json'), JSON.stringify(results, null, 2));
+writeFileSync(path.join(REPO, 'bench/out/scale.json'), JSON.stringify({ results, plannedOnly }, null, 2));
 writeFileSync(path.join(REPO, 'bench/results/scale.md'), md);

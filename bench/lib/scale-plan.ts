@@ -7,19 +7,32 @@ import { redisConnection } from '../../src/shared/queue/redis.js';
 import { openLocation } from '../../src/shared/storage/open.js';
 import { planScan } from '../../src/producers/plan.js';
 import { startRun } from '../../src/producers/enqueue.js';
+import { SyntheticStore } from './synthetic-store.js';
 
 const [model, input, out, shardSize, prefix] = process.argv.slice(2) as [string, string, string, string, string];
 const env = parseEnv(process.env);
-const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> => openLocation(uri, env, mustExist);
+// "synthetic:N" lists N generated objects (a planning-only run of a size no folder here can hold).
+const synthetic = /^synthetic:(\d+)$/.exec(input);
+const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> =>
+  synthetic !== null && uri === input ? { store: new SyntheticStore(Number(synthetic[1]), new Uint8Array(70)), prefix: '', uri } : openLocation(uri, env, mustExist);
 const started = performance.now();
 const connection = redisConnection(env.redis.url);
 // A cache of its own: every shard is really extracted.
 const plan = await planScan({ input: open(input, true), model, out, cache: `${out}/cache`, shardSize: Number(shardSize), incremental: false, recordState: true, open });
 const run = await startRun({ connection, prefix }, plan);
 let firstGroup: number | undefined;
-const record = await run.list({ onGroup: () => (firstGroup ??= performance.now()) });
+let largestShard = 0;
+const record = await run.list({
+  onGroup: (g) => {
+    firstGroup ??= performance.now();
+    for (const s of g.shards) largestShard = Math.max(largestShard, s.shard.count);
+  },
+});
 const ended = performance.now();
 const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
+// What the planner still holds once it is done (with --expose-gc): peak RSS includes garbage not yet collected.
+(globalThis as { gc?: () => void }).gc?.();
+const heapAfterMB = process.memoryUsage().heapUsed / 2 ** 20;
 await connection.quit();
 process.stdout.write(
   JSON.stringify({
@@ -31,5 +44,7 @@ process.stdout.write(
     firstGroupSeconds: ((firstGroup ?? ended) - started) / 1000,
     seconds: (ended - started) / 1000,
     peakRssMB: hwm / 1024,
+    heapAfterMB,
+    largestShard,
   }) + '\n',
 );
