@@ -170,11 +170,12 @@ export async function startRun(target: QueueTarget, plan: RunPlan): Promise<Star
     await Promise.allSettled([producer.close(), finalQueue.close(), groupQueue.close()]);
   };
   try {
-    // The final job's data is completed when the listing ends (its payload needs the listing's facts).
+    // The final job waits for the "listed" step and every group; it reads the listing's facts from run.json.
+    const finalJob = plan.finalOf(runId);
     await producer.add({
       name: plan.kind === 'scan' ? 'report' : 'train',
       queueName: QUEUES[final.queue],
-      data: { runId, pending: true },
+      data: finalJob.kind === 'scan' ? finalJob.report : finalJob.train,
       opts: { ...JOB_OPTIONS[final.queue], jobId: final.id },
       children: [{ name: 'listed', queueName: QUEUES.group, data: { runId, step: 'listed', work }, opts: { jobId: listedId, delay: LISTED_DELAY_MS, attempts: 1, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 }, failParentOnFailure: true } }],
     });
@@ -213,13 +214,7 @@ export async function startRun(target: QueueTarget, plan: RunPlan): Promise<Star
         if (added) await redisStep(`run ${runId}: progress`, () => addRunProgress(target.connection, target.prefix, runId, { groups: 1, shards: g.shards.length, images: g.shards.reduce((s, x) => s + x.shard.count, 0) }));
         hooks.onGroup?.(g, added);
       }
-      const done = end;
-      await redisStep(`run ${runId}: completing the listing`, async () => {
-        const finalJob = await Job.fromId(finalQueue, final.id);
-        if (finalJob === undefined) throw new OodError('INTERNAL', `run ${runId}: its ${final.queue} job disappeared while the input was listed`);
-        await finalJob.updateData(done.kind === 'scan' ? done.report : done.train);
-      });
-      await redisStep(`run ${runId}: progress`, () => addRunProgress(target.connection, target.prefix, runId, { listed: done.record.listed }, true));
+      await redisStep(`run ${runId}: progress`, () => addRunProgress(target.connection, target.prefix, runId, { listed: end.record.listed }, true));
       await redisStep(`run ${runId}: completing the listing`, () => promote(groupQueue, listedId));
       hooks.onListed?.(end.record);
       return end.record;
@@ -243,7 +238,7 @@ export async function startRun(target: QueueTarget, plan: RunPlan): Promise<Star
 /** Keeps the run's "listed" step waiting while the planner lists. */
 async function heartbeat(q: Queue, listedId: string): Promise<void> {
   const job = await Job.fromId(q, listedId);
-  if (job === undefined || (await job.getState()) !== 'delayed') throw new OodError('INTERNAL', `listing took more than ${LISTED_DELAY_MS / 60_000} minutes between two heartbeats: its run was failed`);
+  if (job === undefined || (await job.getState()) !== 'delayed') throw new OodError('LISTING_INCOMPLETE', `run ${listedId.replace(/\.group\.listed$/, '')}: listing took more than ${LISTED_DELAY_MS / 60_000} minutes between two heartbeats, so its run was failed`);
   await job.changeDelay(LISTED_DELAY_MS);
 }
 

@@ -202,6 +202,14 @@ class StatePages {
   }
 }
 
+/**
+ * Removes a work area of the same run id left by an earlier attempt (its queue jobs are gone: Redis
+ * was flushed, or they expired): it must not lend its run.json or group outcomes to this one.
+ */
+async function clearWork(parent: Location, runId: string): Promise<void> {
+  await parent.store.deletePrefix(`${joinKey(parent.prefix, '.work', runId)}/`);
+}
+
 /** Lists `input` (or, with a limit, an evenly spread sample of it) in key order. */
 async function* entriesOf(input: Location, limit: number | undefined): AsyncGenerator<ListedEntry> {
   if (limit === undefined) {
@@ -314,16 +322,35 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
   const lastOut = await lastRunInto(p.open(p.out));
   const incremental = p.incremental && previous !== undefined;
-  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, p.shardSize, partitionDepth, topK, maxBytes, p.limit ?? null, p.incremental, incremental ? previous.runId : null, lastOut)}`;
-  const workOf = (runId: string): string => joinUri(p.out, '.work', runId);
+  const singleFileMax = p.singleFileMax ?? DEFAULTS.singleFileMax;
   const cache = p.cache ?? joinUri(p.model, 'cache');
+  // Everything that changes what the run writes is in its id (a different --cache or single-file
+  // limit, or a scan that records no state, is another run).
+  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, incremental ? previous.runId : null, lastOut)}`;
+  const workOf = (runId: string): string => joinUri(p.out, '.work', runId);
+  const startedAt = Date.now();
+  const reportOf = (runId: string): ReportPayload => ({
+    runId,
+    work: workOf(runId),
+    model: p.model,
+    input: p.input.uri,
+    out: p.out,
+    startedAt,
+    partitionDepth,
+    topK,
+    incremental,
+    maxBytes,
+    singleFileMax,
+    ...(p.recordState ? { state: stateUri } : {}),
+  });
   return {
     kind: 'scan',
     runId: baseId,
     out: p.out,
     workOf,
+    finalOf: (runId) => ({ kind: 'scan', report: reportOf(runId) }),
     async *steps(runId) {
-      const startedAt = Date.now();
+      await clearWork(p.open(p.out), runId);
       const work = workOf(runId);
       const workLoc = p.open(work);
       const state = p.recordState ? new StatePages(workLoc, new Set(previous?.pages.map((pg) => pg.id) ?? [])) : undefined;
@@ -351,23 +378,10 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
         skippedPages: cut.skipped.pages,
         statePages: state?.pages ?? [],
         stateChanged: state !== undefined && (state.changed || state.pages.length !== (previous?.pages.length ?? -1)),
+        stateBase: previous?.runId ?? null,
       };
       await workLoc.store.put(joinKey(workLoc.prefix, workKeys.run), JSON.stringify(record));
-      const report: ReportPayload = {
-        runId,
-        work,
-        model: p.model,
-        input: p.input.uri,
-        out: p.out,
-        startedAt,
-        partitionDepth,
-        topK,
-        incremental,
-        maxBytes,
-        singleFileMax: p.singleFileMax ?? DEFAULTS.singleFileMax,
-        ...(p.recordState ? { state: stateUri } : {}),
-      };
-      return { kind: 'scan', report, record };
+      return { kind: 'scan', report: reportOf(runId), record };
     },
   };
 }
@@ -392,12 +406,15 @@ export async function planFit(p: FitParams): Promise<RunPlan> {
   const baseId = `fit-${stableHash(p.config, p.model, p.input.uri, p.shardSize, maxBytes, head?.etag ?? null)}`;
   const workOf = (runId: string): string => joinUri(p.model, '.work', runId);
   const cache = p.cache ?? joinUri(p.model, 'cache');
+  const trainOf = (runId: string): TrainPayload => ({ runId, work: workOf(runId), model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown> });
   return {
     kind: 'fit',
     runId: baseId,
     out: p.model,
     workOf,
+    finalOf: (runId) => ({ kind: 'fit', train: trainOf(runId) }),
     async *steps(runId) {
+      await clearWork(model, runId);
       const work = workOf(runId);
       const workLoc = p.open(work);
       const settings: RunSettings = { runId, kind: 'fit', input: p.input.uri, cache, encoder: p.config.encoder, maxBytes, partitionDepth: DEFAULTS.partitionDepth, topK: 0 };
@@ -413,10 +430,10 @@ export async function planFit(p: FitParams): Promise<RunPlan> {
         skippedPages: cut.skipped.pages,
         statePages: [],
         stateChanged: false,
+        stateBase: null,
       };
       await workLoc.store.put(joinKey(workLoc.prefix, workKeys.run), JSON.stringify(record));
-      const train: TrainPayload = { runId, work, model: p.model, input: p.input.uri, config: p.config as unknown as Record<string, unknown> };
-      return { kind: 'fit', train, record };
+      return { kind: 'fit', train: trainOf(runId), record };
     },
   };
 }

@@ -63,6 +63,9 @@ describe('drivers', () => {
     expect(a.code, a.stderr).toBe(0);
     // The first scan recorded the prefix's scan state; the second must not compare with it.
     rmSync(path.join(model, 'scans'), { recursive: true });
+    // A file of the user's beside the part files is left alone (only part files are replaced).
+    mkdirSync(path.join(queued, 'scores'), { recursive: true });
+    writeFileSync(path.join(queued, 'scores/README.txt'), 'mine');
     const b = await runCli(['scan', '--model', model, '--input', lake, '--out', queued, '--shard-size', '16', '--top-k', '6', '--workers', '1']);
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).toMatch(/starting 1 local worker process/);
@@ -71,6 +74,8 @@ describe('drivers', () => {
     const runIdOf = (stderr: string): string => /run (scan-[0-9a-f]+)/.exec(stderr)![1]!;
     const replace = (out: string, runId: string): [string, string][] => [[out, '<out>'], [runId, '<run>']];
     const listA = files(inProcess).map((f) => f.replace(runIdOf(a.stderr), '<run>')).sort();
+    expect(readFileSync(path.join(queued, 'scores/README.txt'), 'utf8')).toBe('mine');
+    rmSync(path.join(queued, 'scores/README.txt'));
     const listB = files(queued).map((f) => f.replace(runIdOf(b.stderr), '<run>')).sort();
     expect(listA).toEqual(listB);
     expect(listA).toEqual(expect.arrayContaining(['scores.parquet', 'scores.csv', 'failures.csv', 'skipped.csv', 'summary.json', 'report.json', 'report.html', 'report.md']));

@@ -29,10 +29,20 @@ import { groupPlanOf } from './settings.js';
 /** Shards listed in a report result (the report and summary.json list them all). */
 const RESULT_SHARDS = 100;
 
-/** Deletes the part files under `dir` that this run did not write (a previous run's, into the same output). */
+/** A part file's name as the report writes them (scores/part-00003-1a2b3c4d.parquet). */
+const PART_NAME = /^part-[0-9a-f-]+\.(parquet|csv)$/;
+
+/**
+ * Deletes the part files directly under `dir` that this run did not write (a previous run's, into the
+ * same output). Anything else there (a user's file, a sub-folder) is left alone.
+ */
 async function removeStaleParts(out: Location, dir: string, keep: ReadonlySet<string>): Promise<void> {
+  const folder = `${joinKey(out.prefix, dir)}/`;
   const stale: string[] = [];
-  for await (const e of out.store.list(joinKey(out.prefix, dir))) if (!keep.has(e.key)) stale.push(e.key);
+  for await (const e of out.store.list(folder)) {
+    const name = e.key.slice(folder.length);
+    if (!keep.has(e.key) && PART_NAME.test(name)) stale.push(e.key);
+  }
   for (const k of stale) await out.store.delete(k);
 }
 
@@ -68,14 +78,19 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   const out = ctx.open(p.out);
   const w = (key: string): string => joinKey(work.prefix, key);
   const o = (key: string): string => joinKey(out.prefix, key);
-  // The work areas below --out, removed once the outputs and scan state are written: this run's, and
-  // those of earlier runs into it that failed (no other run is writing into --out: the claim).
-  const ownWork = joinUri(p.out, '.work', p.runId) === p.work ? `${joinKey(out.prefix, '.work')}/` : undefined;
+  // The run's work area below --out, removed (run.json first) once the outputs and scan state are
+  // written. Only its own: another run may be planning into the same output.
+  const ownWork = joinUri(p.out, '.work', p.runId) === p.work ? `${joinKey(out.prefix, '.work', p.runId)}/` : undefined;
+  const removeWork = async (): Promise<void> => {
+    if (ownWork === undefined) return;
+    await removeIfPresent(work, workKeys.run);
+    await out.store.deletePrefix(ownWork);
+  };
   if ((await work.store.head(w(workKeys.run))) === undefined) {
     // A retry after the outputs were complete, while the work area was being removed: done.
     const done = await completed(out, p.runId);
     if (done !== undefined) {
-      if (ownWork !== undefined) await out.store.deletePrefix(ownWork);
+      await removeWork();
       return done;
     }
   }
@@ -85,6 +100,8 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     if (ownWork !== undefined) await out.store.copy(joinKey(out.prefix, '.work', p.runId, workKeys.part(key)), o(key));
     else await out.store.put(o(key), await work.store.get(w(workKeys.part(key))));
   };
+  // Nothing is written under --out before the run's accounting holds: the parts are collected first.
+  const toMove: string[] = [];
   if (record.runId !== p.runId) throw new OodError('PAYLOAD_INVALID', `${p.work}: run.json is of run ${record.runId}, not ${p.runId}`);
   const modelLoc = ctx.open(p.model);
   const model = await readModelJson(modelLoc.store, modelLoc.prefix);
@@ -123,7 +140,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
         [partKeys.scores(g.id), scoreParts],
         [partKeys.failures(g.id), failureParts],
       ] as const) {
-        await moveIn(key);
+        toMove.push(key);
         list.push(o(key));
       }
       continue;
@@ -136,13 +153,15 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       lost.push(...shardLost);
       missing.push(s.index);
     }
-    await out.store.put(o(partKeys.failures(g.id)), reasonsToCsv(lost, p.input));
+    await work.store.put(w(workKeys.part(partKeys.failures(g.id))), reasonsToCsv(lost, p.input));
+    toMove.push(partKeys.failures(g.id));
     failureParts.push(o(partKeys.failures(g.id)));
     const a = emptyAggregate();
     addFailures(a, lost);
     mergeAggregates(agg, a, p.topK);
   }
   const tally = accounting(record.listed, agg.scored, agg.failed, record.skippedByReason, `run ${p.runId}`);
+  for (const key of toMove) await moveIn(key);
 
   // skipped/ from the planner's pages; then the parts of earlier runs into this output go.
   const skippedParts: string[] = [];
@@ -228,12 +247,13 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       state: stateLoc,
       work: { store: work.store, pageKey: (id) => w(workKeys.statePage(id)) },
       previous,
+      base: record.stateBase,
       pages: record.statePages,
       failedRanges,
       run: { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored },
     });
   }
-  if (ownWork !== undefined) await out.store.deletePrefix(ownWork);
+  await removeWork();
   ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
   return {
     summaryKey: o(OUTPUT_FILES.summary),

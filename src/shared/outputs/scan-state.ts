@@ -104,8 +104,14 @@ export interface WriteStateParams {
   readonly state: { readonly store: ObjectStore; readonly prefix: string };
   /** The run's work area, holding the state pages it planned, and their keys in it. */
   readonly work: { readonly store: ObjectStore; readonly pageKey: (id: string) => string };
-  /** The state the run's planning read (its pages are replaced). */
+  /** The state as it is now (its pages are replaced). */
   readonly previous: StateIndex | undefined;
+  /**
+   * The run id of the state the run's planning read. When another scan of the prefix wrote the state
+   * since, pages the run kept from the old state may be gone: those are dropped (their keys are
+   * scanned again next time), never named while missing.
+   */
+  readonly base: string | null;
   /** The pages of what the run listed, in key order. */
   readonly pages: readonly PageRef[];
   /** Keys within these ranges are left out (the next incremental scan retries them). */
@@ -127,9 +133,11 @@ export async function writeScanState(p: WriteStateParams): Promise<StateIndex> {
   const have = new Set(p.previous?.pages.map((r) => r.id) ?? []);
   const pageKey = (id: string): string => joinKey(p.state.prefix, STATE_KEYS.page(id));
   const planned = p.work.pageKey;
+  const moved = (p.previous?.runId ?? null) !== p.base;
   for (const ref of p.pages) {
     const ranges = p.failedRanges.filter((r) => overlaps(ref, r));
     const fromWork = (await p.work.store.head(planned(ref.id))) !== undefined;
+    if (!fromWork && moved && (await p.state.store.head(pageKey(ref.id))) === undefined) continue;
     if (ranges.length === 0) {
       if (fromWork && !have.has(ref.id)) await p.state.store.put(pageKey(ref.id), await p.work.store.get(planned(ref.id)));
       pages.push(ref);

@@ -295,6 +295,8 @@ export const runRecord = z.object({
   statePages: z.array(z.object({ id: z.string().regex(/^[0-9a-f]{16}$/), first: z.string(), last: z.string(), count: z.number().int().min(0) })).default([]),
   /** Whether the state changed at all (new, changed or deleted objects). */
   stateChanged: z.boolean().default(false),
+  /** The run id of the scan state the planning read (null: none); the report checks it is still there. */
+  stateBase: z.string().nullable().default(null),
 });
 export type RunRecord = z.infer<typeof runRecord>;
 
@@ -411,8 +413,11 @@ export interface PlannedGroup {
   readonly shards: readonly ScorePayload[];
 }
 
+/** The payload of a run's final job: known before the listing starts (it reads run.json for the rest). */
+export type FinalJob = { readonly kind: 'scan'; readonly report: ReportPayload } | { readonly kind: 'fit'; readonly train: TrainPayload };
+
 /** The run's final job, once the listing is complete (run.json is written). */
-export type PlannedEnd = { readonly kind: 'scan'; readonly report: ReportPayload; readonly record: RunRecord } | { readonly kind: 'fit'; readonly train: TrainPayload; readonly record: RunRecord };
+export type PlannedEnd = FinalJob & { readonly record: RunRecord };
 
 export interface RunPlan {
   readonly kind: 'scan' | 'fit';
@@ -425,6 +430,8 @@ export interface RunPlan {
   readonly out: string;
   /** The work area of the run with id `runId` (URI). */
   workOf(runId: string): string;
+  /** The final job of the run with id `runId` (enqueued before the listing starts). */
+  finalOf(runId: string): FinalJob;
   /**
    * Lists the input, writes the work files and yields each group as soon as it is full, then the
    * final job, for the run with id `runId`. Runs once.
