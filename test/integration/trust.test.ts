@@ -34,7 +34,8 @@ async function finalState(kind: QueueKind, id: string, connection: Redis): Promi
   try {
     for (let i = 0; i < 600; i++) {
       const j = await Job.fromId(q, id);
-      if (j !== undefined && (await j.getState()) === 'failed') return j;
+      // Read again once failed: a job read just before it failed has no failedReason yet.
+      if (j !== undefined && (await j.getState()) === 'failed') return (await Job.fromId(q, id)) ?? j;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`job ${id} did not fail`);
