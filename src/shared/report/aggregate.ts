@@ -241,6 +241,8 @@ export function decodeAggregate(bytes: Uint8Array, source: string): Aggregate {
   const h = parsed.data;
   const total = h.partitions.reduce((s, p) => s + p.count, 0);
   if (frame.body.length !== total * 4) throw new OodError('MODEL_INVALID', `${source}: expected ${total * 4} bytes of scores, got ${frame.body.length}`);
+  // Every scored image is in exactly one partition: a header that says otherwise would skew the verdict.
+  if (total !== h.scored) throw new OodError('MODEL_INVALID', `${source}: partitions hold ${total} scores, the header says ${h.scored} scored`);
   const scores = new Float32Array(total);
   new Uint8Array(scores.buffer).set(frame.body);
   const partitions = new Map<string, PartitionScores>();

@@ -247,10 +247,16 @@ export class LocalStore implements ObjectStore {
 
   async deletePrefix(prefix: string): Promise<void> {
     if (!prefix.endsWith('/') || prefix.replace(/\/+$/, '') === '') throw new OodError('KEY_UNSAFE', `${this.uri}: refusing to delete ${JSON.stringify(prefix)} (not a sub-folder)`);
-    await rm(this.resolve(prefix.replace(/\/+$/, '')), { recursive: true, force: true });
+    const full = this.resolve(prefix.replace(/\/+$/, ''));
+    await rm(full, { recursive: true, force: true }).catch((err: unknown) => {
+      throw new OodError('STORAGE_PERMANENT', `cannot delete ${full}: ${errno(err) ?? 'error'}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`, { cause: err });
+    });
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.resolve(key), { force: true });
+    const full = this.resolve(key);
+    await rm(full, { force: true }).catch((err: unknown) => {
+      throw new OodError('STORAGE_PERMANENT', `cannot delete ${full}: ${errno(err) ?? 'error'}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`, { cause: err });
+    });
   }
 }
