@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { childEnv } from '../shared/config/env.js';
+import type { Log, LogFormat } from '../shared/log.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
 import { KEEP_JOBS, QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
 import { redisConnection } from '../shared/queue/redis.js';
@@ -39,7 +40,9 @@ export interface WorkerOptions {
   readonly metricsHost?: string;
   /** The locations this worker serves (jobs naming others are refused). */
   readonly roots: readonly string[];
-  readonly log: (message: string) => void;
+  readonly log: Log;
+  /** Log format of the sandboxed processors (default: the environment's). */
+  readonly logFormat?: LogFormat;
 }
 
 export interface WorkerSet {
@@ -119,7 +122,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const add = kind === 'extract' ? { extracted: n } : kind === 'score' ? { extracted: n, scored: n } : kind === 'group' && Number(r?.group ?? -1) >= 0 ? { groupsDone: 1 } : undefined;
     if (add !== undefined && Number.isFinite(n)) void addRunProgress(progressConn, opts.prefix, runId, add).catch(() => undefined);
   };
-  const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots });
+  const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots, ...(opts.logFormat !== undefined ? { logFormat: opts.logFormat } : {}) });
   const workers = opts.queues.map((kind) => {
     const connection = redisConnection(opts.redisUrl);
     redisLog.watchConnection(connection);
@@ -137,7 +140,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       ...(opts.stalledInterval !== undefined ? { stalledInterval: opts.stalledInterval } : {}),
     });
     w.on('failed', (job, err) => {
-      opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
+      opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`, { level: 'warn', event: 'job_failed', queue: kind, job: job?.id, attempt: job?.attemptsMade });
       if (job !== undefined) metrics?.observe(kind, job, 'failed');
     });
     w.on('completed', (job) => {
@@ -145,7 +148,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       countFinished(kind, job);
     });
     // Connection errors are reported once per outage (connectionLog); others as they come.
-    w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`)));
+    w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`, { level: 'error', queue: kind })));
     redisLog.watch(w);
     return w;
   });
@@ -156,7 +159,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       closing ??= (async () => {
         for (const w of workers) w.cancelAllJobs(SHUTDOWN_REASON);
         const results = await Promise.allSettled(workers.map((w) => w.close()));
-        for (const r of results) if (r.status === 'rejected') opts.log(`worker close failed: ${String(r.reason)}`);
+        for (const r of results) if (r.status === 'rejected') opts.log(`worker close failed: ${String(r.reason)}`, { level: 'error' });
         await Promise.allSettled([...metricQueues.values()].map((q) => q.close()));
         await metrics?.close();
         await Promise.allSettled(connections.map((c) => c.quit()));
@@ -170,7 +173,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
 export async function runWorkersUntilSignal(opts: WorkerOptions): Promise<void> {
   const set = await startWorkers(opts);
   opts.log(`worker ${process.pid} serving ${opts.queues.join(', ')} (concurrency ${opts.concurrency} per queue)`);
-  if (opts.roots.length === 0) opts.log('no roots configured (OOD_WORKER_ROOTS or --roots): every job naming a location will be refused');
+  if (opts.roots.length === 0) opts.log('no roots configured (OOD_WORKER_ROOTS or --roots): every job naming a location will be refused', { level: 'warn' });
   else opts.log(`roots: ${opts.roots.join(', ')}`);
   await new Promise<void>((resolve) => {
     let signals = 0;
@@ -179,12 +182,12 @@ export async function runWorkersUntilSignal(opts: WorkerOptions): Promise<void> 
       if (signals === 1) {
         opts.log(`${sig}: stopping; running jobs are released at their next batch or epoch (forced after ${opts.shutdownTimeout}s)`);
         setTimeout(() => {
-          opts.log('shutdown timeout: forcing exit');
+          opts.log('shutdown timeout: forcing exit', { level: 'warn' });
           forceExit();
         }, opts.shutdownTimeout * 1000).unref();
         void set.close().then(resolve, resolve);
       } else {
-        opts.log(`${sig} again: forcing exit`);
+        opts.log(`${sig} again: forcing exit`, { level: 'warn' });
         forceExit();
       }
     };
