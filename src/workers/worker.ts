@@ -11,7 +11,7 @@
  *
  * Processors are forked with exactly the configuration of this worker (Redis, queue prefix, roots).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker, type Job } from 'bullmq';
@@ -19,10 +19,15 @@ import type { Redis } from 'ioredis';
 import { childEnv } from '../shared/config/env.js';
 import type { Log, LogFormat } from '../shared/log.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
-import { KEEP_JOBS, QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
+import { KEEP_JOBS, QUEUE_KINDS, QUEUES, reportPayload, reportResult, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
+import { holdMetricsLease, readOutcomes, recordOutcome } from '../shared/queue/outcomes.js';
 import { redisConnection } from '../shared/queue/redis.js';
 import { addRunProgress } from '../shared/queue/run-progress.js';
-import { startMetrics, type WorkerMetrics } from './metrics.js';
+import { childPids } from './children.js';
+import { exporterId, startMetrics, type WorkerMetrics } from './metrics.js';
+
+/** The metrics exporter's lease: renewed on every scrape, so a scrape interval well under it. */
+const METRICS_LEASE_MS = 60_000;
 
 export interface WorkerOptions {
   readonly redisUrl: string;
@@ -60,26 +65,6 @@ export function processorFile(kind: QueueKind): string {
   return file;
 }
 
-/** Pids of this process's children (the sandboxed processors), from /proc. */
-function childPids(): number[] {
-  const out: number[] = [];
-  try {
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(d));
-      } catch {
-        // The process ended meanwhile.
-      }
-    }
-  } catch {
-    // No /proc (not Linux): nothing to kill by hand.
-  }
-  return out;
-}
-
 /** Ends this worker now: kills its sandboxed children, then exits with status 1. */
 function forceExit(): never {
   for (const pid of childPids()) {
@@ -101,12 +86,22 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const conn = redisConnection(opts.redisUrl);
     redisLog.watchConnection(conn);
     connections.push(conn);
-    for (const kind of opts.queues) {
+    // Every queue, whichever this worker serves: the exporter of the queue-wide gauges reports them all.
+    for (const kind of QUEUE_KINDS) {
       const q = new Queue(QUEUES[kind], { connection: conn, prefix: opts.prefix });
       redisLog.watch(q);
       metricQueues.set(kind, q);
     }
-    metrics = await startMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', metricQueues);
+    const me = exporterId();
+    metrics = await startMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', {
+      isExporter: () => holdMetricsLease(conn, opts.prefix, me, METRICS_LEASE_MS),
+      jobCounts: async () => {
+        const out = new Map<QueueKind, Record<string, number>>();
+        for (const [kind, q] of metricQueues) out.set(kind, await q.getJobCounts('waiting', 'waiting-children', 'active', 'completed', 'failed', 'delayed', 'prioritized'));
+        return out;
+      },
+      outcomes: () => readOutcomes(conn, opts.prefix),
+    });
     const a = metrics.server.address();
     opts.log(`metrics on http://${opts.metricsHost ?? '127.0.0.1'}:${typeof a === 'object' && a !== null ? a.port : opts.metricsPort}/metrics`);
   }
@@ -121,6 +116,14 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const n = Number(r?.images ?? 0) + Number(r?.failed ?? 0);
     const add = kind === 'extract' ? { extracted: n } : kind === 'score' ? { extracted: n, scored: n } : kind === 'group' && Number(r?.group ?? -1) >= 0 ? { groupsDone: 1 } : undefined;
     if (add !== undefined && Number.isFinite(n)) void addRunProgress(progressConn, opts.prefix, runId, add).catch(() => undefined);
+  };
+  // The last outcome of each scanned input, for the ood_audit_last_* gauges (whoever exports them).
+  const recordReport = (job: Job): void => {
+    const p = reportPayload.safeParse(job.data);
+    const r = reportResult.safeParse(job.returnvalue);
+    if (!p.success || !r.success) return;
+    const o = { input: p.data.input, out: p.data.out, runId: p.data.runId, verdict: r.data.verdict, scored: r.data.scored, failed: r.data.failed, flagged: r.data.flagged, flaggedFraction: r.data.flaggedFraction, at: job.finishedOn ?? Date.now() };
+    void recordOutcome(progressConn, opts.prefix, o).catch((err: unknown) => opts.log(`could not record the outcome of ${job.id ?? '?'}: ${String(err)}`, { level: 'warn' }));
   };
   const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots, ...(opts.logFormat !== undefined ? { logFormat: opts.logFormat } : {}) });
   const workers = opts.queues.map((kind) => {
@@ -146,6 +149,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     w.on('completed', (job) => {
       metrics?.observe(kind, job, 'completed');
       countFinished(kind, job);
+      if (kind === 'report') recordReport(job);
     });
     // Connection errors are reported once per outage (connectionLog); others as they come.
     w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`, { level: 'error', queue: kind })));
