@@ -16,6 +16,7 @@ import { QUEUE_KINDS, finalJobOf, type QueueKind } from '../shared/queue/contrac
 import { readRunProgress } from '../shared/queue/run-progress.js';
 import { queueOn, type QueueTarget } from '../producers/enqueue.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
+import { lineSplitter, parseLogLine, type Log } from '../shared/log.js';
 import { progress, type ProgressLine } from './progress.js';
 
 export interface PipelineSession extends QueueTarget {
@@ -42,7 +43,24 @@ export interface OpenOptions {
   readonly backend?: BackendChoice;
   /** The locations of the runs: local workers serve exactly these (their roots). */
   readonly roots: readonly string[];
-  readonly log: (message: string) => void;
+  readonly log: Log;
+}
+
+/**
+ * A local worker's stderr, re-emitted through the CLI's log: the worker writes JSON lines (it is
+ * started with OOD_LOG_FORMAT=json), read whole line by line (a chunk may end mid-line); its
+ * warnings and errors (a job that failed, Redis lost) become CLI lines naming the worker; its info
+ * lines, library noise and stack traces are dropped (the run's progress comes from the queues).
+ */
+export function forwardWorkerLines(pid: number | undefined, log: Log): { push(chunk: Buffer | string): void; flush(): void } {
+  return lineSplitter((line) => {
+    const e = parseLogLine(line);
+    if (e === undefined || (e.level !== 'warn' && e.level !== 'error')) return;
+    const { time: _t, level, pid: _p, msg, ...fields } = e;
+    const flat: Record<string, string | number | boolean> = {};
+    for (const [k, val] of Object.entries(fields)) if (typeof val === 'string' || typeof val === 'number' || typeof val === 'boolean') flat[k] = val;
+    log(`worker ${pid ?? '?'}: ${msg}`, { ...flat, level, component: 'worker', workerPid: pid ?? -1 });
+  });
 }
 
 export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<PipelineSession> {
@@ -68,14 +86,12 @@ export async function openPipeline(env: EnvConfig, opts: OpenOptions): Promise<P
     if (entry === undefined) throw new OodError('INTERNAL', 'cannot locate the ood-audit entry script to start workers');
     for (let i = 0; i < n; i++) {
       const child = spawn(process.execPath, [...process.execArgv, entry, 'worker', '--queues', QUEUE_KINDS.join(','), '--concurrency', '1', '--roots', opts.roots.join(',')], {
-        env: childEnv({ redisUrl: redis.url, queuePrefix: env.queuePrefix, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }),
+        env: childEnv({ redisUrl: redis.url, queuePrefix: env.queuePrefix, logFormat: 'json', ...(opts.backend !== undefined ? { backend: opts.backend } : {}) }),
         stdio: ['ignore', 'ignore', 'pipe'],
       });
-      // The run's own progress comes from the queues; of the workers' lines only their job failures
-      // are shown (their own log lines: timestamped), never library noise or stack traces.
-      child.stderr?.on('data', (d: Buffer) => {
-        for (const line of d.toString().split('\n')) if (/^\d{4}-\d\d-\d\dT\S+ \[\w+\] job .* failed/.test(line)) opts.log(`worker ${child.pid}: ${line.replace(/^\S+ /, '').trim()}`);
-      });
+      const lines = forwardWorkerLines(child.pid, opts.log);
+      child.stderr?.on('data', (d: Buffer) => lines.push(d));
+      child.stderr?.on('end', () => lines.flush());
       children.push(child);
     }
     // Wait until they have registered, so the run does not sit unseen.

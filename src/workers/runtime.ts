@@ -7,6 +7,7 @@
 import { Job, Queue, type SandboxedJob } from 'bullmq';
 import { parseEnv, prepareProcess, type EnvConfig } from '../shared/config/env.js';
 import { coerceError } from '../shared/errors.js';
+import { formatLogLine } from '../shared/log.js';
 import type { JobContext } from '../shared/jobs/context.js';
 import { createEngine, engineContext, type Engine } from '../shared/jobs/engine.js';
 import { locationsOf, parsePayload, SHUTDOWN_REASON, type PayloadOf, type QueueKind } from '../shared/queue/contract.js';
@@ -39,8 +40,10 @@ function engine(): Promise<Engine> {
 /** The context of one job: logs on stderr, progress reported on the job at most every 500 ms (and at the end of a stage). */
 function jobContext(job: SandboxedJob, e: Engine, signal: AbortSignal | undefined): JobContext {
   return engineContext(e, open, {
-    log: (message) => {
-      process.stderr.write(`[${job.queueName} ${job.id}] ${message}\n`);
+    // One write per line (the parent pipes this process's stderr to its own, chunk by chunk).
+    log: (message: string) => {
+      const f = env().logFormat;
+      process.stderr.write(`${formatLogLine(f, f === 'text' ? `[${job.queueName} ${job.id}] ${message}` : message, { component: 'processor', queue: job.queueName, job: job.id })}\n`);
     },
     progress: (label, total, unit) => {
       let last = 0;

@@ -11,17 +11,23 @@
  *
  * Processors are forked with exactly the configuration of this worker (Redis, queue prefix, roots).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { childEnv } from '../shared/config/env.js';
+import type { Log, LogFormat } from '../shared/log.js';
 import { connectionLog } from '../shared/queue/connection-log.js';
-import { KEEP_JOBS, QUEUES, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
+import { KEEP_JOBS, QUEUE_KINDS, QUEUES, reportPayload, reportResult, SHUTDOWN_REASON, WORKER_LOCK, type QueueKind } from '../shared/queue/contract.js';
+import { holdMetricsLease, readOutcomes, recordOutcome } from '../shared/queue/outcomes.js';
 import { redisConnection } from '../shared/queue/redis.js';
 import { addRunProgress } from '../shared/queue/run-progress.js';
-import { startMetrics, type WorkerMetrics } from './metrics.js';
+import { childPids } from './children.js';
+import { exporterId, startMetrics, type WorkerMetrics } from './metrics.js';
+
+/** The metrics exporter's lease: renewed on every scrape, so a scrape interval well under it. */
+const METRICS_LEASE_MS = 60_000;
 
 export interface WorkerOptions {
   readonly redisUrl: string;
@@ -39,7 +45,9 @@ export interface WorkerOptions {
   readonly metricsHost?: string;
   /** The locations this worker serves (jobs naming others are refused). */
   readonly roots: readonly string[];
-  readonly log: (message: string) => void;
+  readonly log: Log;
+  /** Log format of the sandboxed processors (default: the environment's). */
+  readonly logFormat?: LogFormat;
 }
 
 export interface WorkerSet {
@@ -55,26 +63,6 @@ export function processorFile(kind: QueueKind): string {
   const file = path.join(here, 'processors', `${kind}${ext}`);
   if (!existsSync(file)) throw new Error(`processor file missing: ${file} (run npm run build)`);
   return file;
-}
-
-/** Pids of this process's children (the sandboxed processors), from /proc. */
-function childPids(): number[] {
-  const out: number[] = [];
-  try {
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(d));
-      } catch {
-        // The process ended meanwhile.
-      }
-    }
-  } catch {
-    // No /proc (not Linux): nothing to kill by hand.
-  }
-  return out;
 }
 
 /** Ends this worker now: kills its sandboxed children, then exits with status 1. */
@@ -98,12 +86,22 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const conn = redisConnection(opts.redisUrl);
     redisLog.watchConnection(conn);
     connections.push(conn);
-    for (const kind of opts.queues) {
+    // Every queue, whichever this worker serves: the exporter of the queue-wide gauges reports them all.
+    for (const kind of QUEUE_KINDS) {
       const q = new Queue(QUEUES[kind], { connection: conn, prefix: opts.prefix });
       redisLog.watch(q);
       metricQueues.set(kind, q);
     }
-    metrics = await startMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', metricQueues);
+    const me = exporterId();
+    metrics = await startMetrics(opts.metricsPort, opts.metricsHost ?? '127.0.0.1', {
+      isExporter: () => holdMetricsLease(conn, opts.prefix, me, METRICS_LEASE_MS),
+      jobCounts: async () => {
+        const out = new Map<QueueKind, Record<string, number>>();
+        for (const [kind, q] of metricQueues) out.set(kind, await q.getJobCounts('waiting', 'waiting-children', 'active', 'completed', 'failed', 'delayed', 'prioritized'));
+        return out;
+      },
+      outcomes: () => readOutcomes(conn, opts.prefix),
+    });
     const a = metrics.server.address();
     opts.log(`metrics on http://${opts.metricsHost ?? '127.0.0.1'}:${typeof a === 'object' && a !== null ? a.port : opts.metricsPort}/metrics`);
   }
@@ -119,7 +117,15 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const add = kind === 'extract' ? { extracted: n } : kind === 'score' ? { extracted: n, scored: n } : kind === 'group' && Number(r?.group ?? -1) >= 0 ? { groupsDone: 1 } : undefined;
     if (add !== undefined && Number.isFinite(n)) void addRunProgress(progressConn, opts.prefix, runId, add).catch(() => undefined);
   };
-  const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots });
+  // The last outcome of each scanned input, for the ood_audit_last_* gauges (whoever exports them).
+  const recordReport = (job: Job): void => {
+    const p = reportPayload.safeParse(job.data);
+    const r = reportResult.safeParse(job.returnvalue);
+    if (!p.success || !r.success) return;
+    const o = { input: p.data.input, out: p.data.out, runId: p.data.runId, verdict: r.data.verdict, scored: r.data.scored, failed: r.data.failed, flagged: r.data.flagged, flaggedFraction: r.data.flaggedFraction, at: job.finishedOn ?? Date.now() };
+    void recordOutcome(progressConn, opts.prefix, o).catch((err: unknown) => opts.log(`could not record the outcome of ${job.id ?? '?'}: ${String(err)}`, { level: 'warn' }));
+  };
+  const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots, ...(opts.logFormat !== undefined ? { logFormat: opts.logFormat } : {}) });
   const workers = opts.queues.map((kind) => {
     const connection = redisConnection(opts.redisUrl);
     redisLog.watchConnection(connection);
@@ -137,15 +143,16 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       ...(opts.stalledInterval !== undefined ? { stalledInterval: opts.stalledInterval } : {}),
     });
     w.on('failed', (job, err) => {
-      opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
+      opts.log(`[${kind}] job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`, { level: 'warn', event: 'job_failed', queue: kind, job: job?.id, attempt: job?.attemptsMade });
       if (job !== undefined) metrics?.observe(kind, job, 'failed');
     });
     w.on('completed', (job) => {
       metrics?.observe(kind, job, 'completed');
       countFinished(kind, job);
+      if (kind === 'report') recordReport(job);
     });
     // Connection errors are reported once per outage (connectionLog); others as they come.
-    w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`)));
+    w.on('error', (err) => (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|NOAUTH|WRONGPASS|closed/i.test(err.message) ? undefined : opts.log(`[${kind}] worker error: ${err.message}`, { level: 'error', queue: kind })));
     redisLog.watch(w);
     return w;
   });
@@ -156,7 +163,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
       closing ??= (async () => {
         for (const w of workers) w.cancelAllJobs(SHUTDOWN_REASON);
         const results = await Promise.allSettled(workers.map((w) => w.close()));
-        for (const r of results) if (r.status === 'rejected') opts.log(`worker close failed: ${String(r.reason)}`);
+        for (const r of results) if (r.status === 'rejected') opts.log(`worker close failed: ${String(r.reason)}`, { level: 'error' });
         await Promise.allSettled([...metricQueues.values()].map((q) => q.close()));
         await metrics?.close();
         await Promise.allSettled(connections.map((c) => c.quit()));
@@ -170,7 +177,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
 export async function runWorkersUntilSignal(opts: WorkerOptions): Promise<void> {
   const set = await startWorkers(opts);
   opts.log(`worker ${process.pid} serving ${opts.queues.join(', ')} (concurrency ${opts.concurrency} per queue)`);
-  if (opts.roots.length === 0) opts.log('no roots configured (OOD_WORKER_ROOTS or --roots): every job naming a location will be refused');
+  if (opts.roots.length === 0) opts.log('no roots configured (OOD_WORKER_ROOTS or --roots): every job naming a location will be refused', { level: 'warn' });
   else opts.log(`roots: ${opts.roots.join(', ')}`);
   await new Promise<void>((resolve) => {
     let signals = 0;
@@ -179,12 +186,12 @@ export async function runWorkersUntilSignal(opts: WorkerOptions): Promise<void> 
       if (signals === 1) {
         opts.log(`${sig}: stopping; running jobs are released at their next batch or epoch (forced after ${opts.shutdownTimeout}s)`);
         setTimeout(() => {
-          opts.log('shutdown timeout: forcing exit');
+          opts.log('shutdown timeout: forcing exit', { level: 'warn' });
           forceExit();
         }, opts.shutdownTimeout * 1000).unref();
         void set.close().then(resolve, resolve);
       } else {
-        opts.log(`${sig} again: forcing exit`);
+        opts.log(`${sig} again: forcing exit`, { level: 'warn' });
         forceExit();
       }
     };

@@ -124,6 +124,26 @@ describe('operations', () => {
       expect(metrics).toMatch(/ood_audit_image_failures_total\{reason="empty file"\} 1/);
       expect(metrics).toMatch(/ood_audit_batch_seconds_count [1-9]/);
       expect(metrics).toMatch(/ood_audit_jobs_finished_total\{queue="report",outcome="completed"\} 1/);
+      // Standard Node.js process metric names; the queue-wide gauges from the one exporter (this worker);
+      // the last outcome of the scanned prefix; the sandboxed children's memory.
+      expect(metrics).toMatch(/^process_cpu_seconds_total \d/m);
+      expect(metrics).toMatch(/^process_resident_memory_bytes \d/m);
+      expect(metrics).toMatch(/^nodejs_heap_size_used_bytes \d/m);
+      expect(metrics).not.toMatch(/ood_audit_process_/);
+      expect(metrics).toMatch(/^ood_audit_metrics_exporter 1$/m);
+      const label = `{input="${lake}",input_id="`;
+      expect(metrics).toContain(`ood_audit_last_verdict_level${label}`);
+      expect(metrics).toMatch(new RegExp(`^ood_audit_last_images_scanned\\{input="${lake}",input_id="[0-9a-f]{12}"\\} 50$`, 'm'));
+      expect(metrics).toMatch(new RegExp(`^ood_audit_last_image_failures\\{input="${lake}",input_id="[0-9a-f]{12}"\\} 1$`, 'm'));
+      expect(Number(new RegExp(`^ood_audit_last_success_timestamp_seconds\\{input="${lake}",[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1])).toBeGreaterThan(Date.now() / 1000 - 600);
+      expect(Number(/^ood_audit_sandbox_processes (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+      expect(Number(/^ood_audit_sandbox_resident_memory_bytes (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(20 * 1024 * 1024);
+      // A rescan served from the feature cache still counts its image failures.
+      const again = await runCli(['scan', '--full', '--model', model, '--input', lake, '--out', path.join(work, 'out2'), '--shard-size', '20']);
+      expect(again.code, again.stderr).toBe(0);
+      const after = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(after).toMatch(/ood_audit_images_processed_total\{queue="extract"\} 50$/m);
+      expect(after).toMatch(/ood_audit_image_failures_total\{reason="empty file"\} 2$/m);
 
       for (let i = 0; i < 100 && !dashOut.includes('dashboard on'); i++) await new Promise((r) => setTimeout(r, 200));
       expect(dashOut).toContain(`dashboard on http://127.0.0.1:${dashPort}/`);

@@ -12,17 +12,57 @@ import { joinUri, type Location } from '../../shared/storage/locate.js';
 import { openLocation } from '../../shared/storage/open.js';
 import { assertWritable, planScan } from '../../producers/plan.js';
 import { absolute, backendChoice, BACKEND_OPTION, int, maxBytes, parse, required, shardSize, str } from '../options.js';
+import { cliLog, printResult } from '../output.js';
 import { openRunner } from '../run.js';
 
-export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=<loc> [--ood ...] [--json <file>] [--limit N]
+/** Every option `eval` accepts (its --help lists each one; a unit test holds it to that). */
+export const EVAL_FLAGS = {
+  model: { type: 'string' },
+  id: { type: 'string' },
+  ood: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  'json-file': { type: 'string' },
+  html: { type: 'string' },
+  limit: { type: 'string' },
+  work: { type: 'string' },
+  'shard-size': { type: 'string' },
+  'max-bytes': { type: 'string' },
+  workers: { type: 'string' },
+  'in-process': { type: 'boolean' },
+  ...BACKEND_OPTION,
+} as const;
+
+export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=<loc> [--ood ...] [--json] [--json-file <file>] [--limit N]
   The paper's protocol: scans an ID test set and each OOD set through the pipeline and reports
   AUROC, FPR at 95% TPR, AUPR-in and AUPR-out for every score type (DLSR's and the Mahalanobis and
   kNN baselines), as a table and as JSON.
+  --json          print one JSON document on stdout instead of the table (progress and logs on stderr)
+  --json-file <file>  also write the JSON to a file ("--json <file>" is the same, kept for old scripts)
   --limit N       at most N images per set (an evenly spread, deterministic subset)
   --work <loc>    where the per-set scans are written (default <model>/.eval)
   --html <file>   also write an HTML page with the table and ROC curves (primary score)
-  --shard-size N, --max-bytes N, --workers N as for scan; --in-process runs every job in this process
-  --backend B     tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu`;
+  --shard-size N  images per shard (default 1000)
+  --max-bytes N   largest image file read (default 256 MiB); larger files are failures
+  --workers N     local worker processes to start if none serves the queues (default: one per core)
+  --in-process    run every job in this process, without Redis and workers (same outputs)
+  --backend B     tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
+  --log-format F  log lines on stderr: text (default) | json
+  eval has no --fail-on: it measures a detector on labelled sets, it does not judge a dataset.`;
+
+/** "--json <file>" (a value that is not an option) is the old spelling of --json-file <file>. */
+export function evalArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a === '--json' && next !== undefined && !next.startsWith('-')) {
+      out.push('--json-file', next);
+      i++;
+    } else if (a.startsWith('--json=')) out.push(`--json-file=${a.slice('--json='.length)}`);
+    else out.push(a);
+  }
+  return out;
+}
 
 interface SetArg {
   readonly name: string;
@@ -31,19 +71,16 @@ interface SetArg {
 }
 
 export async function evalCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
-  const v = parse(argv, {
-    model: { type: 'string' }, id: { type: 'string' }, ood: { type: 'string', multiple: true }, json: { type: 'string' }, html: { type: 'string' }, limit: { type: 'string' },
-    work: { type: 'string' }, 'shard-size': { type: 'string' }, 'max-bytes': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...BACKEND_OPTION,
-  });
+  const v = parse(evalArgs(argv), EVAL_FLAGS);
   const open = (uri: string, mustExist = false): Location => openLocation(uri, env, mustExist);
   const modelUri = absolute(required(v, 'model'));
   const idUri = absolute(required(v, 'id'));
   const oodArgs = (v['ood'] as string[] | undefined) ?? [];
-  if (oodArgs.length === 0) throw new OodError('CONFIG_INVALID', 'missing --ood <name>=<dir> (at least one OOD set)');
+  if (oodArgs.length === 0) throw new OodError('CONFIG_INVALID', 'missing --ood <name>=<loc> (at least one OOD set)');
   const sets: SetArg[] = [{ name: 'id', uri: idUri, loc: open(idUri, true) }];
   for (const arg of oodArgs) {
     const eq = arg.indexOf('=');
-    if (eq <= 0 || eq === arg.length - 1) throw new OodError('CONFIG_INVALID', `invalid --ood: expected <name>=<dir>, got ${JSON.stringify(arg)}`);
+    if (eq <= 0 || eq === arg.length - 1) throw new OodError('CONFIG_INVALID', `invalid --ood: expected <name>=<loc>, got ${JSON.stringify(arg)}`);
     const uri = absolute(arg.slice(eq + 1));
     sets.push({ name: arg.slice(0, eq), uri, loc: open(uri, true) });
   }
@@ -53,7 +90,7 @@ export async function evalCommand(argv: readonly string[], env: EnvConfig): Prom
   const workers = int(v, 'workers', 1, 256);
   const backend = backendChoice(v);
   const workRoot = absolute(str(v, 'work') ?? joinUri(modelUri, '.eval'));
-  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  const log = cliLog(env);
   await assertWritable(open(workRoot));
   const plans = [];
   for (const set of sets) {
@@ -82,8 +119,8 @@ export async function evalCommand(argv: readonly string[], env: EnvConfig): Prom
   }
   const [id, ...oods] = scored;
   const report: EvalReport = evaluateScores(id!, Object.fromEntries(oods.map((s, i) => [sets[i + 1]!.name, s])));
-  process.stdout.write(formatEvalTable(report));
-  const jsonPath = str(v, 'json');
+  printResult(v['json'] === true, { command: 'eval', model: modelUri, inputs: Object.fromEntries(sets.map((s) => [s.name, s.uri])), ...report }, () => formatEvalTable(report));
+  const jsonPath = str(v, 'json-file');
   if (jsonPath !== undefined) {
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
     log(`wrote ${jsonPath}`);

@@ -3,6 +3,7 @@ import { openLocation } from '../../shared/storage/open.js';
 import { assertWritable, planFit } from '../../producers/plan.js';
 import { describeSkipped } from '../../shared/queue/contract.js';
 import { absolute, backendChoice, BACKEND_OPTION, int, maxBytes, MODEL_OPTIONS, modelConfig, parse, required, shardSize } from '../options.js';
+import { cliLog } from '../output.js';
 import { openRunner } from '../run.js';
 
 export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
@@ -14,7 +15,7 @@ export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
   --input-size N        encoder input side (default 224)
   --taps a,b,c          encoder layers to pool (default block_2_add,block_5_add,block_9_add,block_10_project_BN)
   --preprocessing P     unit = [0, 1] (default) | symmetric = [-1, 1] | imagenet | raw
-  --encoder NAME        mobilenet_v2 (default) | layers | graph, with --encoder-uri <dir of model.json>
+  --encoder NAME        mobilenet_v2 (default) | layers | graph, with --encoder-uri <loc> (the folder of its model.json)
   --seed N              training seed (default 0)
   --t N --steps N --eta X --score-seed N   scoring: distortion timestep (3), DDIM steps (3), eta (1), seed (0)
   --primary SCORE       score that decides "flagged" (default fused: MFsim and MSE, holdout z-scored)
@@ -25,17 +26,22 @@ export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
   --backend B           auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
   --shard-size N        images per extract job (default 1000); --workers N local workers if none run
   --max-bytes N         largest image file read (default 256 MiB); larger files are failures
-  --in-process          run every job in this process, without Redis and workers`;
+  --in-process          run every job in this process, without Redis and workers
+  --log-format F        log lines on stderr: text (default) | json
+  A location <loc> is a folder (plain path or file://) or s3://bucket/prefix/.`;
+
+/** Every option `fit` accepts (its --help lists each one; a unit test holds it to that). */
+export const FIT_FLAGS = { id: { type: 'string' }, model: { type: 'string' }, 'shard-size': { type: 'string' }, 'max-bytes': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...MODEL_OPTIONS, ...BACKEND_OPTION } as const;
 
 export async function fitCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
-  const v = parse(argv, { id: { type: 'string' }, model: { type: 'string' }, 'shard-size': { type: 'string' }, 'max-bytes': { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...MODEL_OPTIONS, ...BACKEND_OPTION });
+  const v = parse(argv, FIT_FLAGS);
   const config = modelConfig(v);
   const idUri = absolute(required(v, 'id'));
   const modelUri = absolute(required(v, 'model'));
   const backend = backendChoice(v);
   const workers = int(v, 'workers', 1, 256);
   const size = shardSize(v);
-  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  const log = cliLog(env);
   const plan = await planFit({ input: openLocation(idUri, env, true), model: modelUri, config, shardSize: size, maxBytes: maxBytes(v), open: (uri, mustExist = false) => openLocation(uri, env, mustExist) });
   await assertWritable(openLocation(modelUri, env));
   const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'group', 'train'], roots: [idUri, modelUri], log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });

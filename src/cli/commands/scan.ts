@@ -1,12 +1,34 @@
 import type { EnvConfig } from '../../shared/config/env.js';
+import { OodError } from '../../shared/errors.js';
 import { openLocation } from '../../shared/storage/open.js';
+import { getJson, joinKey } from '../../shared/storage/object-store.js';
 import { assertWritable, planScan } from '../../producers/plan.js';
 import { SKIP_REASONS } from '../../shared/outputs/accounting.js';
-import { describeSkipped } from '../../shared/queue/contract.js';
-import { absolute, backendChoice, BACKEND_OPTION, int, parse, required, SCAN_OPTIONS, scanSettings } from '../options.js';
+import { OUTPUT_FILES, type RunSummary } from '../../shared/outputs/score-files.js';
+import { describeSkipped, type ReportResult } from '../../shared/queue/contract.js';
+import { FAIL_ON, VERDICT_EXIT, verdictExitCode, type FailOn } from '../../shared/report/verdict.js';
+import { joinUri } from '../../shared/storage/locate.js';
+import { absolute, backendChoice, BACKEND_OPTION, int, parse, required, SCAN_OPTIONS, scanSettings, str } from '../options.js';
+import { cliLog, printResult } from '../output.js';
 import { openRunner } from '../run.js';
 
-export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc> [--shard-size N] [--cache <loc>] [--workers N]
+/** report-files.ts's REPORT_FILES.json (that module loads sharp, which the CLI never does). */
+const REPORT_JSON = 'report.json';
+
+/** Every option `scan` accepts (its --help lists each one; a unit test holds it to that). */
+export const SCAN_FLAGS = {
+  model: { type: 'string' },
+  input: { type: 'string' },
+  out: { type: 'string' },
+  workers: { type: 'string' },
+  'in-process': { type: 'boolean' },
+  'fail-on': { type: 'string' },
+  json: { type: 'boolean' },
+  ...SCAN_OPTIONS,
+  ...BACKEND_OPTION,
+} as const;
+
+export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc> [--fail-on shifted|possibly|never] [--json] ...
   Scores every image under --input through the queue pipeline (locations are folders or s3://
   URIs): the listing is cut into shards as it comes (extract and score jobs per shard, a merge job
   per group of shards), then a report job writes scores/, failures/, skipped/ (part files; also
@@ -23,17 +45,51 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
                    a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
   --backend B      tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
+  --fail-on F      exit non-zero on a shift: shifted = exit ${VERDICT_EXIT.shifted} when the verdict is "shifted";
+                   possibly = also exit ${VERDICT_EXIT.possiblyShifted} on "possibly shifted"; never (default) = exit 0.
+                   Errors exit 1 (2 for bad options or configuration). The last line states the verdict.
+  --json           print one JSON document on stdout (verdict, counts, outputs, exit status);
+                   progress and logs stay on stderr
+  --log-format F   log lines on stderr: text (default) | json
   Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded redis-server.`;
 
-export async function scanCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
-  const v = parse(argv, { model: { type: 'string' }, input: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'in-process': { type: 'boolean' }, ...SCAN_OPTIONS, ...BACKEND_OPTION });
+export function failOn(value: string | undefined): FailOn {
+  if (value === undefined) return 'never';
+  if ((FAIL_ON as readonly string[]).includes(value)) return value as FailOn;
+  throw new OodError('CONFIG_INVALID', `invalid --fail-on: expected ${FAIL_ON.join(' | ')}, got ${JSON.stringify(value)}`);
+}
+
+/** The document `scan --json` prints. */
+export interface ScanJson {
+  readonly command: 'scan';
+  readonly runId: string | null;
+  readonly model: string;
+  readonly input: string;
+  readonly out: string;
+  readonly verdict: { readonly level: string; readonly text: string | null };
+  readonly scored: number;
+  readonly failed: number;
+  readonly flagged: number;
+  readonly flaggedFraction: number;
+  readonly expectedFraction: number;
+  readonly missingShards: readonly number[];
+  readonly missingShardCount: number;
+  readonly outputs: { readonly summary: string; readonly report: string };
+  readonly failOn: FailOn;
+  readonly exitCode: number;
+}
+
+export async function scanCommand(argv: readonly string[], env: EnvConfig): Promise<number> {
+  const v = parse(argv, SCAN_FLAGS);
   const modelUri = absolute(required(v, 'model'));
   const inputUri = absolute(required(v, 'input'));
   const outUri = absolute(required(v, 'out'));
   const settings = scanSettings(v);
   const workers = int(v, 'workers', 1, 256);
   const backend = backendChoice(v);
-  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  const fail = failOn(str(v, 'fail-on'));
+  const json = v['json'] === true;
+  const log = cliLog(env);
   const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> => openLocation(uri, env, mustExist);
   const plan = await planScan({
     input: open(inputUri, true),
@@ -51,20 +107,46 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
   await assertWritable(open(outUri));
   const roots = [inputUri, modelUri, outUri, ...(settings.cache !== undefined ? [settings.cache] : [])];
   const runner = await openRunner(env, { inProcess: v['in-process'] === true, needs: ['extract', 'score', 'group', 'report'], roots, log, ...(workers !== undefined ? { workers } : {}), ...(backend !== undefined ? { backend } : {}) });
+  let result: ReportResult;
   try {
-    const result = await runner.scan(plan, {
+    result = await runner.scan(plan, {
       what: `${inputUri} -> ${outUri}${settings.full ? ' (full)' : ''}`,
       listed: (r) => {
         const full = r.skippedByReason[SKIP_REASONS.unchanged] !== undefined ? '; --full rescans unchanged images' : '';
         return `${r.listed} entries: ${r.images} images in ${r.shards} shards (skipped: ${describeSkipped(r.skippedByReason)}${full})`;
       },
     });
-    process.stdout.write(
-      `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
-        `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
-        `${result.missingShardCount > 0 ? `; ${result.missingShardCount} shards not scored (${result.missingShards.join(', ')}${result.missingShardCount > result.missingShards.length ? ', ...' : ''})` : ''}; outputs in ${outUri}\n`,
-    );
   } finally {
     await runner.close();
   }
+  const out = openLocation(outUri, env);
+  // The verdict's words and the run id, from the files the report wrote (the job result has the level).
+  const report = await getJson<{ verdict?: { text?: string } }>(out.store, joinKey(out.prefix, REPORT_JSON)).catch(() => undefined);
+  const summary = await getJson<RunSummary>(out.store, joinKey(out.prefix, OUTPUT_FILES.summary)).catch(() => undefined);
+  const exitCode = verdictExitCode(result.verdict, fail);
+  const doc: ScanJson = {
+    command: 'scan',
+    runId: summary?.run?.id ?? null,
+    model: modelUri,
+    input: inputUri,
+    out: outUri,
+    verdict: { level: result.verdict, text: report?.verdict?.text ?? null },
+    scored: result.scored,
+    failed: result.failed,
+    flagged: result.flagged,
+    flaggedFraction: result.flaggedFraction,
+    expectedFraction: result.expectedFraction,
+    missingShards: result.missingShards,
+    missingShardCount: result.missingShardCount,
+    outputs: { summary: joinUri(outUri, OUTPUT_FILES.summary), report: joinUri(outUri, REPORT_JSON) },
+    failOn: fail,
+    exitCode,
+  };
+  printResult(json, doc, () =>
+    `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
+      `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
+      `${result.missingShardCount > 0 ? `; ${result.missingShardCount} shards not scored (${result.missingShards.join(', ')}${result.missingShardCount > result.missingShards.length ? ', ...' : ''})` : ''}; outputs in ${outUri}\n` +
+      `verdict: ${doc.verdict.text ?? result.verdict}${exitCode !== 0 ? ` (exit ${exitCode}: --fail-on ${fail})` : ''}\n`,
+  );
+  return exitCode;
 }

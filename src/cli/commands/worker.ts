@@ -2,6 +2,7 @@ import type { EnvConfig } from '../../shared/config/env.js';
 import { OodError } from '../../shared/errors.js';
 import { QUEUE_KINDS, type QueueKind } from '../../shared/queue/contract.js';
 import { parseRoots } from '../../shared/storage/roots.js';
+import { createLog } from '../../shared/log.js';
 import { runWorkersUntilSignal } from '../../workers/worker.js';
 import { int, list, parse, str } from '../options.js';
 
@@ -16,7 +17,8 @@ export const WORKER_USAGE = `ood-audit worker --roots <loc,...> [--queues extrac
   --shutdown-timeout  seconds to let running jobs release after a signal before forcing (default 60)
   --metrics-port N   serve Prometheus metrics at http://127.0.0.1:N/metrics (--metrics-host to bind elsewhere)
   --lock-duration MS, --stalled-interval MS   job lock and stalled check (default 30000, 15000): a
-                  crashed worker's job goes to another worker after about their sum`;
+                  crashed worker's job goes to another worker after about their sum
+  --log-format F  log lines: text (default; timestamped) | json (one object per line, processors too)`;
 
 export async function workerCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
   const v = parse(argv, { roots: { type: 'string' }, queues: { type: 'string' }, concurrency: { type: 'string' }, 'shutdown-timeout': { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, 'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' } });
@@ -28,7 +30,7 @@ export async function workerCommand(argv: readonly string[], env: EnvConfig): Pr
   for (const q of queues) if (!(QUEUE_KINDS as readonly string[]).includes(q)) throw new OodError('CONFIG_INVALID', `invalid --queues: expected some of ${QUEUE_KINDS.join(', ')}, got ${JSON.stringify(q)}`);
   const rootsArg = str(v, 'roots');
   const roots = rootsArg !== undefined ? parseRoots(rootsArg, '--roots') : env.workerRoots;
-  const log = (m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  const log = createLog(env.logFormat, (line) => void process.stderr.write(line), { time: true, base: { component: 'worker' } });
   // A worker never starts its own Redis: it must share the producers' one.
   await runWorkersUntilSignal({
     redisUrl: env.redis.url,
@@ -42,5 +44,6 @@ export async function workerCommand(argv: readonly string[], env: EnvConfig): Pr
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(metricsHost !== undefined ? { metricsHost } : {}),
     log,
+    logFormat: env.logFormat,
   });
 }

@@ -13,6 +13,7 @@
  *                                          s3:// prefixes); a worker refuses jobs naming others
  *   OOD_DASHBOARD_USER, OOD_DASHBOARD_PASSWORD   the dashboard's login (both, or neither)
  *   OOD_AUDIT_DEBUG                        "1": print stack traces with errors
+ *   OOD_LOG_FORMAT                         log lines: text (default) or json (one object per line)
  * Credentials are left to the AWS SDK's default chain and never copied anywhere.
  */
 import { OodError } from '../errors.js';
@@ -21,6 +22,7 @@ import type { S3Settings } from '../storage/s3-store.js';
 import { parseRoots } from '../storage/roots.js';
 import { installRedaction } from './redact.js';
 import { DEFAULTS } from './defaults.js';
+import { LOG_FORMATS, type LogFormat } from '../log.js';
 
 export interface EnvConfig {
   readonly redis: {
@@ -38,6 +40,13 @@ export interface EnvConfig {
   /** The dashboard's login, when set. */
   readonly dashboard: { readonly user: string; readonly password: string } | undefined;
   readonly debug: boolean;
+  /** Log line format (OOD_LOG_FORMAT, or the CLI's --log-format; default text). */
+  readonly logFormat: LogFormat;
+}
+
+export function parseLogFormat(value: string, option = '--log-format'): LogFormat {
+  if ((LOG_FORMATS as readonly string[]).includes(value)) return value as LogFormat;
+  throw new OodError('CONFIG_INVALID', `invalid ${option}: expected ${LOG_FORMATS.join(' or ')}, got ${JSON.stringify(value)}`);
 }
 
 export function parseBackendChoice(value: string, option = '--backend'): BackendChoice {
@@ -66,6 +75,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
     queuePrefix: prefix,
     backend: parseBackendChoice(env['OOD_BACKEND']?.trim() || 'auto', 'OOD_BACKEND'),
     debug: env['OOD_AUDIT_DEBUG'] === '1',
+    logFormat: parseLogFormat(env['OOD_LOG_FORMAT']?.trim() || 'text', 'OOD_LOG_FORMAT'),
     workerRoots: Object.freeze(parseRoots(env['OOD_WORKER_ROOTS'] ?? '', 'OOD_WORKER_ROOTS')),
     s3: Object.freeze({
       ...(endpoint !== undefined ? { endpoint } : {}),
@@ -87,13 +97,14 @@ export function prepareProcess(env: NodeJS.ProcessEnv = process.env): void {
 }
 
 /** The environment of a child ood-audit process: this one's, with the given settings replaced. */
-export function childEnv(overrides: { readonly redisUrl?: string; readonly queuePrefix?: string; readonly backend?: BackendChoice; readonly workerRoots?: readonly string[] }): NodeJS.ProcessEnv {
+export function childEnv(overrides: { readonly redisUrl?: string; readonly queuePrefix?: string; readonly backend?: BackendChoice; readonly workerRoots?: readonly string[]; readonly logFormat?: LogFormat }): NodeJS.ProcessEnv {
   return {
     ...process.env,
     ...(overrides.redisUrl !== undefined ? { REDIS_URL: overrides.redisUrl } : {}),
     ...(overrides.queuePrefix !== undefined ? { OOD_QUEUE_PREFIX: overrides.queuePrefix } : {}),
     ...(overrides.backend !== undefined ? { OOD_BACKEND: overrides.backend } : {}),
     ...(overrides.workerRoots !== undefined ? { OOD_WORKER_ROOTS: overrides.workerRoots.join(',') } : {}),
+    ...(overrides.logFormat !== undefined ? { OOD_LOG_FORMAT: overrides.logFormat } : {}),
   };
 }
 

@@ -22,7 +22,8 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
   if ((await cache.store.head(key)) !== undefined) {
     const set = decodeFeatureSet(await cache.store.get(key), key);
     ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
-    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000 };
+    // The cached set keeps its failures: they are failures of this run too (metrics count them).
+    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set) };
   }
   const work = ctx.open(p.work);
   const manifestKey = joinKey(work.prefix, workKeys.manifest(p.shard.id));
@@ -43,9 +44,14 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
   });
   bar.done(set.failures.length > 0 ? `${set.failures.length} failed` : undefined);
   await cache.store.put(key, encodeFeatureSet(set));
-  const failuresByReason: Record<string, number> = {};
-  for (const f of set.failures) failuresByReason[reasonCategory(f.reason)] = (failuresByReason[reasonCategory(f.reason)] ?? 0) + 1;
-  return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason, batchSeconds };
+  return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set), batchSeconds };
+}
+
+/** A feature set's failed images, counted by reason category. */
+function failuresByReason(set: FeatureSet): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of set.failures) out[reasonCategory(f.reason)] = (out[reasonCategory(f.reason)] ?? 0) + 1;
+  return out;
 }
 
 /** Reads the features an extract job cached (its result comes back through Redis: the key must be in the cache). */

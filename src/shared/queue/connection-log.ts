@@ -4,6 +4,7 @@
  * Without it a few seconds of outage print dozens of errors (every retry of every connection).
  */
 import type { Redis } from 'ioredis';
+import type { Log } from '../log.js';
 
 export interface ConnectionLog {
   /** Watches an ioredis connection (its errors and its recoveries). */
@@ -12,17 +13,17 @@ export interface ConnectionLog {
   watch(emitter: { on(event: 'error', fn: (err: Error) => void): unknown }): void;
 }
 
-export function connectionLog(log: (message: string) => void, what = 'Redis'): ConnectionLog {
+export function connectionLog(log: Log, what = 'Redis'): ConnectionLog {
   let down = false;
   const error = (err: Error): void => {
     if (down) return;
     down = true;
-    log(`${what}: connection lost (${err.message.split('\n')[0]}); retrying`);
+    log(`${what}: connection lost (${err.message.split('\n')[0]}); retrying`, { level: 'warn', event: 'redis_down' });
   };
   const ready = (): void => {
     if (!down) return;
     down = false;
-    log(`${what}: connection back`);
+    log(`${what}: connection back`, { event: 'redis_up' });
   };
   return {
     watchConnection(conn) {

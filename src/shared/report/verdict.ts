@@ -7,6 +7,30 @@ import { binomialUpperP, ks, mannWhitney } from '../stats.js';
 
 export type VerdictLevel = 'shifted' | 'possibly shifted' | 'no shift detected' | 'too few images';
 
+/** The levels by rank, worst last: the number machines see (metrics: ood_audit_last_verdict_level). */
+export const VERDICT_RANK: Readonly<Record<VerdictLevel, number>> = { 'too few images': 0, 'no shift detected': 1, 'possibly shifted': 2, shifted: 3 };
+
+/** The rank of a level read back from a job result or a file (-1 when it is not a level). */
+export function verdictRank(level: string): number {
+  return Object.hasOwn(VERDICT_RANK, level) ? VERDICT_RANK[level as VerdictLevel] : -1;
+}
+
+/**
+ * `scan --fail-on`: which verdicts make the command exit non-zero. The exit statuses are distinct
+ * from errors (1, and 2 for bad options or configuration): 3 = shifted, 4 = possibly shifted.
+ */
+export const FAIL_ON = ['shifted', 'possibly', 'never'] as const;
+export type FailOn = (typeof FAIL_ON)[number];
+export const VERDICT_EXIT = { shifted: 3, possiblyShifted: 4 } as const;
+
+/** The exit status of a scan whose dataset verdict is `level`, under `--fail-on`. */
+export function verdictExitCode(level: string, failOn: FailOn): number {
+  if (failOn === 'never') return 0;
+  if (level === 'shifted') return VERDICT_EXIT.shifted;
+  if (level === 'possibly shifted' && failOn === 'possibly') return VERDICT_EXIT.possiblyShifted;
+  return 0;
+}
+
 export interface Verdict {
   readonly level: VerdictLevel;
   readonly scored: number;
@@ -55,7 +79,7 @@ export function verdict(scores: ArrayLike<number>, flagged: number, idScores: Ar
   else if (binomialP < 0.01 || (k2.p < alpha && mw.auc > 0.55)) level = 'possibly shifted';
   else level = 'no shift detected';
   const excess = frac - expectedFraction;
-  const rank = { shifted: 3, 'possibly shifted': 2, 'no shift detected': 1, 'too few images': 0 }[level];
+  const rank = VERDICT_RANK[level];
   const text =
     level === 'too few images'
       ? `too few images to tell (${n} scored, ${k} flagged)`
