@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +38,36 @@ describe('operations', () => {
     } finally {
       await stopProcess(dash);
     }
+  });
+
+  it('serves the dashboard behind a port mapping (docker-compose) to the Host names it is told, and to no other', async () => {
+    const port = await freePort();
+    const dash = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/entry.ts'), 'dashboard', '--host', '0.0.0.0', '--port', String(port), '--allowed-hosts', `127.0.0.1:${port},localhost:${port}`], {
+      cwd: ROOT,
+      env: { ...process.env, OOD_QUEUE_PREFIX: TEST_QUEUE_PREFIX, OOD_DASHBOARD_USER: 'ops', OOD_DASHBOARD_PASSWORD: 'dash-s3cret' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    dash.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      for (let i = 0; i < 100 && !out.includes('dashboard on'); i++) await new Promise((r) => setTimeout(r, 200));
+      const auth = `Basic ${Buffer.from('ops:dash-s3cret').toString('base64')}`;
+      const get = (host: string): Promise<number> =>
+        new Promise((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path: '/api/queues', headers: { host, authorization: auth } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          }).on('error', reject);
+        });
+      expect(await get(`127.0.0.1:${port}`)).toBe(200);
+      expect(await get(`localhost:${port}`)).toBe(200);
+      expect(await get(`rebind.example:${port}`)).toBe(421);
+    } finally {
+      await stopProcess(dash);
+    }
+    const bad = await runCli(['dashboard', '--allowed-hosts', 'no-port', '--port', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --allowed-hosts: expected host:port entries, got "no-port"/);
   });
 
   it('works with a password-protected Redis and never prints the password', async () => {
