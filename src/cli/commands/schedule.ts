@@ -15,7 +15,9 @@ import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { checkScheduleName, checkTimeZone, DEFAULT_TIME_ZONE, forgetFiring, formatInZone, nextFirings, readFirings, type LastFiring } from '../../shared/queue/schedules.js';
 import { openLocation } from '../../shared/storage/open.js';
 import { modelIdentity } from '../../producers/plan.js';
+import type { Log } from '../../shared/log.js';
 import { absolute, parse, required, SCAN_OPTIONS, scanSettings, str } from '../options.js';
+import { cliLog, printResult } from '../output.js';
 
 export const SCHEDULE_USAGE = `ood-audit schedule --cron "<expr>" [--tz <zone>] [--name <id>] [--replace] scan --model <loc> --input <loc> --out <loc> [scan options]
 ood-audit schedule --list [--json]
@@ -70,14 +72,14 @@ function describe(s: JobSchedulerJson): string {
 }
 
 /** Warns (stderr) when no worker serves the schedule queue: schedules are stored but never fire. */
-async function warnWithoutWorkers(queue: Queue, prefix: string): Promise<number | undefined> {
+async function warnWithoutWorkers(queue: Queue, prefix: string, log: Log): Promise<number | undefined> {
   let workers: number;
   try {
     workers = await queue.getWorkersCount();
   } catch {
     return undefined; // CLIENT LIST may be disabled on a managed Redis: nothing to say
   }
-  if (workers === 0) process.stderr.write(`warning: no worker serves the "schedule" queue (prefix ${prefix}): schedules fire only while one runs (ood-audit worker --queues schedule, or the scheduler service of docker-compose.yml)\n`);
+  if (workers === 0) log(`warning: no worker serves the "schedule" queue (prefix ${prefix}): schedules fire only while one runs (ood-audit worker --queues schedule, or the scheduler service of docker-compose.yml)`, { level: 'warn' });
   return workers;
 }
 
@@ -122,11 +124,8 @@ async function listSchedules(queue: Queue, connection: Redis, prefix: string): P
   }
 }
 
-function printListing(list: readonly ScheduleListing[]): void {
-  if (list.length === 0) {
-    process.stdout.write('no schedules\n');
-    return;
-  }
+function formatListing(list: readonly ScheduleListing[]): string {
+  if (list.length === 0) return 'no schedules\n';
   const when = (iso: string, tz: string | null): string => (tz !== null ? `${formatInZone(Date.parse(iso), tz)} (${iso})` : iso);
   const lines: string[] = [];
   for (const s of list) {
@@ -148,7 +147,7 @@ function printListing(list: readonly ScheduleListing[]): void {
       lines.push(`  last      ${when(l.firedAt, s.timezone)}${l.runId !== null ? ` run ${l.runId}` : ''}: ${outcome}${l.output !== null ? ` -> ${l.output}` : ''}`);
     }
   }
-  process.stdout.write(lines.join('\n') + '\n');
+  return lines.join('\n') + '\n';
 }
 
 export async function scheduleCommand(argv: readonly string[], env: EnvConfig): Promise<void> {
@@ -161,15 +160,15 @@ export async function scheduleCommand(argv: readonly string[], env: EnvConfig): 
   const cron = v['list'] === true || str(v, 'remove') !== undefined ? undefined : required(v, 'cron');
   const tz = checkTimeZone(str(v, 'tz') ?? DEFAULT_TIME_ZONE);
   const firings = cron !== undefined ? nextFirings(cron, tz, Date.now(), 3) : [];
+  const log = cliLog(env);
   const connection = redisConnection(env.redis.url, { maxRetriesPerRequest: 1 });
   const queue = new Queue(QUEUES.schedule, { connection, prefix: env.queuePrefix });
   try {
     await checkRedis(connection, env.redis.url);
     if (v['list'] === true) {
       const list = await listSchedules(queue, connection, env.queuePrefix);
-      const workers = await warnWithoutWorkers(queue, env.queuePrefix);
-      if (v['json'] === true) process.stdout.write(JSON.stringify({ workers: workers ?? null, schedules: list }, null, 2) + '\n');
-      else printListing(list);
+      const workers = await warnWithoutWorkers(queue, env.queuePrefix, log);
+      printResult(v['json'] === true, { workers: workers ?? null, schedules: list }, () => formatListing(list));
       return;
     }
     const remove = str(v, 'remove');
@@ -199,7 +198,7 @@ export async function scheduleCommand(argv: readonly string[], env: EnvConfig): 
       `schedule ${name}${existing !== undefined ? ' (replaced)' : ''}: cron "${cron.trim()}" in ${tz}: scan ${input} -> ${out} (model ${model})\n` +
         `next firings: ${firings.map((t) => `${formatInZone(t, tz)} (${new Date(t).toISOString()})`).join(', ')}\n`,
     );
-    await warnWithoutWorkers(queue, env.queuePrefix);
+    await warnWithoutWorkers(queue, env.queuePrefix, log);
   } finally {
     await queue.close();
     connection.disconnect();
