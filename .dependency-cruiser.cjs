@@ -19,16 +19,16 @@ module.exports = {
       name: 'planning-without-engine',
       severity: 'error',
       comment:
-        'Producers and the CLI (planning, enqueuing, following runs, status, schedules, the worker parent) never load tfjs or sharp: importing tfjs alone costs about 0.9 s and 97 MB. The in-process host (src/cli/inline.ts) is loaded on demand.',
+        'Producers and the CLI (planning, enqueuing, following runs, status, schedules, the worker parent) never load tfjs, sharp or the ONNX runtime and its protobuf schema: importing tfjs alone costs about 0.9 s and 97 MB. The in-process host (src/cli/inline.ts) is loaded on demand.',
       from: { path: '^src/(producers|cli)/', pathNot: '^src/cli/inline\\.ts$' },
-      to: { path: 'node_modules/(@tensorflow|sharp)/', reachable: true },
+      to: { path: 'node_modules/(@tensorflow|sharp|onnxruntime-node|onnxruntime-common|onnx-proto|protobufjs)/', reachable: true },
     },
     {
       name: 'worker-parent-without-engine',
       severity: 'error',
       comment: 'The worker parent process renews job locks; tensor work runs in its sandboxed processors.',
       from: { path: '^src/workers/(worker|metrics)\\.ts$' },
-      to: { path: 'node_modules/(@tensorflow|sharp)/', reachable: true },
+      to: { path: 'node_modules/(@tensorflow|sharp|onnxruntime-node|onnxruntime-common|onnx-proto|protobufjs)/', reachable: true },
     },
     {
       name: 'processors-not-producers',

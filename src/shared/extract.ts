@@ -111,7 +111,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
       else failures.push({ key: p.result.key, reason: p.result.reason });
     }
     if (good.length > 0) {
-      chunks.push(encoder.encode(good.map((g) => g.pixels)));
+      chunks.push(await encoder.encode(good.map((g) => g.pixels)));
       for (const g of good) {
         okKeys.push(g.key);
         digests.push(g.digest);

@@ -51,7 +51,8 @@ describe('decodeImage', () => {
       featureSize: 2,
       inputSize: 8,
       batchSize: 2,
-      encode: (images) => Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!])),
+      runtime: 'test',
+      encode: (images) => Promise.resolve(Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!]))),
       dispose: () => undefined,
     };
     const set = await extractFeatures(encoder, [...files.keys()].map((key) => ({ key })), async (k) => files.get(k)!);

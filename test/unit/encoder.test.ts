@@ -43,8 +43,8 @@ describe('MobileNetV2 encoder', () => {
     const taps = [...IMAGENET_STAGES, ...FINETUNED_STAGES];
     for (const size of [224, 96]) {
       const images = randomImages(3, size, size);
-      const enc = createMobileNetV2({ taps, inputSize: size });
-      const got = enc.encode(images);
+      const enc = await createMobileNetV2({ taps, inputSize: size });
+      const got = await enc.encode(images);
       const ref = await referenceFeatures(images, size, taps);
       expect(got.length).toBe(ref.length);
       let maxDiff = 0;
@@ -61,15 +61,15 @@ describe('MobileNetV2 encoder', () => {
     const again = await createEncoder(DEFAULT_ENCODER);
     expect(again.fingerprint).toEqual(enc.fingerprint);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) enc.encode(randomImages(2, 224, i));
+    for (let i = 0; i < 3; i++) await enc.encode(randomImages(2, 224, i));
     expect(tf.memory().numTensors).toBe(before);
-    const other = createMobileNetV2({ inputSize: 96 });
+    const other = await createMobileNetV2({ inputSize: 96 });
     expect(() => assertSameEncoder(enc.fingerprint, other.fingerprint, 'test')).toThrow(/input size 224 vs 96/);
     for (const e of [enc, again, other]) e.dispose();
   });
 
   it('refuses unknown taps and encoders with named errors', async () => {
-    expect(() => createMobileNetV2({ taps: ['no_such_layer'] })).toThrow(/no layer named "no_such_layer"/);
+    await expect(createMobileNetV2({ taps: ['no_such_layer'] })).rejects.toThrow(/no layer named "no_such_layer"/);
     await expect(createEncoder({ ...DEFAULT_ENCODER, name: 'resnet9000' })).rejects.toMatchObject({ code: 'UNKNOWN_ENCODER' });
   });
 });

@@ -51,7 +51,7 @@ describe('plugged-in tfjs LayersModel encoder', () => {
       const enc = await createEncoder({ name: 'layers', uri: path.join(dir, name), taps, inputSize: 32, preprocessing: { kind: 'unit' } }, folders);
       expect(enc.stages.map((s) => s.name)).toEqual(taps);
       expect(enc.fingerprint.encoder).toBe('tfjs-layers-model');
-      const got = enc.encode(imgs);
+      const got = await enc.encode(imgs);
       const sub = tf.model({ inputs: model.inputs, outputs: taps.map((t) => model.getLayer(t).output as tf.SymbolicTensor) });
       const ref = tf.tidy(() => {
         const x = tf.div(tf.tensor4d(Float32Array.from(imgs.flatMap((i) => Array.from(i))), [3, 32, 32, 3]), 255);

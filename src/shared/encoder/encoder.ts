@@ -38,12 +38,14 @@ export interface Encoder {
   readonly inputSize: number;
   /** Preferred batch size for `encode`. */
   readonly batchSize: number;
+  /** What runs it, for logs and artifacts (e.g. `onnxruntime-node 1.30.0 cpu, 1 thread`, `tfjs wasm`). Not part of the fingerprint. */
+  readonly runtime: string;
   /**
    * Encodes `images` (each inputSize * inputSize * 3 RGB bytes) into globally average-pooled stage
    * features, concatenated in stage order: a row-major [images.length, featureSize] array. Not
-   * standardised (see features.ts).
+   * standardised (see features.ts). Batches are encoded one at a time: await one before the next.
    */
-  encode(images: readonly Uint8Array[]): Float32Array;
+  encode(images: readonly Uint8Array[]): Promise<Float32Array>;
   dispose(): void;
 }
 

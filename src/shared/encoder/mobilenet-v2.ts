@@ -4,18 +4,22 @@
  * `block_10_project_BN` keep their ImageNet weights; blocks 11-16 were fine-tuned by nsfwjs on a
  * 5-class content classifier, so taps there lean towards that domain.
  *
- * Inference runs the fused program of keras-fused.ts (batch norm folded, ReLU6 fused).
+ * Inference runs the plan of keras-plan.ts (batch norm folded, ReLU6 fused) on onnxruntime-node
+ * (onnx/encoder.ts) or as the fused tfjs program of keras-fused.ts, as the process's backend says.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
-import { compileKerasFused, type KerasLayerConfig } from './keras-fused.js';
+import type { EncoderRuntime } from '../backend-choice.js';
+import { compileKerasFused, planWeights } from './keras-fused.js';
+import { planKeras, type KerasLayerConfig, type KerasPlan } from './keras-plan.js';
+import { createOnnxEncoder } from './onnx/encoder.js';
+import { loadOrt } from './onnx/runtime.js';
 import { sha256Hex } from '../hash.js';
 import { makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
 import { toEncoderInput } from './preprocess.js';
 import { IMAGENET_STAGES } from './spec.js';
-
 
 export interface MobileNetV2Options {
   readonly taps?: readonly string[];
@@ -71,7 +75,25 @@ export function bundledTopology(model: BundledModel, inputSize: number): unknown
   return topo;
 }
 
-export function createMobileNetV2(options: MobileNetV2Options = {}): Encoder {
+/**
+ * The inference plan of the bundled model for `taps` (batch norms folded, weights dequantised once).
+ * Both runtimes run this plan, so their features agree to float rounding.
+ */
+export function bundledPlan(taps: readonly string[]): KerasPlan {
+  const model = loadBundledMobileNetV2();
+  const weights = decodeBundledWeights(model);
+  try {
+    return planKeras(model.modelJson.modelTopology.model_config.config.layers, planWeights(weights), taps);
+  } finally {
+    tf.dispose(weights);
+  }
+}
+
+/**
+ * Loads the encoder on `runtime` (default tfjs on the active backend). Its fingerprint does not
+ * depend on the runtime.
+ */
+export async function createMobileNetV2(options: MobileNetV2Options = {}, runtime: EncoderRuntime = { kind: 'tfjs' }): Promise<Encoder> {
   const taps = options.taps ?? IMAGENET_STAGES;
   const inputSize = options.inputSize ?? 224;
   const preprocessing = options.preprocessing ?? { kind: 'unit' };
@@ -79,19 +101,11 @@ export function createMobileNetV2(options: MobileNetV2Options = {}): Encoder {
     throw new OodError('CONFIG_INVALID', `invalid input size: expected an integer in [32, 1024], got ${inputSize}`);
   }
   if (taps.length === 0) throw new OodError('CONFIG_INVALID', 'invalid taps: expected at least one layer name, got none');
-  const model = loadBundledMobileNetV2();
-  const weights = decodeBundledWeights(model);
-  let program;
-  try {
-    program = compileKerasFused(model.modelJson.modelTopology.model_config.config.layers, weights, taps);
-  } finally {
-    tf.dispose(weights);
-  }
-  const stages: StageInfo[] = taps.map((name, i) => ({ name, channels: program.tapChannels[i]! }));
-  const featureSize = stages.reduce((s, x) => s + x.channels, 0);
+  const plan = bundledPlan(taps);
+  const stages: StageInfo[] = taps.map((name, i) => ({ name, channels: plan.tapChannels[i]! }));
   const fingerprint = makeFingerprint({
     encoder: 'mobilenet_v2',
-    weightsSha256: model.weightsSha256,
+    weightsSha256: loadBundledMobileNetV2().weightsSha256,
     taps: [...taps],
     inputSize,
     preprocessing,
@@ -99,13 +113,22 @@ export function createMobileNetV2(options: MobileNetV2Options = {}): Encoder {
   });
   const batchSize = options.batchSize ?? 32;
 
+  if (runtime.kind === 'onnx') {
+    const ort = await loadOrt();
+    if (!ort.ok) throw new OodError('BACKEND_UNAVAILABLE', `onnxruntime-node could not be loaded: ${ort.reason}`);
+    return createOnnxEncoder({ ort: ort.ort, ortVersion: ort.version, plan, fingerprint, stages, inputSize, preprocessing, batchSize, device: runtime.device, threads: runtime.threads });
+  }
+
+  const program = compileKerasFused(plan);
+  const featureSize = stages.reduce((s, x) => s + x.channels, 0);
   const encoder: Encoder = {
     fingerprint,
     stages,
     featureSize,
     inputSize,
     batchSize,
-    encode(images: readonly Uint8Array[]): Float32Array {
+    runtime: `tfjs ${tf.getBackend()}`,
+    async encode(images: readonly Uint8Array[]): Promise<Float32Array> {
       if (images.length === 0) return new Float32Array(0);
       const pooled = tf.tidy(() => {
         const x = toEncoderInput(images, inputSize, preprocessing);
@@ -123,6 +146,6 @@ export function createMobileNetV2(options: MobileNetV2Options = {}): Encoder {
     },
   };
   // Warm up once so the first real batch does not pay for kernel set-up.
-  encoder.encode([new Uint8Array(inputSize * inputSize * 3)]);
+  await encoder.encode([new Uint8Array(inputSize * inputSize * 3)]);
   return encoder;
 }

@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
-import { compileKerasFused, type FusedProgram, type KerasLayerConfig } from './keras-fused.js';
+import { compileKerasFused, planWeights, type FusedProgram } from './keras-fused.js';
+import { planKeras, type KerasLayerConfig } from './keras-plan.js';
 import { sha256Hex } from '../hash.js';
 import { makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
 import { toEncoderInput } from './preprocess.js';
@@ -79,7 +80,7 @@ export async function createTfjsModelEncoder(spec: TfjsModelSpec, read: ModelFil
       try {
         const weights = tf.io.decodeWeights(artifacts.weightData as ArrayBuffer, artifacts.weightSpecs ?? []);
         try {
-          fused = compileKerasFused(layers, weights, spec.taps);
+          fused = compileKerasFused(planKeras(layers, planWeights(weights), spec.taps));
         } finally {
           tf.dispose(weights);
         }
@@ -139,7 +140,8 @@ export async function createTfjsModelEncoder(spec: TfjsModelSpec, read: ModelFil
     featureSize: widths.reduce((a, b) => a + b, 0),
     inputSize: spec.inputSize,
     batchSize: spec.batchSize ?? 32,
-    encode(images: readonly Uint8Array[]): Float32Array {
+    runtime: `tfjs ${tf.getBackend()}`,
+    async encode(images: readonly Uint8Array[]): Promise<Float32Array> {
       if (images.length === 0) return new Float32Array(0);
       const out = tf.tidy(() => tf.concat(run(toEncoderInput(images, spec.inputSize, spec.preprocessing)).map(pool), 1));
       try {

@@ -4,7 +4,7 @@
  * jobs; the in-process CLI runs every job of a plan). A model is reloaded when its model.json
  * changes (a refit into the same folder).
  */
-import { initBackend, type BackendInfo } from '../backend.js';
+import { initBackend, type BackendInfo, type BackendOptions } from '../backend.js';
 import type { BackendChoice } from '../backend-choice.js';
 import { OodError } from '../errors.js';
 import { stableHash } from '../hash.js';
@@ -26,11 +26,12 @@ export interface Engine {
   dispose(): Promise<void>;
 }
 
-export async function createEngine(choice: BackendChoice, open: (uri: string, mustExist?: boolean) => Location): Promise<Engine> {
-  const backend = await initBackend(choice);
+export async function createEngine(choice: BackendChoice, open: (uri: string, mustExist?: boolean) => Location, options: BackendOptions = {}): Promise<Engine> {
+  const backend = await initBackend(choice, options);
   const encoders = new Map<string, Promise<Encoder>>();
   const models = new Map<string, { etag: string; model: DlsrModel }>();
   const folders = {
+    runtime: backend.encoder,
     openModelFolder: (uri: string) => {
       const loc = open(uri, true);
       return (rel: string) => loc.store.get(joinKey(loc.prefix, rel));
