@@ -9,7 +9,7 @@ import { env, open } from './features.js';
 
 const [planFile, part, parts] = [process.argv[2]!, Number(process.argv[3]), Number(process.argv[4])];
 const extracts = JSON.parse(await readFile(planFile, 'utf8')) as ExtractPayload[];
-const engine = await createEngine(env.backend, open);
+const engine = await createEngine(env.backend, open, { ortThreads: env.ortThreads });
 const ctx: JobContext = engineContext(engine, open, { log: () => undefined, progress: () => ({ update: () => undefined, done: () => undefined }) });
 const results: ExtractResult[] = [];
 for (const p of extracts) if (p.shard.index % parts === part) results.push(await extractShard(p, ctx));

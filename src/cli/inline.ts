@@ -54,7 +54,8 @@ function stageProgress(planned: () => number): { factory: (label: string, total:
 
 export async function createInlineHost(env: EnvConfig, backend: BackendChoice | undefined, log: (m: string) => void): Promise<InlineHost> {
   const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> => openLocation(uri, env, mustExist);
-  const engine = await createEngine(backend ?? env.backend, open);
+  const engine = await createEngine(backend ?? env.backend, open, { ortThreads: env.ortThreads });
+  log(`backend: ${engine.backend.label}`);
   const start = (hooks: InlineHooks): { ctx: JobContext; hooks: InlineHooks } => {
     let planned = 0;
     const stages = stageProgress(() => planned);
@@ -80,7 +81,6 @@ export async function createInlineHost(env: EnvConfig, backend: BackendChoice | 
       return runScanInline(plan, s.ctx, s.hooks);
     },
     runFit: (plan, hooks) => {
-      log(`backend: ${engine.backend.provider}`);
       const s = start(hooks);
       return runFitInline(plan, s.ctx, s.hooks);
     },

@@ -25,7 +25,7 @@ export interface FeatureSet {
   /** Row-major [keys.length, featureSize]. */
   readonly features: Float32Array;
   readonly failures: readonly Failure[];
-  /** Backend that computed the features (informational). */
+  /** What computed the features (the encoder's runtime label, e.g. `tfjs wasm`; informational, not part of their identity). */
   readonly backend?: string;
 }
 
@@ -93,6 +93,8 @@ export function concatFeatureSets(sets: readonly FeatureSet[]): FeatureSet {
   if (first === undefined) throw new OodError('INTERNAL', 'concatFeatureSets: no sets');
   for (const s of sets.slice(1)) assertSameEncoder(first.fingerprint, s.fingerprint, 'merging feature sets');
   const total = sets.reduce((n, s) => n + s.features.length, 0);
+  // Shards may come from workers on different runtimes (the fingerprint is the same): keep each name once.
+  const backends = [...new Set(sets.flatMap((s) => s.backend?.split(' + ') ?? []))].sort();
   const features = new Float32Array(total);
   let off = 0;
   for (const s of sets) {
@@ -106,6 +108,6 @@ export function concatFeatureSets(sets: readonly FeatureSet[]): FeatureSet {
     digests: sets.flatMap((s) => s.digests),
     features,
     failures: sets.flatMap((s) => s.failures),
-    ...(first.backend !== undefined ? { backend: first.backend } : {}),
+    ...(backends.length > 0 ? { backend: backends.join(' + ') } : {}),
   };
 }

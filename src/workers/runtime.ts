@@ -33,7 +33,10 @@ function open(uri: string, mustExist = false): Location {
 
 let enginePromise: Promise<Engine> | undefined;
 function engine(): Promise<Engine> {
-  enginePromise ??= createEngine(env().backend, open);
+  enginePromise ??= createEngine(env().backend, open, { ortThreads: env().ortThreads }).then((e) => {
+    process.stderr.write(`[processor ${process.pid}] backend: ${e.backend.label}\n`);
+    return e;
+  });
   return enginePromise;
 }
 

@@ -18,6 +18,7 @@ import { defaultConfig } from '../../src/shared/dlsr/config.js';
 import { fitDlsr } from '../../src/shared/dlsr/fit.js';
 import { disposeModel, scoreFeatures } from '../../src/shared/dlsr/model.js';
 import { sha256Hex } from '../../src/shared/hash.js';
+import { parseBackendChoice, parseEnv, parseOrtThreads } from '../../src/shared/config/env.js';
 import { useWasm } from '../helpers/tf.js';
 
 useWasm();
@@ -111,5 +112,16 @@ describe.skipIf(!ort.ok)('MobileNetV2 on onnxruntime-node', () => {
     expect((process.memoryUsage().rss - before) / 2 ** 20).toBeLessThan(32);
     await expect(enc.encode([new Uint8Array(10)])).rejects.toMatchObject({ code: 'SHAPE_MISMATCH' });
     enc.dispose();
+  });
+});
+
+describe('backend configuration', () => {
+  it('parses the onnx choices and the thread count, naming bad values', () => {
+    expect(parseBackendChoice('onnx')).toBe('onnx');
+    expect(parseBackendChoice('onnx-cuda', 'OOD_BACKEND')).toBe('onnx-cuda');
+    expect(() => parseBackendChoice('onnx-gpu')).toThrow(/invalid --backend: expected one of auto, onnx, onnx-cuda, .*got "onnx-gpu"/);
+    expect(parseEnv({}).ortThreads).toBe(1);
+    expect(parseEnv({ OOD_ORT_THREADS: '2' }).ortThreads).toBe(2);
+    for (const bad of ['0', '1.5', 'two', '65']) expect(() => parseOrtThreads(bad)).toThrow(new RegExp(`invalid OOD_ORT_THREADS: expected an integer from 1 to 64, got "${bad.replace('.', '\\.')}"`));
   });
 });

@@ -45,7 +45,7 @@ export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=
   --max-bytes N   largest image file read (default 256 MiB); larger files are failures
   --workers N     local worker processes to start if none serves the queues (default: one per core)
   --in-process    run every job in this process, without Redis and workers (same outputs)
-  --backend B     tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
+  --backend B     auto (default) | onnx | onnx-cuda | tensorflow-gpu | tensorflow | wasm | cpu
   --log-format F  log lines on stderr: text (default) | json
   eval has no --fail-on: it measures a detector on labelled sets, it does not judge a dataset.`;
 

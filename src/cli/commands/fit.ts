@@ -23,7 +23,9 @@ export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
   --tpr X               ID fraction kept below the threshold (default 0.95)
   --holdout X           ID fraction held out for calibration (default 0.1)
   --batch-size N --lr X --weight-decay X --ema-decay X   optimiser settings
-  --backend B           auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
+  --backend B           auto (default) | onnx | onnx-cuda | tensorflow-gpu | tensorflow | wasm | cpu
+                        (auto: the encoder on onnxruntime-node when it loads, else tfjs; OOD_ORT_THREADS
+                        sets its threads)
   --shard-size N        images per extract job (default 1000); --workers N local workers if none run
   --max-bytes N         largest image file read (default 256 MiB); larger files are failures
   --in-process          run every job in this process, without Redis and workers

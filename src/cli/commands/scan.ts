@@ -44,7 +44,7 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
   --max-bytes N    largest image file read, in bytes (default 268435456 = 256 MiB); a larger file is
                    a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
-  --backend B      tensor backend: auto (default) | tensorflow-gpu | tensorflow | wasm | cpu
+  --backend B      auto (default) | onnx | onnx-cuda | tensorflow-gpu | tensorflow | wasm | cpu
   --fail-on F      exit non-zero on a shift: shifted = exit ${VERDICT_EXIT.shifted} when the verdict is "shifted";
                    possibly = also exit ${VERDICT_EXIT.possiblyShifted} on "possibly shifted"; never (default) = exit 0.
                    Errors exit 1 (2 for bad options or configuration). The last line states the verdict.

@@ -8,7 +8,8 @@ import { int, list, parse, str } from '../options.js';
 
 export const WORKER_USAGE = `ood-audit worker --roots <loc,...> [--queues extract,train,score,group,report,schedule] [--concurrency N]
   Serves the queues until SIGTERM/SIGINT. Connects to REDIS_URL (default 127.0.0.1:6379); S3 from
-  the AWS SDK's standard environment. OOD_BACKEND picks the tensor backend (default auto).
+  the AWS SDK's standard environment. OOD_BACKEND picks the backend (default auto:
+  the encoder on onnxruntime-node when it loads, else tfjs), OOD_ORT_THREADS its threads (default 1).
   --roots L,L     the locations this worker serves: absolute folders and s3://bucket/prefix/ (default
                   OOD_WORKER_ROOTS). A job naming anything else (its input, output, model, cache) is
                   refused: job data in Redis is input. Without roots every such job is refused.

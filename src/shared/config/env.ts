@@ -8,7 +8,11 @@
  *   AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL  custom S3 endpoint (path-style addressing is then used)
  *   AWS_REGION / AWS_DEFAULT_REGION        S3 region
  *   OOD_S3_FORCE_PATH_STYLE                "true" / "false" to override the path-style choice
- *   OOD_BACKEND                            tensor backend of worker processes (auto, wasm, ...)
+ *   OOD_BACKEND                            backend of worker processes: auto, onnx, onnx-cuda,
+ *                                          tensorflow-gpu, tensorflow, wasm, cpu (backend-choice.ts)
+ *   OOD_ORT_THREADS                        intra-op threads of each process's onnxruntime session
+ *                                          (integer 1-64; default 1: one worker process per core
+ *                                          runs faster than fewer processes with more threads)
  *   OOD_WORKER_ROOTS                       locations a worker serves (comma-separated folders and
  *                                          s3:// prefixes); a worker refuses jobs naming others
  *   OOD_DASHBOARD_USER, OOD_DASHBOARD_PASSWORD   the dashboard's login (both, or neither)
@@ -17,7 +21,7 @@
  * Credentials are left to the AWS SDK's default chain and never copied anywhere.
  */
 import { OodError } from '../errors.js';
-import { BACKENDS, type BackendChoice } from '../backend-choice.js';
+import { BACKENDS, DEFAULT_ORT_THREADS, type BackendChoice } from '../backend-choice.js';
 import type { S3Settings } from '../storage/s3-store.js';
 import { parseRoots } from '../storage/roots.js';
 import { installRedaction } from './redact.js';
@@ -33,8 +37,10 @@ export interface EnvConfig {
   };
   readonly queuePrefix: string;
   readonly s3: S3Settings;
-  /** Tensor backend for worker processes (OOD_BACKEND; default auto). */
+  /** Backend for worker processes (OOD_BACKEND; default auto). */
   readonly backend: BackendChoice;
+  /** Intra-op threads of an onnxruntime encoder session (OOD_ORT_THREADS; default 1). */
+  readonly ortThreads: number;
   /** The locations a worker serves (OOD_WORKER_ROOTS); none when unset. */
   readonly workerRoots: readonly string[];
   /** The dashboard's login, when set. */
@@ -52,6 +58,14 @@ export function parseLogFormat(value: string, option = '--log-format'): LogForma
 export function parseBackendChoice(value: string, option = '--backend'): BackendChoice {
   if (value === 'auto' || (BACKENDS as readonly string[]).includes(value)) return value as BackendChoice;
   throw new OodError('CONFIG_INVALID', `invalid ${option}: expected one of auto, ${BACKENDS.join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+export function parseOrtThreads(value: string | undefined, option = 'OOD_ORT_THREADS'): number {
+  const v = value?.trim() ?? '';
+  if (v === '') return DEFAULT_ORT_THREADS;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 64) throw new OodError('CONFIG_INVALID', `invalid ${option}: expected an integer from 1 to 64, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
@@ -74,6 +88,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): EnvConfig {
     redis: Object.freeze({ url: redisUrl ?? DEFAULTS.redisUrl, explicit: redisUrl !== undefined }),
     queuePrefix: prefix,
     backend: parseBackendChoice(env['OOD_BACKEND']?.trim() || 'auto', 'OOD_BACKEND'),
+    ortThreads: parseOrtThreads(env['OOD_ORT_THREADS']),
     debug: env['OOD_AUDIT_DEBUG'] === '1',
     logFormat: parseLogFormat(env['OOD_LOG_FORMAT']?.trim() || 'text', 'OOD_LOG_FORMAT'),
     workerRoots: Object.freeze(parseRoots(env['OOD_WORKER_ROOTS'] ?? '', 'OOD_WORKER_ROOTS')),

@@ -107,6 +107,7 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
         epochs: state.epoch,
         trainSeconds: (performance.now() - started) / 1000,
         ...(hooks.idSource !== undefined ? { idSource: hooks.idSource } : {}),
+        ...(set.backend !== undefined ? { encoderRuntime: set.backend } : {}),
       },
     };
     // Without fusion statistics the holdout is scored on every other score; the fused score is then

@@ -74,7 +74,7 @@ const modelJsonSchema = z.object({
     id: z.string(),
   }),
   stageSizes: z.array(z.number().int().min(2)).min(1),
-  info: z.object({ backend: z.string(), versions: z.record(z.string(), z.string()), trainCount: z.number().int().min(2), holdoutCount: z.number().int().min(1), epochs: z.number().int().min(1), trainSeconds: finite, idSource: z.string().optional() }),
+  info: z.object({ backend: z.string(), versions: z.record(z.string(), z.string()), trainCount: z.number().int().min(2), holdoutCount: z.number().int().min(1), epochs: z.number().int().min(1), trainSeconds: finite, idSource: z.string().optional(), encoderRuntime: z.string().optional() }),
   weightsManifest: manifest,
   firstEpochWeightsManifest: manifest,
   baselines: z.object({ path: z.literal(MODEL_FILES.baselines), shrinkage: finite, knnK: z.number().int().min(1) }),

@@ -28,6 +28,8 @@ export interface ModelInfo {
   readonly trainSeconds: number;
   /** Where the ID images came from. */
   readonly idSource?: string;
+  /** What computed the ID features (the feature set's runtime labels; the fingerprint does not depend on it). */
+  readonly encoderRuntime?: string;
 }
 
 export interface DlsrModel {

@@ -23,7 +23,7 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
     const set = decodeFeatureSet(await cache.store.get(key), key);
     ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
     // The cached set keeps its failures: they are failures of this run too (metrics count them).
-    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set) };
+    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set), ...(set.backend !== undefined ? { encoderRuntime: set.backend } : {}) };
   }
   const work = ctx.open(p.work);
   const manifestKey = joinKey(work.prefix, workKeys.manifest(p.shard.id));
@@ -39,12 +39,12 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
     maxBytes: s.maxBytes,
     onProgress: (done, _total, failed) => bar.update(done, failed > 0 ? `${failed} failed` : undefined),
     onBatch: (seconds) => batchSeconds.push(Math.round(seconds * 1000) / 1000),
-    backend: ctx.backend.provider,
+    backend: encoder.runtime,
     ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
   });
   bar.done(set.failures.length > 0 ? `${set.failures.length} failed` : undefined);
   await cache.store.put(key, encodeFeatureSet(set));
-  return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set), batchSeconds };
+  return { ...base, cached: false, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set), batchSeconds, encoderRuntime: encoder.runtime };
 }
 
 /** A feature set's failed images, counted by reason category. */

@@ -78,6 +78,7 @@ export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, c
     missingShards,
     extractSeconds: outcomes.results.reduce((s, r) => s + r.extractSeconds, 0),
     scoreSeconds: outcomes.results.reduce((s, r) => s + r.scoreSeconds, 0),
+    encoderRuntimes: distinct(outcomes.results.map((r) => r.encoderRuntime)),
   };
   await work.store.put(joinKey(work.prefix, workKeys.groupOutcome(p.group.id)), JSON.stringify(outcome));
   return outcome;
@@ -99,5 +100,11 @@ export async function collectFitGroup(p: GroupPayload, extracted: readonly Extra
     missingShards: [],
     extractSeconds: results.reduce((s, r) => s + r.seconds, 0),
     scoreSeconds: 0,
+    encoderRuntimes: distinct(results.map((r) => r.encoderRuntime)),
   };
+}
+
+/** The distinct defined values, sorted. */
+export function distinct(values: readonly (string | undefined)[]): string[] {
+  return [...new Set(values.filter((v): v is string => v !== undefined))].sort();
 }

@@ -115,6 +115,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   const failureParts: string[] = [];
   let extractSeconds = 0;
   let scoreSeconds = 0;
+  const encoderRuntimes = new Set<string>();
   const rangeOf = (lost: readonly Failure[]): void => {
     if (lost.length > 0) failedRanges.push({ first: lost[0]!.key, last: lost[lost.length - 1]!.key });
   };
@@ -136,6 +137,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       }
       extractSeconds += outcome.extractSeconds;
       scoreSeconds += outcome.scoreSeconds;
+      for (const r of outcome.encoderRuntimes ?? []) encoderRuntimes.add(r);
       for (const [key, list] of [
         [partKeys.scores(g.id), scoreParts],
         [partKeys.failures(g.id), failureParts],
@@ -237,6 +239,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       seconds: (Date.now() - p.startedAt) / 1000,
     },
     backend: ctx.backend.provider,
+    encoderRuntimes: [...encoderRuntimes].sort(),
     run: { id: p.runId, missingShards: missing },
     parts: { scores: scoreParts.length, failures: failureParts.length, skipped: skippedParts.length },
     outputs: { ...outputs, report: o('report.html'), summary: o(OUTPUT_FILES.summary) },

@@ -41,5 +41,6 @@ export async function scoreShard(p: ScorePayload, ctx: JobContext): Promise<Scor
     cached: extracted.cached,
     ...(extracted.failuresByReason !== undefined ? { failuresByReason: extracted.failuresByReason } : {}),
     ...(extracted.batchSeconds !== undefined ? { batchSeconds: extracted.batchSeconds } : {}),
+    ...(extracted.encoderRuntime !== undefined ? { encoderRuntime: extracted.encoderRuntime } : {}),
   };
 }

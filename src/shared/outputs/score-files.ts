@@ -60,7 +60,10 @@ export interface RunSummary {
    */
   readonly scores: Readonly<Record<string, { mean: number; median: number; p95: number; idThreshold: number; exact: boolean }>>;
   readonly throughput: { readonly extractImgPerS: number; readonly scoreImgPerS: number; readonly seconds: number };
+  /** The tfjs tensor backend of the report's process. */
   readonly backend: string;
+  /** What computed the run's features (every encoder runtime among its shards, cached ones included). */
+  readonly encoderRuntimes: readonly string[];
   readonly outputs: Readonly<Record<string, string>>;
   readonly run?: { readonly id: string; readonly missingShards: readonly number[] };
   /** Part files written, per folder. */

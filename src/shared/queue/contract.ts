@@ -131,6 +131,8 @@ export const extractResult = z.object({
   failuresByReason: z.record(z.string(), z.number()).optional(),
   /** Latency of each encoder batch, seconds (for metrics). */
   batchSeconds: z.array(z.number()).optional(),
+  /** What computed the features (the encoder's runtime label; for cached features, the one that cached them). */
+  encoderRuntime: z.string().optional(),
 });
 export type ExtractResult = z.infer<typeof extractResult>;
 
@@ -149,6 +151,7 @@ export const scoreResult = z.object({
   /** Failed images by reason category, and each encoder batch's latency (for metrics). */
   failuresByReason: z.record(z.string(), z.number()).optional(),
   batchSeconds: z.array(z.number()).optional(),
+  encoderRuntime: z.string().optional(),
 });
 export type ScoreResult = z.infer<typeof scoreResult>;
 
@@ -187,6 +190,8 @@ export const groupResult = z.object({
   missingShards: z.array(z.object({ shard: z.number().int().min(0), reason: z.string() })),
   extractSeconds: z.number(),
   scoreSeconds: z.number(),
+  /** The distinct encoder runtimes that computed the group's features. */
+  encoderRuntimes: z.array(z.string()).optional(),
 });
 export type GroupResult = z.infer<typeof groupResult>;
 
@@ -477,6 +482,7 @@ export const groupOutcome = z.object({
   missingShards: z.array(z.object({ shard: z.number().int().min(0), reason: z.string() })),
   extractSeconds: z.number().min(0),
   scoreSeconds: z.number().min(0),
+  encoderRuntimes: z.array(z.string()).optional(),
 });
 export type GroupOutcome = z.infer<typeof groupOutcome>;
 
