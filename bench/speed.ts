@@ -1,10 +1,14 @@
 /**
- * bench:speed: throughput and memory on this machine, per process and with one process per core.
- *   extract  CIFAR-10 test JPEGs -> default encoder features at 224 (decode included)
+ * bench:speed: throughput and memory on this machine, the encoder runtimes side by side.
+ *   extract  CIFAR-10 test JPEGs -> default encoder features at 224 (read and decode included), per
+ *            runtime and process x thread layout, with where each batch's time goes (read, decode +
+ *            resize, encoder wait, encode; score from the score task) and the encoder alone
  *   score    the CPU-preset LFDN on 10,000 feature rows (DLSR scores, + LR, + baselines)
  *   train    CPU-preset epochs on 45,000 rows (the CIFAR-10 training set minus the 10% holdout)
- * Prints a Markdown table, writes it to bench/results/speed.md (quoted by the README) and the raw
- * figures to bench/out/speed.json. Options: --images N (default 1024), --epochs N (default 2).
+ * Prints Markdown tables, writes them to bench/results/speed.md and the raw figures to
+ * bench/out/speed.json. Options: --images N per process (default 1024), --epochs N (default 2),
+ * --backend a,b (runtimes to compare, default wasm,onnx; e.g. onnx-cuda on a GPU host),
+ * --threads a,b (onnxruntime intra-op threads of a single process, default 1,2), --skip-train.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,10 +17,21 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { datasetDir, listKeys, REPO } from './lib/data.js';
 import { defaultConfig } from '../src/shared/dlsr/config.js';
+import { parseBackendChoice } from '../src/shared/config/env.js';
 
-const { values } = parseArgs({ options: { images: { type: 'string', default: '1024' }, epochs: { type: 'string', default: '2' } } });
+const { values } = parseArgs({
+  options: {
+    images: { type: 'string', default: '1024' },
+    epochs: { type: 'string', default: '2' },
+    backend: { type: 'string', default: 'wasm,onnx' },
+    threads: { type: 'string', default: '1,2' },
+    'skip-train': { type: 'boolean', default: false },
+  },
+});
 const nImages = Number(values.images);
 const epochs = Number(values.epochs);
+const backends = values.backend.split(',').map((b) => parseBackendChoice(b.trim()));
+const threadCounts = values.threads.split(',').map(Number);
 
 type Json = Record<string, unknown>;
 function child(job: Json): Promise<Json> {
@@ -38,40 +53,64 @@ const keys = listKeys(dir);
 const slice = (p: number, n: number): string[] => keys.filter((_, i) => i % n === p).slice(0, nImages);
 const cfg = defaultConfig();
 const result: Json = { date: new Date().toISOString(), cores, config: { lfdn: cfg.lfdn, encoder: cfg.encoder, trainBatch: cfg.train.batchSize, scoringBatch: cfg.scoring.batchSize, epochs: cfg.train.epochs } };
-
-console.log(`extract: ${nImages} CIFAR-10 test images per process at ${cfg.encoder.inputSize}px (decode included)`);
-const ex1 = await child({ task: 'extract', dir, keys: slice(0, 1) });
-const exN = await parallel(Array.from({ length: cores }, (_, p) => ({ task: 'extract', dir, keys: slice(p, cores) })));
-result['extract'] = { oneProcess: ex1, perCore: exN };
+const f = (x: unknown, d = 1): string => (typeof x === 'number' ? x.toFixed(d) : String(x));
 
 console.log('score: 10,000 rows per process');
 const sc1 = await child({ task: 'score', rows: 10_000 });
 const scN = await parallel(Array.from({ length: cores }, () => ({ task: 'score', rows: 10_000 })));
 result['score'] = { oneProcess: sc1, perCore: scN };
 
-console.log(`train: ${epochs} epochs of 45,000 rows`);
-const tr = await child({ task: 'train', trainRows: 45_000, epochs });
-result['train'] = tr;
-const epochSecs = tr['epochSeconds'] as number[];
-const perEpoch = epochSecs.reduce((a, b) => a + b, 0) / epochSecs.length;
-result['trainProjectedMinutes'] = (perEpoch * cfg.train.epochs) / 60;
+// Layouts: each runtime in one process (onnxruntime at each thread count), then one process per core
+// (onnxruntime at 1 thread each): 1 x 2 threads against 2 x 1 is the split the default rests on.
+interface Layout { readonly backend: string; readonly processes: number; readonly threads?: number }
+const layouts: Layout[] = [];
+for (const b of backends) {
+  const onnx = b === 'onnx' || b === 'onnx-cuda' || b === 'auto';
+  for (const t of onnx ? threadCounts : [undefined]) layouts.push({ backend: b, processes: 1, ...(t !== undefined ? { threads: t } : {}) });
+  layouts.push({ backend: b, processes: cores, ...(onnx ? { threads: 1 } : {}) });
+}
+const extract: Json[] = [];
+for (const l of layouts) {
+  console.log(`extract: ${nImages} CIFAR-10 test images per process at ${cfg.encoder.inputSize}px, ${l.backend}, ${l.processes} process(es)${l.threads !== undefined ? ` x ${l.threads} thread(s)` : ''}`);
+  const runs = await parallel(Array.from({ length: l.processes }, (_, p) => ({ task: 'extract', backend: l.backend, ...(l.threads !== undefined ? { threads: l.threads } : {}), dir, keys: slice(p, l.processes) })));
+  extract.push({ ...l, runs });
+}
+result['extract'] = extract;
 
-const f = (x: unknown, d = 1): string => (typeof x === 'number' ? x.toFixed(d) : String(x));
-const sumRate = (rs: Json[], k: string): number => rs.reduce((s, r) => s + (r[k] as number), 0);
+const scoreAll = (sc1['imgPerS'] as Json)['allScores'] as number;
 const lines = [
-  `bench:speed, ${String(result['date']).slice(0, 10)}, ${cores} cores, backend ${String(ex1['backend'])}`,
+  `bench:speed, ${String(result['date']).slice(0, 10)}, ${cores} cores`,
   '',
-  `| measure | 1 process | per process with ${cores} | total with ${cores} | peak RSS (MB) | tensors before/after |`,
-  '|---|---|---|---|---|---|',
-  `| extract img/s | ${f(ex1['imgPerS'])} | ${exN.map((r) => f(r['imgPerS'])).join(', ')} | ${f(sumRate(exN, 'imgPerS'))} | ${f(ex1['maxRssMB'], 0)} | ${f(ex1['tensorsBefore'], 0)}/${f(ex1['tensorsAfter'], 0)} |`,
+  `Extraction at ${cfg.encoder.inputSize} px (CIFAR-10 test JPEGs from a local folder, read and decode included). Per batch of 32, milliseconds: each stage alone (the batch's images concurrently, as the product runs them; resize = decode with resize - decode alone; score = the LFDN with every score type), then in the pipeline: the encoder's idle wait for the prefetched batch and the encode.`,
+  '',
+  '| runtime | processes x threads | extract img/s (total) | encoder alone img/s (per process) | read | decode | resize | encode | score | pipeline: wait / encode | peak RSS MB (per process) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
+for (const e of extract) {
+  const runs = e['runs'] as Json[];
+  const mean = (k: string): number => runs.reduce((s, r) => s + ((r['perBatchMs'] as Json)[k] as number), 0) / runs.length;
+  const total = runs.reduce((s, r) => s + (r['imgPerS'] as number), 0);
+  const batch = runs[0]!['batchSize'] as number;
+  lines.push(
+    `| ${String(runs[0]!['runtime'])} | ${String(e['processes'])} x ${String(e['threads'] ?? 1)} | ${f(total)} | ${runs.map((r) => f(r['encodeOnlyImgPerS'])).join(', ')} | ${f(mean('read'))} | ${f(mean('decode'))} | ${f(mean('decodeResize') - mean('decode'))} | ${f(mean('encode'))} | ${f((batch / scoreAll) * 1000)} | ${f(mean('pipelineWait'))} / ${f(mean('pipelineEncode'))} | ${runs.map((r) => f(r['maxRssMB'], 0)).join(', ')} |`,
+  );
+}
+lines.push('', `| measure | 1 process | per process with ${cores} | total with ${cores} | peak RSS (MB) | tensors before/after |`, '|---|---|---|---|---|---|');
 for (const k of ['dlsr', 'dlsrWithLr', 'allScores'] as const) {
   const one = (sc1['imgPerS'] as Json)[k] as number;
   const each = scN.map((r) => (r['imgPerS'] as Json)[k] as number);
   lines.push(`| score img/s (${k}) | ${f(one, 0)} | ${each.map((x) => f(x, 0)).join(', ')} | ${f(each.reduce((a, b) => a + b, 0), 0)} | ${f(sc1['maxRssMB'], 0)} | ${f(sc1['tensorsBefore'], 0)}/${f(sc1['tensorsAfter'], 0)} |`);
 }
-lines.push(`| train s/epoch (45k rows) | ${f(perEpoch)} | | | ${f(tr['maxRssMB'], 0)} | ${f(tr['tensorsBefore'], 0)}/${f(tr['tensorsAfter'], 0)} |`);
-lines.push('', `Projected training time for the default ${cfg.train.epochs} epochs: ${f(result['trainProjectedMinutes'])} min.`);
+if (!values['skip-train']) {
+  console.log(`train: ${epochs} epochs of 45,000 rows`);
+  const tr = await child({ task: 'train', trainRows: 45_000, epochs });
+  result['train'] = tr;
+  const epochSecs = tr['epochSeconds'] as number[];
+  const perEpoch = epochSecs.reduce((a, b) => a + b, 0) / epochSecs.length;
+  result['trainProjectedMinutes'] = (perEpoch * cfg.train.epochs) / 60;
+  lines.push(`| train s/epoch (45k rows) | ${f(perEpoch)} | | | ${f(tr['maxRssMB'], 0)} | ${f(tr['tensorsBefore'], 0)}/${f(tr['tensorsAfter'], 0)} |`);
+  lines.push('', `Projected training time for the default ${cfg.train.epochs} epochs: ${f(result['trainProjectedMinutes'])} min.`);
+}
 const table = lines.join('\n') + '\n';
 process.stdout.write(`\n${table}`);
 mkdirSync(path.join(REPO, 'bench/out'), { recursive: true });

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { initBackend } from '../../src/shared/backend.js';
 import { createEncoder } from '../../src/shared/encoder/registry.js';
 import { DEFAULT_ENCODER } from '../../src/shared/encoder/spec.js';
-import { extractFeatures } from '../../src/shared/extract.js';
+import { extractFeatures, type BatchStages } from '../../src/shared/extract.js';
+import { decodeImage } from '../../src/shared/image/decode.js';
+import sharp from 'sharp';
+import type { BackendChoice } from '../../src/shared/backend-choice.js';
 import { defaultConfig } from '../../src/shared/dlsr/config.js';
 import { fitDlsr, lfdnConfigFor } from '../../src/shared/dlsr/fit.js';
 import { makeSchedule } from '../../src/shared/diffusion/schedule.js';
@@ -16,21 +19,57 @@ import { Rng } from '../../src/shared/rng.js';
 import { makeFingerprint } from '../../src/shared/encoder/encoder.js';
 import { sha256Hex } from '../../src/shared/hash.js';
 
-const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
-const backend = await initBackend('auto');
+const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; backend?: BackendChoice; threads?: number; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
+const backend = await initBackend(job.backend ?? 'auto', job.threads !== undefined ? { ortThreads: job.threads } : {});
 const rssMB = (): number => process.resourceUsage().maxRSS / 1024;
 const cfg = defaultConfig();
 
 if (job.task === 'extract') {
-  const encoder = await createEncoder(DEFAULT_ENCODER);
+  const encoder = await createEncoder(DEFAULT_ENCODER, { runtime: backend.encoder });
   // Warm-up batch outside the timing.
   const items = job.keys!.map((key) => ({ key }));
   await extractFeatures(encoder, items.slice(0, encoder.batchSize), (k) => readFile(path.join(job.dir!, k)));
   const before = tf.memory().numTensors;
+  const stages = { wait: 0, encode: 0 };
+  let batches = 0;
   const t = performance.now();
-  const set = await extractFeatures(encoder, items, (k) => readFile(path.join(job.dir!, k)));
+  const set = await extractFeatures(encoder, items, (k) => readFile(path.join(job.dir!, k)), {
+    onBatch: (_s, _n, st) => {
+      batches++;
+      for (const k of Object.keys(stages) as (keyof BatchStages)[]) stages[k] += st[k];
+    },
+  });
   const seconds = (performance.now() - t) / 1000;
-  console.log(JSON.stringify({ task: 'extract', backend: backend.provider, images: set.keys.length, seconds, imgPerS: set.keys.length / seconds, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
+  // Each stage alone, batch by batch as the product runs it (a batch's images concurrently): read,
+  // decode (sharp to raw pixels at the file's size), decode + resize (the product's decodeImage),
+  // encode. Resize is the difference of the two decodes.
+  const alone = { read: 0, decode: 0, decodeResize: 0, encode: 0 };
+  const nAlone = Math.min(8, Math.floor(job.keys!.length / encoder.batchSize));
+  let encoded = 0;
+  for (let b = 0; b < nAlone; b++) {
+    const batchKeys = job.keys!.slice(b * encoder.batchSize, (b + 1) * encoder.batchSize);
+    let t0 = performance.now();
+    const bytes = await Promise.all(batchKeys.map((k) => readFile(path.join(job.dir!, k))));
+    alone.read += performance.now() - t0;
+    t0 = performance.now();
+    await Promise.all(bytes.map((x) => sharp(x).removeAlpha().raw().toBuffer()));
+    alone.decode += performance.now() - t0;
+    t0 = performance.now();
+    const decoded = await Promise.all(bytes.map((x, i) => decodeImage(batchKeys[i]!, x, { size: encoder.inputSize })));
+    alone.decodeResize += performance.now() - t0;
+    const pixels = decoded.flatMap((r) => (r.ok ? [r.pixels] : []));
+    t0 = performance.now();
+    await encoder.encode(pixels);
+    alone.encode += performance.now() - t0;
+    encoded += pixels.length;
+  }
+  const encodeOnly = encoded / (alone.encode / 1000);
+  const perBatch = {
+    ...Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, v / Math.max(1, nAlone)])),
+    ...Object.fromEntries(Object.entries(stages).map(([k, v]) => [`pipeline${k[0]!.toUpperCase()}${k.slice(1)}`, v / Math.max(1, batches)])),
+  };
+  console.log(JSON.stringify({ task: 'extract', backend: backend.label, runtime: encoder.runtime, images: set.keys.length, seconds, imgPerS: set.keys.length / seconds, encodeOnlyImgPerS: encodeOnly, batchSize: encoder.batchSize, perBatchMs: perBatch, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
+  encoder.dispose();
 } else {
   const stageSizes = [24, 32, 64, 96];
   const d = stageSizes.reduce((a, b) => a + b, 0);
@@ -46,7 +85,7 @@ if (job.task === 'extract') {
     const secs: number[] = [];
     const before = tf.memory().numTensors;
     for (let e = 0; e < job.epochs!; e++) secs.push(trainEpoch(state, lfdn, schedule, cfg.train, z).seconds);
-    console.log(JSON.stringify({ task: 'train', backend: backend.provider, rows: n, epochSeconds: secs, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
+    console.log(JSON.stringify({ task: 'train', backend: backend.label, rows: n, epochSeconds: secs, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
     disposeTrainState(state);
   } else {
     // A real model of the default configuration (whitening, baselines, calibration), fitted for one
@@ -67,7 +106,7 @@ if (job.task === 'extract') {
     const dlsr = timed({ types: new Set(['fused', 'mfsim', 'mfsim_all', 'mse'] as const) });
     const withLr = timed({ types: new Set(['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const) });
     const all = timed({});
-    console.log(JSON.stringify({ task: 'score', backend: backend.provider, rows: n, imgPerS: { dlsr, dlsrWithLr: withLr, allScores: all }, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
+    console.log(JSON.stringify({ task: 'score', backend: backend.label, rows: n, imgPerS: { dlsr, dlsrWithLr: withLr, allScores: all }, maxRssMB: rssMB(), tensorsBefore: before, tensorsAfter: tf.memory().numTensors }));
     disposeModel(model);
   }
 }

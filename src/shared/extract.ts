@@ -25,8 +25,8 @@ export interface ExtractItem {
 export interface ExtractOptions {
   /** Called after every batch with images done (decoded or failed) and the total. */
   readonly onProgress?: (done: number, total: number, failed: number) => void;
-  /** Called after every batch with its latency (read + decode wait + encode), seconds. */
-  readonly onBatch?: (seconds: number, images: number) => void;
+  /** Called after every batch with its latency (read + decode wait + encode), seconds, and where the time went. */
+  readonly onBatch?: (seconds: number, images: number, stages: BatchStages) => void;
   readonly signal?: AbortSignal;
   /** Largest accepted input in pixels. */
   readonly limitInputPixels?: number;
@@ -35,6 +35,17 @@ export interface ExtractOptions {
   /** Most bytes read but not yet decoded at once. Default 256 MiB. */
   readonly byteBudget?: number;
   readonly backend?: string;
+}
+
+/**
+ * Where one batch's wall time went, milliseconds: `wait` for its reads and decodes (the part the
+ * prefetch during the previous encode did not hide), then `encode`. Reads and decodes of one batch
+ * run concurrently and overlap the previous encode, so their own durations are not additive here;
+ * bench:speed measures them alone.
+ */
+export interface BatchStages {
+  readonly wait: number;
+  readonly encode: number;
 }
 
 export type ReadFn = (key: string, options: GetOptions) => Promise<Uint8Array>;
@@ -101,7 +112,9 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
   let batchStart = performance.now();
   for (let start = 0; pending !== undefined; start += bs) {
     if (options.signal?.aborted === true) throw new OodError('ABORTED', 'feature extraction aborted');
+    const waitStart = performance.now();
     const prepared = await pending;
+    const wait = performance.now() - waitStart;
     pending = start + bs < items.length ? prepare(start + bs) : undefined;
     // Keep a rejected look-ahead from becoming an unhandled rejection while we encode.
     pending?.catch(() => undefined);
@@ -110,6 +123,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
       if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest! });
       else failures.push({ key: p.result.key, reason: p.result.reason });
     }
+    const encodeStart = performance.now();
     if (good.length > 0) {
       chunks.push(await encoder.encode(good.map((g) => g.pixels)));
       for (const g of good) {
@@ -118,7 +132,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
       }
     }
     const now = performance.now();
-    options.onBatch?.((now - batchStart) / 1000, prepared.length);
+    options.onBatch?.((now - batchStart) / 1000, prepared.length, { wait, encode: now - encodeStart });
     batchStart = now;
     options.onProgress?.(Math.min(items.length, start + bs), items.length, failures.length);
   }
