@@ -4,8 +4,9 @@
  * by support/dockerfile.ts) in a clean temporary folder, then, from that folder alone and with the
  * image's ENV:
  *   1. loads sharp and decodes a real image, initialises tfjs with the wasm backend, loads the
- *      encoder weights and encodes the image, imports the CLI, the worker and every processor, and
- *      checks that the GPU backend was left out;
+ *      encoder weights and encodes the image (on tfjs, then on onnxruntime-node: the same features
+ *      within 1e-4), imports the CLI, the worker and every processor, and checks that the GPU
+ *      backend was left out;
  *   2. runs the image's ENTRYPOINT command: `fit --in-process` on 40 demo images, then
  *      `scan --in-process` of 20 more, and checks the report.
  *
@@ -137,12 +138,19 @@ const backend = await initBackend('wasm');
 inside(require.resolve('@tensorflow/tfjs-backend-wasm'));
 inside(require.resolve('nsfwjs'));
 const encoder = await createEncoder(DEFAULT_ENCODER);
-const features = encoder.encode([decoded.pixels]);
+const features = await encoder.encode([decoded.pixels]);
 if (features.length !== encoder.featureSize || !features.every(Number.isFinite)) throw new Error('the encoder returned ' + features.length + ' features, expected ' + encoder.featureSize + ' finite values');
 encoder.dispose();
+// The image's encoder runtime: onnxruntime-node's CPU binary, kept for this platform only.
+inside(require.resolve('onnxruntime-node'));
+const onnx = await createEncoder(DEFAULT_ENCODER, { runtime: { kind: 'onnx', device: 'cpu', threads: 1 } });
+const onnxFeatures = await onnx.encode([decoded.pixels]);
+const onnxDiff = Math.max(...onnxFeatures.map((v, i) => Math.abs(v - features[i])));
+if (!(onnxDiff < 1e-4)) throw new Error('onnxruntime features differ from tfjs by ' + onnxDiff + ', expected < 1e-4');
+onnx.dispose();
 const modules = ['dist/cli/main.js', 'dist/workers/worker.js', ...readdirSync(path.join(here, 'dist/workers/processors')).filter((f) => f.endsWith('.js')).map((f) => 'dist/workers/processors/' + f)];
 for (const m of modules) await import('./' + m);
-process.stdout.write(JSON.stringify({ sharp: sharp.versions.sharp, libvips: sharp.versions.vips, backend: backend.name, tfjs: backend.tfjsVersion, encoder: encoder.fingerprint.id, features: features.length, modules: modules.length }) + '\\n');
+process.stdout.write(JSON.stringify({ sharp: sharp.versions.sharp, libvips: sharp.versions.vips, backend: backend.name, tfjs: backend.tfjsVersion, encoder: encoder.fingerprint.id, features: features.length, onnxRuntime: onnx.runtime, onnxMaxDiff: onnxDiff, modules: modules.length }) + '\\n');
 `;
 
 /** Every file under dir, recursively, in name order. */
