@@ -1,6 +1,6 @@
 /**
- * Feature extraction over a list of images: read -> hash -> decode (sharp, off the main thread) ->
- * encode (tensor work, on the main thread). The next batch is read and decoded while the current one
+ * Feature extraction over a list of images: read -> hash -> decode (sharp, off the main thread) and
+ * measure the image's properties (image/properties.ts) -> encode (tensor work, on the main thread). The next batch is read and decoded while the current one
  * is encoded. One bad image never sinks a batch: an image that cannot be read (deleted since the
  * listing, permission denied, I/O error, over the size limit) or decoded becomes a `failure` with the
  * reason, and the rest goes on; only transient storage faults propagate (the job is retried).
@@ -13,7 +13,8 @@ import { coerceError, OodError, type ErrorCode } from './errors.js';
 import type { Encoder } from './encoder/encoder.js';
 import type { FeatureSet, Failure } from './feature-set.js';
 import { sha256Hex } from './hash.js';
-import { decodeImage, type DecodeResult } from './image/decode.js';
+import { decodeImage, decodeWithProperties, type DecodeResult } from './image/decode.js';
+import { propertyTable, type ImageProperties } from './image/properties.js';
 import type { GetOptions } from './storage/object-store.js';
 
 /** An image to extract: its key and, when known, its size in bytes (from the listing). */
@@ -35,6 +36,8 @@ export interface ExtractOptions {
   /** Most bytes read but not yet decoded at once. Default 256 MiB. */
   readonly byteBudget?: number;
   readonly backend?: string;
+  /** Measure each image's properties at decode time (image/properties.ts). Default true. */
+  readonly properties?: boolean;
 }
 
 export type ReadFn = (key: string, options: GetOptions) => Promise<Uint8Array>;
@@ -73,6 +76,9 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
   const digests: string[] = [];
   const failures: Failure[] = [];
   const chunks: Float32Array[] = [];
+  const withProperties = options.properties ?? true;
+  const props: ImageProperties[] = [];
+  const decode = withProperties ? decodeWithProperties : decodeImage;
   const decodeOpts = { size: encoder.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
   const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {};
   const budget = new ByteBudget(options.byteBudget ?? DEFAULT_BYTE_BUDGET);
@@ -90,7 +96,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
         return { result: { ok: false, key: item.key, reason: e.message } };
       }
       const digest = sha256Hex(bytes);
-      return { result: await decodeImage(item.key, bytes, decodeOpts), digest };
+      return { result: await decode(item.key, bytes, decodeOpts), digest };
     } finally {
       budget.release(claim);
     }
@@ -105,9 +111,9 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
     pending = start + bs < items.length ? prepare(start + bs) : undefined;
     // Keep a rejected look-ahead from becoming an unhandled rejection while we encode.
     pending?.catch(() => undefined);
-    const good: { pixels: Uint8Array; key: string; digest: string }[] = [];
+    const good: { pixels: Uint8Array; key: string; digest: string; properties: ImageProperties | undefined }[] = [];
     for (const p of prepared) {
-      if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest! });
+      if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest!, properties: p.result.properties });
       else failures.push({ key: p.result.key, reason: p.result.reason });
     }
     if (good.length > 0) {
@@ -115,6 +121,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
       for (const g of good) {
         okKeys.push(g.key);
         digests.push(g.digest);
+        if (g.properties !== undefined) props.push(g.properties);
       }
     }
     const now = performance.now();
@@ -135,6 +142,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
     digests,
     features,
     failures,
+    ...(withProperties ? { properties: propertyTable(props) } : {}),
     ...(options.backend !== undefined ? { backend: options.backend } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { OodError } from './errors.js';
 import { assertSameEncoder, type EncoderFingerprint } from './encoder/encoder.js';
 import { decodeFrame, encodeFrame } from './binary-frame.js';
 import { gatherRows } from './features.js';
+import { type PropertyTable } from './image/properties.js';
 
 export interface Failure {
   readonly key: string;
@@ -25,6 +26,11 @@ export interface FeatureSet {
   /** Row-major [keys.length, featureSize]. */
   readonly features: Float32Array;
   readonly failures: readonly Failure[];
+  /**
+   * Each image's properties (image/properties.ts), in key order; absent in feature sets made before
+   * them (such rows get no conditions score).
+   */
+  readonly properties?: PropertyTable;
   /** Backend that computed the features (informational). */
   readonly backend?: string;
 }
