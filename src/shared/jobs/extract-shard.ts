@@ -21,9 +21,14 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
   const base = { shard: p.shard.index, cache: s.cache, featuresKey: key };
   if ((await cache.store.head(key)) !== undefined) {
     const set = decodeFeatureSet(await cache.store.get(key), key);
-    ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
-    // The cached set keeps its failures: they are failures of this run too (metrics count them).
-    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set) };
+    // A set cached before image properties were measured is extracted again (once), so scans get
+    // the conditions score and property columns.
+    if (set.properties !== undefined || set.keys.length === 0) {
+      ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
+      // The cached set keeps its failures: they are failures of this run too (metrics count them).
+      return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set) };
+    }
+    ctx.log(`shard ${p.shard.index}: cached features have no image properties: extracting again`);
   }
   const work = ctx.open(p.work);
   const manifestKey = joinKey(work.prefix, workKeys.manifest(p.shard.id));
