@@ -70,6 +70,8 @@ export interface PropertyStats {
   readonly idCounts: readonly number[];
   /** Median of the ID holdout in the property's own units (NaN when absent). */
   readonly idMedian: number;
+  /** Mean of the ID holdout's transformed values (NaN when absent): the report's "ID value". */
+  readonly idMean: number;
 }
 
 export interface ConditionsModel {
@@ -78,6 +80,12 @@ export interface ConditionsModel {
   /** ID holdout images per format. */
   readonly idFormats: Readonly<Record<string, number>>;
   readonly holdoutCount: number;
+}
+
+/** A transformed value back in the property's own units. */
+export function untransformValue(name: PropertyName, t: number): number {
+  const spec = PROPERTY_SPECS[name];
+  return spec.transform === 'log' ? Math.exp(t) - (spec.offset ?? 0) : t;
 }
 
 export function transformValue(name: PropertyName, v: number): number {
@@ -147,7 +155,8 @@ export function fitConditions(train: PropertyTable, holdout: PropertyTable): Con
     hi = Math.max(hi + pad, c + 4 * scale);
     const edges = Array.from({ length: PROPERTY_BINS + 1 }, (_, i) => lo + ((hi - lo) * i) / PROPERTY_BINS);
     const raw = column(holdout, j).filter((v) => Number.isFinite(v)).sort();
-    return { name, centre, scale, present, edges, idCounts: binCounts(edges, ho), idMedian: raw.length > 0 ? quantileSorted(raw, 0.5) : Number.NaN };
+    const idMean = hoFinite.length > 0 ? hoFinite.reduce((a, b) => a + b, 0) / hoFinite.length : Number.NaN;
+    return { name, centre, scale, present, edges, idCounts: binCounts(edges, ho), idMedian: raw.length > 0 ? quantileSorted(raw, 0.5) : Number.NaN, idMean };
   });
   const idFormats: Record<string, number> = {};
   for (const f of holdout.formats) idFormats[f] = (idFormats[f] ?? 0) + 1;

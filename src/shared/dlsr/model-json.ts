@@ -102,6 +102,7 @@ const modelJsonSchema = z.object({
             edges: z.array(finite).length(PROPERTY_BINS + 1),
             idCounts: z.array(z.number().int().min(0)).length(PROPERTY_BINS + 3),
             idMedian: nanable,
+            idMean: nanable,
           }),
         )
         .refine((ps) => ps.map((p) => p.name).join() === PROPERTY_NAMES.join(), `must be the properties ${PROPERTY_NAMES.join(', ')} in that order (a model made by another ood-audit version: refit it)`),
