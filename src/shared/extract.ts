@@ -14,7 +14,7 @@ import type { Encoder } from './encoder/encoder.js';
 import type { FeatureSet, Failure } from './feature-set.js';
 import { sha256Hex } from './hash.js';
 import { decodeImage, decodeWithProperties, type DecodeResult } from './image/decode.js';
-import { propertyTable, type ImageProperties } from './image/properties.js';
+import { propertyTable, type ImageProperties, type PropertyTable } from './image/properties.js';
 import type { GetOptions } from './storage/object-store.js';
 
 /** An image to extract: its key and, when known, its size in bytes (from the listing). */
@@ -67,6 +67,40 @@ class ByteBudget {
 interface Prepared {
   readonly result: DecodeResult;
   readonly digest?: string;
+}
+
+/**
+ * The image properties of a feature set made before they were measured: its images read and decoded
+ * again (no encoding: about a third of extraction's cost), `concurrency` at a time. Undefined when an
+ * image can no longer be read or decoded (then extract it again as a whole, which itemises failures).
+ */
+export async function backfillProperties(set: Pick<FeatureSet, 'keys' | 'fingerprint'>, read: ReadFn, options: Pick<ExtractOptions, 'maxBytes' | 'limitInputPixels' | 'signal'> & { readonly concurrency?: number } = {}): Promise<PropertyTable | undefined> {
+  const out: ImageProperties[] = [];
+  const bs = options.concurrency ?? 16;
+  const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {};
+  const decodeOpts = { size: set.fingerprint.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
+  for (let start = 0; start < set.keys.length; start += bs) {
+    if (options.signal?.aborted === true) throw new OodError('ABORTED', 'property backfill aborted');
+    const batch = await Promise.all(
+      set.keys.slice(start, start + bs).map(async (key) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = await read(key, getOpts);
+        } catch (err) {
+          const e = coerceError(err);
+          if (!IMAGE_LEVEL.has(e.code)) throw e;
+          return undefined;
+        }
+        const r = await decodeWithProperties(key, bytes, decodeOpts);
+        return r.ok ? r.properties : undefined;
+      }),
+    );
+    for (const p of batch) {
+      if (p === undefined) return undefined;
+      out.push(p);
+    }
+  }
+  return propertyTable(out);
 }
 
 export async function extractFeatures(encoder: Encoder, items: readonly ExtractItem[], read: ReadFn, options: ExtractOptions = {}): Promise<FeatureSet> {
