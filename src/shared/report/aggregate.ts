@@ -233,7 +233,7 @@ const entrySchema = z.object({ key: z.string(), score: z.number(), rank: z.numbe
 const headerSchema = z.object({
   scored: z.number().int().min(0),
   failed: z.number().int().min(0),
-  partitions: z.array(z.object({ name: z.string(), count: z.number().int().min(0), flagged: z.number().int().min(0), conditions: conditionsSchema.optional() })),
+  partitions: z.array(z.object({ name: z.string(), count: z.number().int().min(0), flagged: z.number().int().min(0), conditions: conditionsSchema.optional() }).refine((p) => p.conditions === undefined || (p.conditions.n <= p.count && p.conditions.flagged <= p.conditions.n), 'conditions must count at most the partition\'s images')),
   mostOod: z.array(entrySchema),
   mostTypical: z.array(entrySchema),
   failuresByReason: z.array(z.tuple([z.string(), z.number().int().min(0)])),
