@@ -3,7 +3,7 @@ import { conditionsScores, fitConditions, transformValue } from '../../src/share
 import { calibrateScore, flagScores } from '../../src/shared/calibration.js';
 import { propertyColumn, propertyTable, selectProperties, type ImageProperties, type PropertyTable } from '../../src/shared/image/properties.js';
 import { aggregateShard, decodeAggregate, encodeAggregate, mergeAggregates, type Aggregate } from '../../src/shared/report/aggregate.js';
-import { conditionsVerdict, describeShift, emptyPartitionConditions, histogramEmd, histogramKs, addConditionsRows } from '../../src/shared/report/drift.js';
+import { conditionsVerdict, describeShift, emptyPartitionConditions, histogramEmd, histogramKs, addConditionsRows, twoProportionP } from '../../src/shared/report/drift.js';
 import { buildReport } from '../../src/shared/report/report.js';
 import { renderHtml, renderMarkdown } from '../../src/shared/report/render.js';
 import { Rng } from '../../src/shared/rng.js';
@@ -148,5 +148,13 @@ describe('conditions verdicts through merged aggregates and the report', () => {
     const pc = emptyPartitionConditions();
     addConditionsRows(pc, model, table(5, 9), new Float32Array(5), 1, [0, 1, 2, 3, 4]);
     expect(conditionsVerdict(pc, model, 0.05).level).toBe('too few images');
+  });
+});
+
+describe('the conditions flag-count test', () => {
+  it('allows for the holdout being a sample: 6.3% flagged of 1,000 against a 500-image holdout is not significant, 12% is', () => {
+    expect(twoProportionP(63, 1000, 0.05, 500)).toBeGreaterThan(0.05);
+    expect(twoProportionP(120, 1000, 0.05, 500)).toBeLessThan(0.001);
+    expect(twoProportionP(0, 0, 0.05, 500)).toBe(1);
   });
 });
