@@ -13,9 +13,10 @@
  *   false alarms  --partitions random partitions (default 200) of 300-1,000 clean CIFAR-10 test
  *                 images: the fraction whose conditions verdict is not "no shift detected"
  *                 (target at most 5%); the ten class folders are reported too, for information
- * Writes bench/results/conditions.md and bench/out/conditions.json. Run it under `nice -n 19`.
+ * Writes bench/results/conditions.md and bench/out/conditions.json; the images' properties are cached
+ * under the bench cache (a rerun only recomputes the statistics). Run it under `nice -n 19`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,7 +29,8 @@ import { propertyTable, selectProperties, type ImageProperties, type PropertyTab
 import { auroc } from '../src/shared/metrics.js';
 import { addConditionsRows, conditionsVerdict, emptyPartitionConditions, type ConditionsVerdict } from '../src/shared/report/drift.js';
 import { Rng } from '../src/shared/rng.js';
-import { ALL_CORRUPTIONS, classOf, corruptedDir, corruptionSource, datasetDir, listKeys, REPO } from './lib/data.js';
+import { ALL_CORRUPTIONS, CACHE, classOf, corruptedDir, corruptionSource, datasetDir, listKeys, REPO } from './lib/data.js';
+import { stableHash } from '../src/shared/hash.js';
 import { corruptionParam } from './lib/corrupt.js';
 
 const { values } = parseArgs({
@@ -41,8 +43,20 @@ const seed = Number(values.seed);
 const size = DEFAULT_ENCODER.inputSize;
 const TPR = 0.95;
 
-/** Properties of every image under `dir`, decoded as the product decodes them (8 in flight). */
+/** Properties of every image under `dir`, decoded as the product decodes them (8 in flight); cached under the bench cache. */
 async function propertiesOf(dir: string, keys: readonly string[]): Promise<PropertyTable> {
+  const cacheFile = path.join(CACHE, 'properties', `${stableHash(dir, size, keys)}.json`);
+  if (existsSync(cacheFile)) {
+    const c = JSON.parse(readFileSync(cacheFile, 'utf8')) as { values: (number | null)[]; formats: string[] };
+    return { values: Float32Array.from(c.values, (v) => v ?? Number.NaN), formats: c.formats };
+  }
+  const t = await measure(dir, keys);
+  mkdirSync(path.dirname(cacheFile), { recursive: true });
+  writeFileSync(cacheFile, JSON.stringify({ values: Array.from(t.values, (v) => (Number.isFinite(v) ? v : null)), formats: t.formats }));
+  return t;
+}
+
+async function measure(dir: string, keys: readonly string[]): Promise<PropertyTable> {
   const out: ImageProperties[] = new Array<ImageProperties>(keys.length);
   let next = 0;
   const worker = async (): Promise<void> => {
