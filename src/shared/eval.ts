@@ -3,7 +3,7 @@
  * set against the ID set, with set sizes and throughput, as the `eval` JSON and a printable table.
  */
 import { detectionMetrics } from './metrics.js';
-import type { ScoreType } from './dlsr/config.js';
+import type { AnyScoreType } from './dlsr/config.js';
 import { scoreTypesOf, type ScoreTable } from './score-table.js';
 
 /** One evaluated set: its scores, how many images failed, and the time spent on it. */
@@ -16,7 +16,7 @@ export interface EvalSet {
 
 export interface EvalResult {
   readonly ood: string;
-  readonly score: ScoreType;
+  readonly score: AnyScoreType;
   readonly auroc: number;
   readonly fpr95: number;
   readonly aupr_in: number;

@@ -1,6 +1,6 @@
 /**
- * Feature extraction over a list of images: read -> hash -> decode (sharp, off the main thread) ->
- * encode (tensor work, on the main thread). The next batch is read and decoded while the current one
+ * Feature extraction over a list of images: read -> hash -> decode (sharp, off the main thread) and
+ * measure the image's properties (image/properties.ts) -> encode (tensor work, on the main thread). The next batch is read and decoded while the current one
  * is encoded. One bad image never sinks a batch: an image that cannot be read (deleted since the
  * listing, permission denied, I/O error, over the size limit) or decoded becomes a `failure` with the
  * reason, and the rest goes on; only transient storage faults propagate (the job is retried).
@@ -13,7 +13,8 @@ import { coerceError, OodError, type ErrorCode } from './errors.js';
 import type { Encoder } from './encoder/encoder.js';
 import type { FeatureSet, Failure } from './feature-set.js';
 import { sha256Hex } from './hash.js';
-import { decodeImage, type DecodeResult } from './image/decode.js';
+import { decodeImage, decodeWithProperties, type DecodeResult } from './image/decode.js';
+import { propertyTable, type ImageProperties, type PropertyTable } from './image/properties.js';
 import type { GetOptions } from './storage/object-store.js';
 
 /** An image to extract: its key and, when known, its size in bytes (from the listing). */
@@ -35,6 +36,8 @@ export interface ExtractOptions {
   /** Most bytes read but not yet decoded at once. Default 256 MiB. */
   readonly byteBudget?: number;
   readonly backend?: string;
+  /** Measure each image's properties at decode time (image/properties.ts). Default true. */
+  readonly properties?: boolean;
 }
 
 /**
@@ -77,6 +80,40 @@ interface Prepared {
   readonly digest?: string;
 }
 
+/**
+ * The image properties of a feature set made before they were measured: its images read and decoded
+ * again (no encoding: about a third of extraction's cost), `concurrency` at a time. Undefined when an
+ * image can no longer be read or decoded (then extract it again as a whole, which itemises failures).
+ */
+export async function backfillProperties(set: Pick<FeatureSet, 'keys' | 'fingerprint'>, read: ReadFn, options: Pick<ExtractOptions, 'maxBytes' | 'limitInputPixels' | 'signal'> & { readonly concurrency?: number } = {}): Promise<PropertyTable | undefined> {
+  const out: ImageProperties[] = [];
+  const bs = options.concurrency ?? 16;
+  const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {};
+  const decodeOpts = { size: set.fingerprint.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
+  for (let start = 0; start < set.keys.length; start += bs) {
+    if (options.signal?.aborted === true) throw new OodError('ABORTED', 'property backfill aborted');
+    const batch = await Promise.all(
+      set.keys.slice(start, start + bs).map(async (key) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = await read(key, getOpts);
+        } catch (err) {
+          const e = coerceError(err);
+          if (!IMAGE_LEVEL.has(e.code)) throw e;
+          return undefined;
+        }
+        const r = await decodeWithProperties(key, bytes, decodeOpts);
+        return r.ok ? r.properties : undefined;
+      }),
+    );
+    for (const p of batch) {
+      if (p === undefined) return undefined;
+      out.push(p);
+    }
+  }
+  return propertyTable(out);
+}
+
 export async function extractFeatures(encoder: Encoder, items: readonly ExtractItem[], read: ReadFn, options: ExtractOptions = {}): Promise<FeatureSet> {
   const bs = encoder.batchSize;
   const d = encoder.featureSize;
@@ -84,6 +121,9 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
   const digests: string[] = [];
   const failures: Failure[] = [];
   const chunks: Float32Array[] = [];
+  const withProperties = options.properties ?? true;
+  const props: ImageProperties[] = [];
+  const decode = withProperties ? decodeWithProperties : decodeImage;
   const decodeOpts = { size: encoder.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
   const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {};
   const budget = new ByteBudget(options.byteBudget ?? DEFAULT_BYTE_BUDGET);
@@ -101,7 +141,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
         return { result: { ok: false, key: item.key, reason: e.message } };
       }
       const digest = sha256Hex(bytes);
-      return { result: await decodeImage(item.key, bytes, decodeOpts), digest };
+      return { result: await decode(item.key, bytes, decodeOpts), digest };
     } finally {
       budget.release(claim);
     }
@@ -118,9 +158,9 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
     pending = start + bs < items.length ? prepare(start + bs) : undefined;
     // Keep a rejected look-ahead from becoming an unhandled rejection while we encode.
     pending?.catch(() => undefined);
-    const good: { pixels: Uint8Array; key: string; digest: string }[] = [];
+    const good: { pixels: Uint8Array; key: string; digest: string; properties: ImageProperties | undefined }[] = [];
     for (const p of prepared) {
-      if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest! });
+      if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest!, properties: p.result.properties });
       else failures.push({ key: p.result.key, reason: p.result.reason });
     }
     const encodeStart = performance.now();
@@ -129,6 +169,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
       for (const g of good) {
         okKeys.push(g.key);
         digests.push(g.digest);
+        if (g.properties !== undefined) props.push(g.properties);
       }
     }
     const now = performance.now();
@@ -149,6 +190,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
     digests,
     features,
     failures,
+    ...(withProperties ? { properties: propertyTable(props) } : {}),
     ...(options.backend !== undefined ? { backend: options.backend } : {}),
   };
 }

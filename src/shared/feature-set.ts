@@ -1,15 +1,18 @@
 /**
- * A feature set: pooled (unstandardised) encoder features for a list of image keys, the sha256 of
+ * A feature set: pooled (unstandardised) encoder features for a list of image keys, their image
+ * properties (image/properties.ts; absent in sets made before them), the sha256 of
  * each image's bytes (the scores' per-image randomness is seeded by it, so identical bytes score
  * identically wherever they live), the encoder fingerprint that made them, and the images that could
  * not be read or decoded with their reasons. Serialised as one binary frame (binary-frame.ts, magic
- * "OODFEAT2"): the header JSON, then float32 LE rows. The header is validated when read back.
+ * "OODFEAT2"): the header JSON, then float32 LE rows, then (when the header names properties) each
+ * image's property vector as float32 LE rows. The header is validated when read back.
  */
 import { z } from 'zod';
 import { OodError } from './errors.js';
 import { assertSameEncoder, type EncoderFingerprint } from './encoder/encoder.js';
 import { decodeFrame, encodeFrame } from './binary-frame.js';
 import { gatherRows } from './features.js';
+import { concatProperties, PROPERTY_COUNT, PROPERTY_NAMES, selectProperties, type PropertyTable } from './image/properties.js';
 
 export interface Failure {
   readonly key: string;
@@ -25,12 +28,17 @@ export interface FeatureSet {
   /** Row-major [keys.length, featureSize]. */
   readonly features: Float32Array;
   readonly failures: readonly Failure[];
+  /**
+   * Each image's properties (image/properties.ts), in key order; absent in feature sets made before
+   * them (such rows get no conditions score).
+   */
+  readonly properties?: PropertyTable;
   /** What computed the features (the encoder's runtime label, e.g. `tfjs wasm`; informational, not part of their identity). */
   readonly backend?: string;
 }
 
 /** The rows a model scores: keys, their content digests and their features. */
-export type FeatureRows = Pick<FeatureSet, 'keys' | 'digests' | 'features'>;
+export type FeatureRows = Pick<FeatureSet, 'keys' | 'digests' | 'features' | 'properties'>;
 
 const MAGIC = 'OODFEAT2';
 
@@ -49,6 +57,7 @@ const header = z.object({
   keys: z.array(z.string()),
   digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
   failures: z.array(z.object({ key: z.string(), reason: z.string() })),
+  properties: z.object({ names: z.array(z.string()), formats: z.array(z.string()) }).optional(),
   backend: z.string().optional(),
 });
 
@@ -61,8 +70,15 @@ export function encodeFeatureSet(set: FeatureSet): Uint8Array {
   if (set.features.length !== set.keys.length * d || set.digests.length !== set.keys.length) {
     throw new OodError('SHAPE_MISMATCH', `feature set: expected ${set.keys.length}x${d} values and ${set.keys.length} digests, got ${set.features.length} and ${set.digests.length}`);
   }
-  const head = { fingerprint: set.fingerprint, stageSizes: set.stageSizes, keys: set.keys, digests: set.digests, failures: set.failures, backend: set.backend };
-  return encodeFrame(MAGIC, head, new Uint8Array(set.features.buffer, set.features.byteOffset, set.features.byteLength));
+  const p = set.properties;
+  if (p !== undefined && (p.formats.length !== set.keys.length || p.values.length !== set.keys.length * PROPERTY_COUNT)) {
+    throw new OodError('SHAPE_MISMATCH', `feature set: expected ${set.keys.length}x${PROPERTY_COUNT} property values and ${set.keys.length} formats, got ${p.values.length} and ${p.formats.length}`);
+  }
+  const head = { fingerprint: set.fingerprint, stageSizes: set.stageSizes, keys: set.keys, digests: set.digests, failures: set.failures, ...(p !== undefined ? { properties: { names: PROPERTY_NAMES, formats: p.formats } } : {}), backend: set.backend };
+  const body = new Uint8Array(set.features.byteLength + (p?.values.byteLength ?? 0));
+  body.set(new Uint8Array(set.features.buffer, set.features.byteOffset, set.features.byteLength));
+  if (p !== undefined) body.set(new Uint8Array(p.values.buffer, p.values.byteOffset, p.values.byteLength), set.features.byteLength);
+  return encodeFrame(MAGIC, head, body);
 }
 
 export function decodeFeatureSet(bytes: Uint8Array, source = 'feature set'): FeatureSet {
@@ -75,16 +91,31 @@ export function decodeFeatureSet(bytes: Uint8Array, source = 'feature set'): Fea
   const h = parsed.data;
   if (h.digests.length !== h.keys.length) throw new OodError('MODEL_INVALID', `${source}: ${h.keys.length} keys but ${h.digests.length} digests`);
   const expected = h.keys.length * featureSize(h) * 4;
-  if (frame.body.length !== expected) throw new OodError('MODEL_INVALID', `${source}: expected ${expected} bytes of features, got ${frame.body.length}`);
+  const hp = h.properties;
+  if (hp !== undefined && (hp.names.join() !== PROPERTY_NAMES.join() || hp.formats.length !== h.keys.length)) {
+    throw new OodError('MODEL_INVALID', `${source}: properties: expected ${h.keys.length} formats of ${PROPERTY_NAMES.join(', ')}, got ${hp.formats.length} of ${hp.names.join(', ')}`);
+  }
+  const propBytes = hp !== undefined ? h.keys.length * PROPERTY_COUNT * 4 : 0;
+  if (frame.body.length !== expected + propBytes) throw new OodError('MODEL_INVALID', `${source}: expected ${expected + propBytes} bytes of features${hp !== undefined ? ' and properties' : ''}, got ${frame.body.length}`);
   // Copy so the result is aligned and independent of the input buffer.
   const features = new Float32Array(expected / 4);
-  new Uint8Array(features.buffer).set(frame.body);
-  return { ...h, features };
+  new Uint8Array(features.buffer).set(frame.body.subarray(0, expected));
+  const { properties: _names, ...rest } = h;
+  if (hp === undefined) return { ...rest, features };
+  const values = new Float32Array(propBytes / 4);
+  new Uint8Array(values.buffer).set(frame.body.subarray(expected));
+  return { ...rest, features, properties: { values, formats: hp.formats } };
 }
 
 /** The given rows of a set, in that order (the failures stay with the set). */
 export function selectRows(set: FeatureSet, rows: readonly number[]): FeatureSet {
-  return { ...set, keys: rows.map((i) => set.keys[i]!), digests: rows.map((i) => set.digests[i]!), features: gatherRows(set.features, featureSize(set), rows) };
+  return {
+    ...set,
+    keys: rows.map((i) => set.keys[i]!),
+    digests: rows.map((i) => set.digests[i]!),
+    features: gatherRows(set.features, featureSize(set), rows),
+    ...(set.properties !== undefined ? { properties: selectProperties(set.properties, rows) } : {}),
+  };
 }
 
 /** Concatenates feature sets made by the same encoder (shards of one run). */
@@ -108,6 +139,8 @@ export function concatFeatureSets(sets: readonly FeatureSet[]): FeatureSet {
     digests: sets.flatMap((s) => s.digests),
     features,
     failures: sets.flatMap((s) => s.failures),
+    // Properties are kept when every set has them (caches made before them have none).
+    ...(sets.every((s) => s.properties !== undefined) ? { properties: concatProperties(sets.map((s) => s.properties!)) } : {}),
     ...(backends.length > 0 ? { backend: backends.join(' + ') } : {}),
   };
 }

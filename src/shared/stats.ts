@@ -6,7 +6,8 @@
  *   binomialUpperP   P(X >= k) for X ~ Binomial(n, p): is the flagged count above what ID data gives?
  *   mannWhitney      AUC = P(scan score > ID score) (ties half) and its two-sided normal p-value
  *                    (tie-corrected): the effect size and significance of a score shift.
- *   ks               two-sample Kolmogorov-Smirnov statistic and asymptotic p-value.
+ *   ks               two-sample Kolmogorov-Smirnov statistic and asymptotic p-value (ksPValue: the
+ *                    p-value of a given distance, for distances computed from histograms).
  */
 
 import { OodError } from './errors.js';
@@ -144,6 +145,11 @@ export function ks(a: ArrayLike<number>, b: ArrayLike<number>): KolmogorovSmirno
     while (j < m && y[j]! <= v) j++;
     d = Math.max(d, Math.abs(i / n - j / m));
   }
+  return { d, p: ksPValue(d, n, m) };
+}
+
+/** Asymptotic p-value of a two-sample KS distance `d` between samples of sizes n and m. */
+export function ksPValue(d: number, n: number, m: number): number {
   const en = Math.sqrt((n * m) / (n + m));
   const lambda = (en + 0.12 + 0.11 / en) * d;
   // Kolmogorov distribution tail: 2 sum (-1)^(k-1) exp(-2 k^2 lambda^2).
@@ -153,5 +159,5 @@ export function ks(a: ArrayLike<number>, b: ArrayLike<number>): KolmogorovSmirno
     p += term;
     if (Math.abs(term) < 1e-12) break;
   }
-  return { d, p: Math.max(0, Math.min(1, lambda < 1e-3 ? 1 : p)) };
+  return Math.max(0, Math.min(1, lambda < 1e-3 ? 1 : p));
 }

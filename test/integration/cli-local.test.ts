@@ -58,7 +58,7 @@ describe('CLI end to end', () => {
     const rows = await readParquet(path.join(out, 'scores.parquet'));
     expect(rows).toHaveLength(200);
     const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('key,uri,sha256,fused,mfsim,mfsim_all,mse,lr,mahalanobis,knn,rank,flagged');
+    expect(csv[0]).toBe('key,uri,sha256,fused,mfsim,mfsim_all,mse,lr,mahalanobis,knn,conditions,rank,flagged,width,height,aspect,bytesPerPixel,brightness,contrast,saturation,colourfulness,sharpness,noise,entropy,jpegQuality,grayscale,format');
     expect(csv).toHaveLength(201);
     // Fashion-MNIST is far OOD: it must be flagged far more often than CIFAR-10 test.
     const flaggedShare = (prefix: string): number => {
@@ -67,6 +67,10 @@ describe('CLI end to end', () => {
     };
     expect(flaggedShare('fashion-mnist/')).toBeGreaterThan(0.8);
     expect(flaggedShare('cifar10/')).toBeLessThan(0.35);
+    // Greyscale 28 px PNGs among 32 px colour JPEGs: every one is far off in its imaging conditions.
+    const thr = (JSON.parse(readFileSync(path.join(model, 'calibration.json'), 'utf8')) as { scores: Record<string, { threshold: number }> }).scores['conditions']!.threshold;
+    const fm = rows.filter((x) => String(x['key']).startsWith('fashion-mnist/'));
+    expect(fm.every((x) => Number(x['conditions']) > thr && x['format'] === 'png' && x['grayscale'] === 1)).toBe(true);
 
     // The report: the Fashion-MNIST partition is the shifted one, in JSON, Markdown and a real browser.
     const scanReport = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeImage } from '../../src/shared/image/decode.js';
 import { isImageKey } from '../../src/shared/image/kinds.js';
-import { extractFeatures } from '../../src/shared/extract.js';
+import { backfillProperties, extractFeatures } from '../../src/shared/extract.js';
+import { OodError } from '../../src/shared/errors.js';
 import { makeFingerprint, type Encoder } from '../../src/shared/encoder/encoder.js';
 import { hugePngHeader, solidImage, textAsPng, truncatedJpeg } from '../helpers/images.js';
 
@@ -59,6 +60,33 @@ describe('decodeImage', () => {
     expect(set.keys).toEqual(['a.jpg', 'c.jpg']);
     expect(set.failures.map((f) => f.key)).toEqual(['b.jpg']);
     expect(set.features).toHaveLength(4);
+  });
+
+  it('measures properties while extracting, and backfills them for a set cached before them', async () => {
+    const good = await solidImage('jpeg', 20, 10);
+    const files = new Map([['a.jpg', good], ['c.jpg', good]]);
+    const encoder: Encoder = {
+      fingerprint: makeFingerprint({ encoder: 'test', weightsSha256: '0', taps: ['t'], inputSize: 8, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
+      stages: [{ name: 't', channels: 2 }],
+      featureSize: 2,
+      inputSize: 8,
+      batchSize: 2,
+      runtime: 'test',
+      encode: (images) => Promise.resolve(Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!]))),
+      dispose: () => undefined,
+    };
+    const read = async (k: string): Promise<Uint8Array> => {
+      const f = files.get(k);
+      if (f === undefined) throw new OodError('NOT_FOUND', `${k}: not found`);
+      return f;
+    };
+    const set = await extractFeatures(encoder, [...files.keys()].map((key) => ({ key })), read);
+    expect(set.properties?.formats).toEqual(['jpeg', 'jpeg']);
+    expect(set.properties?.values[0]).toBe(20); // width
+    const back = await backfillProperties(set, read);
+    expect(Array.from(back!.values)).toEqual(Array.from(set.properties!.values));
+    expect(await backfillProperties({ ...set, keys: ['a.jpg', 'gone.jpg'] }, read)).toBeUndefined();
+    expect((await extractFeatures(encoder, [{ key: 'a.jpg' }], read, { properties: false })).properties).toBeUndefined();
   });
 
   it('recognises image keys by extension', () => {

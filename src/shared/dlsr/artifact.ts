@@ -1,12 +1,13 @@
 /**
  * The model artifact, a folder (or object-store prefix):
  *
- *   model.json          format, config, encoder fingerprint, stage sizes, backend, versions, and the
- *                       tfjs weights manifests of the final and first-epoch LFDN (EMA weights)
+ *   model.json          format, config, encoder fingerprint, stage sizes, backend, versions, the
+ *                       tfjs weights manifests of the final and first-epoch LFDN (EMA weights), and
+ *                       the ID set's image-property statistics (conditions score, property drift)
  *   weights.bin         final LFDN weights (tfjs format)
  *   weights-first.bin   first-epoch LFDN weights, for LR
  *   baselines.bin       Mahalanobis mean/precision and the kNN bank (tensor bundle)
- *   calibration.json    ID-holdout score statistics and thresholds
+ *   calibration.json    ID-holdout score statistics and thresholds (the conditions score's too)
  *   training-log.json   loss per epoch
  *   checkpoints/epoch-0001.ckpt, checkpoints/latest.ckpt   full training state (resumable)
  *
@@ -63,6 +64,7 @@ export async function saveModel(store: ObjectStore, prefix: string, model: DlsrM
     firstEpochWeightsManifest: [{ paths: [MODEL_FILES.weightsFirst], weights: first.specs }],
     baselines: { path: MODEL_FILES.baselines, shrinkage: model.mahalanobis.shrinkage, knnK: model.knn.k },
     ...(model.fusion !== undefined ? { fusion: model.fusion } : {}),
+    ...(model.conditions !== undefined ? { conditions: model.conditions } : {}),
     files: {
       [MODEL_FILES.weights]: fileRecord(final.data),
       [MODEL_FILES.weightsFirst]: fileRecord(first.data),
@@ -122,6 +124,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Dls
     mahalanobis: { mean: take('mahalanobis.mean'), precision: take('mahalanobis.precision'), shrinkage: json.baselines.shrinkage },
     knn: { bank: take('knn.bank'), k: json.baselines.knnK },
     calibration,
+    ...(json.conditions !== undefined ? { conditions: json.conditions } : {}),
     info: json.info,
   };
 }

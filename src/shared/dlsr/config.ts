@@ -15,6 +15,17 @@ export type WhitenMode = (typeof WHITEN_MODES)[number];
 export const SCORE_TYPES = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr', 'mahalanobis', 'knn'] as const;
 export type ScoreType = (typeof SCORE_TYPES)[number];
 
+/**
+ * The conditions score (conditions.ts): a distance of the image's own properties from the ID set's,
+ * computed whenever the model and the rows have properties. It is a column of the score tables and
+ * calibrated like the rest, but never the primary score (it is not a semantic score: reports state
+ * it separately).
+ */
+export const CONDITIONS_SCORE = 'conditions' as const;
+/** Every column a score table can have: the semantic score types, then the conditions score. */
+export const ALL_SCORE_TYPES = [...SCORE_TYPES, CONDITIONS_SCORE] as const;
+export type AnyScoreType = (typeof ALL_SCORE_TYPES)[number];
+
 export interface ScoringConfig {
   /** Distortion timestep (0-based schedule index). */
   readonly t: number;

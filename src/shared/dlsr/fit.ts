@@ -1,7 +1,8 @@
 /**
  * Fitting a DLSR model on ID features: split off the calibration holdout (by a seeded hash of the
  * key, so the split does not depend on listing order), standardise, train the LFDN with per-epoch
- * checkpoint hooks (resumable), fit the baselines, and calibrate every score on the holdout.
+ * checkpoint hooks (resumable), fit the baselines and (when the images have properties) the
+ * conditions statistics, and calibrate every score on the holdout.
  */
 import { OodError } from '../errors.js';
 import { seedFor } from '../rng.js';
@@ -19,6 +20,8 @@ import { fitFusion, fuseScores } from '../scores.js';
 import { validateDlsrConfig, whitenModeOf, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
 import { scoreTypesOf } from '../score-table.js';
+import { fitConditions } from '../conditions.js';
+import { selectProperties } from '../image/properties.js';
 
 export interface HoldoutSplit {
   readonly train: number[];
@@ -110,6 +113,8 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
         ...(set.backend !== undefined ? { encoderRuntime: set.backend } : {}),
       },
     };
+    // The ID set's image properties: centre and scale from the training split, bins on the holdout.
+    if (set.properties !== undefined) model = { ...model, conditions: fitConditions(selectProperties(set.properties, split.train), selectProperties(set.properties, split.holdout)) };
     // Without fusion statistics the holdout is scored on every other score; the fused score is then
     // normalised on the holdout's own part scores and calibrated like the rest.
     const table = scoreFeatures(model, selectRows(set, split.holdout));

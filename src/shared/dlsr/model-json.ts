@@ -15,7 +15,9 @@ import type { FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { sha256Hex } from '../hash.js';
 import { getJson, joinKey, objectUri, type ObjectStore } from '../storage/object-store.js';
-import { parseDlsrConfig, SCORE_TYPES, type DlsrConfig } from './config.js';
+import { ALL_SCORE_TYPES, parseDlsrConfig, type DlsrConfig } from './config.js';
+import { PROPERTY_BINS, type ConditionsModel } from '../conditions.js';
+import { PROPERTY_NAMES } from '../image/properties.js';
 import type { ModelInfo } from './model.js';
 
 export const MODEL_FORMAT = 'ood-audit-dlsr-model';
@@ -41,6 +43,11 @@ export interface ModelJson {
   readonly baselines: { readonly path: string; readonly shrinkage: number; readonly knnK: number };
   /** Holdout normalisation of the fused score's parts (absent in models made before it). */
   readonly fusion?: FusionStats;
+  /**
+   * The ID set's image-property statistics for the conditions score and the report's property drift
+   * (conditions.ts; absent in models made before them). NaN is written as null.
+   */
+  readonly conditions?: ConditionsModel;
   /** Every other file of the model, by name. */
   readonly files: Readonly<Record<string, FileRecord>>;
 }
@@ -57,6 +64,8 @@ export const MODEL_FILES = {
 } as const;
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+/** A number that may be NaN, written as null in JSON. */
+const nanable = z.union([finite, z.null()]).transform((v) => v ?? Number.NaN);
 const manifest = z.array(z.object({ paths: z.array(z.string()).length(1), weights: z.array(z.object({ name: z.string(), shape: z.array(z.number().int().min(0)), dtype: z.literal('float32') })) })).length(1);
 const fileRecordSchema = z.object({ bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -80,6 +89,27 @@ const modelJsonSchema = z.object({
   baselines: z.object({ path: z.literal(MODEL_FILES.baselines), shrinkage: finite, knnK: z.number().int().min(1) }),
   fusion: z.object({ parts: z.array(z.enum(['mfsim_all', 'mse'])).min(1), mean: z.array(finite), std: z.array(finite.refine((x) => x > 0, 'must be positive')) }).optional(),
   files: z.record(z.string(), fileRecordSchema).optional(),
+  conditions: z
+    .object({
+      version: z.literal(1),
+      properties: z
+        .array(
+          z.object({
+            name: z.enum(PROPERTY_NAMES),
+            centre: nanable,
+            scale: finite.refine((x) => x > 0, 'must be positive'),
+            present: finite,
+            edges: z.array(finite).length(PROPERTY_BINS + 1),
+            idCounts: z.array(z.number().int().min(0)).length(PROPERTY_BINS + 3),
+            idMedian: nanable,
+            idMean: nanable,
+          }),
+        )
+        .refine((ps) => ps.map((p) => p.name).join() === PROPERTY_NAMES.join(), `must be the properties ${PROPERTY_NAMES.join(', ')} in that order (a model made by another ood-audit version: refit it)`),
+      idFormats: z.record(z.string(), z.number().int().min(0)),
+      holdoutCount: z.number().int().min(1),
+    })
+    .optional(),
 });
 
 const scoreCalibration = z.object({
@@ -94,7 +124,7 @@ const scoreCalibration = z.object({
 const calibrationSchema = z.object({
   tpr: finite.refine((x) => x > 0 && x < 1, 'must be a fraction in (0, 1)'),
   holdoutCount: z.number().int().min(1),
-  scores: z.partialRecord(z.enum(SCORE_TYPES), scoreCalibration),
+  scores: z.partialRecord(z.enum(ALL_SCORE_TYPES), scoreCalibration),
 });
 
 function invalid(uri: string, issue: z.core.$ZodIssue | undefined): OodError {

@@ -2,8 +2,10 @@
  * A fitted DLSR model and its scoring: raw pooled features in, every score type out.
  * Scoring standardises the features stage by stage, distorts them with per-image noise, reconstructs
  * them with the final LFDN (and the first-epoch LFDN for LR, with the same noise) and computes the
- * reconstruction scores, plus the Mahalanobis and kNN baselines on the same standardised features.
+ * reconstruction scores, plus the Mahalanobis and kNN baselines on the same standardised features,
+ * and, when the model and the rows have image properties, the conditions score (conditions.ts).
  */
+import { conditionsScores, type ConditionsModel } from '../conditions.js';
 import { OodError } from '../errors.js';
 import type { EncoderFingerprint } from '../encoder/encoder.js';
 import { standardiseStages } from '../features.js';
@@ -14,7 +16,7 @@ import { knnScores, mahalanobisScores, type KnnModel, type MahalanobisModel } fr
 import { fuseScores, reconstructionScores, lrScore, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { applyWhitening, type Whitening } from '../whitening.js';
-import { SCORE_TYPES, type DlsrConfig } from './config.js';
+import { CONDITIONS_SCORE, SCORE_TYPES, type DlsrConfig } from './config.js';
 import type { ScoreColumns, ScoreSelection, ScoreTable } from '../score-table.js';
 import type { FeatureRows } from '../feature-set.js';
 
@@ -46,12 +48,14 @@ export interface DlsrModel {
   readonly mahalanobis: MahalanobisModel;
   readonly knn: KnnModel;
   readonly calibration: Calibration | undefined;
+  /** The ID set's image-property statistics (absent in models made before them: no conditions score). */
+  readonly conditions?: ConditionsModel;
   readonly info: ModelInfo;
 }
 
-/** Every score type the model can compute (the fused score needs its holdout statistics). */
+/** Every score type the model can compute (the fused score needs its holdout statistics, the conditions score its property statistics). */
 export function scoreTypesOfModel(model: DlsrModel): ScoreSelection {
-  return new Set(SCORE_TYPES.filter((t) => t !== 'fused' || model.fusion !== undefined));
+  return new Set([...SCORE_TYPES.filter((t) => t !== 'fused' || model.fusion !== undefined), ...(model.conditions !== undefined ? [CONDITIONS_SCORE] : [])]);
 }
 
 export interface ScoreOptions {
@@ -109,5 +113,8 @@ export function scoreFeatures(model: DlsrModel, rows: FeatureRows, options: Scor
   }
   if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
   if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
-  return { keys, digests, scores: cols };
+  // The conditions score needs the rows' properties: rows without them (features cached before
+  // properties were measured) simply have none.
+  if (types.has(CONDITIONS_SCORE) && model.conditions !== undefined && rows.properties !== undefined) cols.conditions = conditionsScores(model.conditions, rows.properties).score;
+  return { keys, digests, scores: cols, ...(rows.properties !== undefined ? { properties: rows.properties } : {}) };
 }

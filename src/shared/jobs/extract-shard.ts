@@ -3,12 +3,12 @@
  * and the shard's content (keys + ETags), so an unchanged shard is never encoded twice (a re-scan,
  * an eval of the same set, a fit that is run again).
  */
-import { extractFeatures } from '../extract.js';
+import { backfillProperties, extractFeatures } from '../extract.js';
 import { OodError } from '../errors.js';
 import { decodeFeatureSet, encodeFeatureSet, type FeatureSet } from '../feature-set.js';
 import { cacheKey, shardContentHash, shardManifest, workKeys, type ExtractPayload, type ExtractResult, type RunSettings } from '../queue/contract.js';
 import { reasonCategory } from '../report/aggregate.js';
-import { getValidJson, joinKey, objectUri } from '../storage/object-store.js';
+import { getValidJson, joinKey, objectUri, type GetOptions } from '../storage/object-store.js';
 import type { JobContext } from './context.js';
 import { settingsOf } from './settings.js';
 
@@ -19,11 +19,26 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
   const cache = ctx.open(s.cache);
   const key = joinKey(cache.prefix, cacheKey(encoder.fingerprint.id, p.shard.contentHash));
   const base = { shard: p.shard.index, cache: s.cache, featuresKey: key };
+  const input = ctx.open(s.input);
+  const read = (k: string, opts: GetOptions): Promise<Uint8Array> => input.store.get(joinKey(input.prefix, k), opts);
   if ((await cache.store.head(key)) !== undefined) {
-    const set = decodeFeatureSet(await cache.store.get(key), key);
-    ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
-    // The cached set keeps its failures: they are failures of this run too (metrics count them).
-    return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set), ...(set.backend !== undefined ? { encoderRuntime: set.backend } : {}) };
+    let set = decodeFeatureSet(await cache.store.get(key), key);
+    // A set cached before image properties were measured gets them once: its images are decoded
+    // again (not encoded) and the cache entry is rewritten, so scans get the conditions score.
+    if (set.properties === undefined && set.keys.length > 0) {
+      const properties = await backfillProperties(set, read, { maxBytes: s.maxBytes, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+      if (properties !== undefined) {
+        set = { ...set, properties };
+        await cache.store.put(key, encodeFeatureSet(set));
+        ctx.log(`shard ${p.shard.index}: image properties added to ${set.keys.length} cached features`);
+      }
+    }
+    if (set.properties !== undefined || set.keys.length === 0) {
+      ctx.log(`shard ${p.shard.index}: ${set.keys.length} features from the cache`);
+      // The cached set keeps its failures: they are failures of this run too (metrics count them).
+      return { ...base, cached: true, images: set.keys.length, failed: set.failures.length, seconds: (performance.now() - started) / 1000, failuresByReason: failuresByReason(set), ...(set.backend !== undefined ? { encoderRuntime: set.backend } : {}) };
+    }
+    ctx.log(`shard ${p.shard.index}: an image of the cached features can no longer be decoded: extracting again`);
   }
   const work = ctx.open(p.work);
   const manifestKey = joinKey(work.prefix, workKeys.manifest(p.shard.id));
@@ -32,10 +47,9 @@ export async function extractShard(p: ExtractPayload, ctx: JobContext, settings?
   if (manifest.shard !== p.shard.index || manifest.objects.length !== p.shard.count || shardContentHash(s.input, s.maxBytes, manifest.objects) !== p.shard.contentHash) {
     throw new OodError('PAYLOAD_INVALID', `${objectUri(work.store, manifestKey)}: does not match shard ${p.shard.id} of the job (its content hash differs)`);
   }
-  const input = ctx.open(s.input);
   const bar = ctx.progress('extract', manifest.objects.length, 'img');
   const batchSeconds: number[] = [];
-  const set = await extractFeatures(encoder, manifest.objects, (k, opts) => input.store.get(joinKey(input.prefix, k), opts), {
+  const set = await extractFeatures(encoder, manifest.objects, read, {
     maxBytes: s.maxBytes,
     onProgress: (done, _total, failed) => bar.update(done, failed > 0 ? `${failed} failed` : undefined),
     onBatch: (seconds) => batchSeconds.push(Math.round(seconds * 1000) / 1000),

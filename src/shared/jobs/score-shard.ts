@@ -1,6 +1,7 @@
 /**
  * Job: one shard of a scan -> its features (extracted, or from the feature cache) -> every score type
- * of the model, the primary score's calibrated rank and flag -> the shard's score rows and its report
+ * of the model (the conditions score too, when the model has image-property statistics), the primary
+ * score's calibrated rank and flag -> the shard's score rows and its report
  * aggregate in the run's work area (its group merges them).
  */
 import { assertSameEncoder } from '../encoder/encoder.js';
@@ -29,9 +30,11 @@ export async function scoreShard(p: ScorePayload, ctx: JobContext): Promise<Scor
   const table = scoreFeatures(model, features, { onProgress: (done) => bar.update(done) });
   bar.done();
   const flags = flagTable(table, model.calibration, primary);
+  const condThreshold = model.calibration.scores.conditions?.threshold;
+  const conditions = model.conditions !== undefined && condThreshold !== undefined ? { model: model.conditions, threshold: condThreshold } : undefined;
   const work = ctx.open(p.work);
   await work.store.put(joinKey(work.prefix, workKeys.shardScores(p.shard.id)), JSON.stringify(shardScores(p.shard.index, table, flags, features.failures)));
-  await work.store.put(joinKey(work.prefix, workKeys.shardAggregate(p.shard.id)), encodeAggregate(aggregateShard(table, flags, primary, settings.partitionDepth, settings.topK, features.failures)));
+  await work.store.put(joinKey(work.prefix, workKeys.shardAggregate(p.shard.id)), encodeAggregate(aggregateShard(table, flags, primary, settings.partitionDepth, settings.topK, features.failures, conditions)));
   return {
     shard: p.shard.index,
     images: features.keys.length,

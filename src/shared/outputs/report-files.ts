@@ -34,7 +34,7 @@ export interface ReportFilesParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
   readonly input: { readonly store: ObjectStore; readonly prefix: string; readonly uri: string };
   /** The model's description and calibration. */
-  readonly model: Pick<ModelJson, 'config' | 'fingerprint' | 'info'>;
+  readonly model: Pick<ModelJson, 'config' | 'fingerprint' | 'info' | 'conditions'>;
   readonly calibration: Calibration;
   /** Largest image read for a thumbnail. */
   readonly maxBytes: number;
@@ -58,6 +58,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     tpr: p.calibration.tpr,
     inputUri: p.input.uri,
     aggregate: p.aggregate,
+    ...(p.model.conditions !== undefined && p.calibration.scores.conditions !== undefined ? { conditions: { model: p.model.conditions, calibration: p.calibration.scores.conditions } } : {}),
     accounting: p.accounting,
     incremental: p.incremental,
     missingShards: p.missingShards,

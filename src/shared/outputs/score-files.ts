@@ -4,7 +4,9 @@
  *   scores/part-<group>.parquet   one row per scored image: `key` relative to the scanned location,
  *                                 its full `uri`, `sha256` of its bytes, every computed score, `rank`
  *                                 = the primary score's calibrated rank among the ID holdout scores,
- *                                 `flagged` = primary score above the calibrated threshold
+ *                                 `flagged` = primary score above the calibrated threshold, then
+ *                                 (when measured) the image properties: `width`, ..., `grayscale`
+ *                                 (PROPERTY_NAMES, null where missing) and `format`
  *   failures/part-<group>.csv     every image that could not be scored, with the reason
  *   skipped/part-NNNNN.csv        listed entries that were not scanned, with the reason
  *   summary.json                  the accounting and score summary; written last, its presence marks
@@ -23,7 +25,8 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { flagScores, type Calibration, type Flags } from '../calibration.js';
 import { OodError } from '../errors.js';
 import type { Failure } from '../feature-set.js';
-import { SCORE_TYPES, type ScoreType } from '../dlsr/config.js';
+import { ALL_SCORE_TYPES, type AnyScoreType, type ScoreType } from '../dlsr/config.js';
+import { PROPERTY_COUNT, PROPERTY_NAMES, type PropertyTable } from '../image/properties.js';
 import { scoreTypesOf, type ScoreColumns, type ScoreTable } from '../score-table.js';
 import type { Aggregate } from '../report/aggregate.js';
 import { quantileSorted } from '../stats.js';
@@ -95,10 +98,12 @@ function formatNumber(v: number): string {
 
 export function scoresToCsv(table: ScoreTable, flags: Flags, inputUri: string): string {
   const types = scoreTypesOf(table.scores);
-  const lines = [['key', 'uri', 'sha256', ...types, 'rank', 'flagged'].join(',')];
+  const p = table.properties;
+  const lines = [['key', 'uri', 'sha256', ...types, 'rank', 'flagged', ...(p !== undefined ? [...PROPERTY_NAMES, 'format'] : [])].join(',')];
   table.keys.forEach((key, i) => {
     const vals = types.map((t) => formatNumber(table.scores[t]![i]!));
-    lines.push([csvText(key), csvText(uriOf(inputUri, key)), table.digests[i]!, ...vals, flags.rank[i]!.toFixed(6), flags.flagged[i] === 1 ? 'true' : 'false'].join(','));
+    const props = p !== undefined ? [...Array.from(p.values.subarray(i * PROPERTY_COUNT, (i + 1) * PROPERTY_COUNT), (v) => (Number.isFinite(v) ? formatNumber(v) : '')), csvText(p.formats[i]!)] : [];
+    lines.push([csvText(key), csvText(uriOf(inputUri, key)), table.digests[i]!, ...vals, flags.rank[i]!.toFixed(6), flags.flagged[i] === 1 ? 'true' : 'false', ...props].join(','));
   });
   return lines.join('\n') + '\n';
 }
@@ -112,11 +117,30 @@ export function scoresToParquet(table: ScoreTable, flags: Flags, inputUri: strin
       ...scoreTypesOf(table.scores).map((t) => ({ name: t, data: table.scores[t]!, type: 'FLOAT' as const, nullable: false })),
       { name: 'rank', data: flags.rank, type: 'DOUBLE' as const, nullable: false },
       { name: 'flagged', data: Array.from(flags.flagged, (f) => f === 1), type: 'BOOLEAN' as const, nullable: false },
+      ...propertyColumns(table.properties),
     ],
     kvMetadata: Object.entries(metadata).map(([key, value]) => ({ key, value })),
     createdBy: 'ood-audit',
   });
   return new Uint8Array(buf);
+}
+
+/** The parquet columns of the image properties (none when the table has no properties). */
+function propertyColumns(p: PropertyTable | undefined): { name: string; data: (number | null)[] | string[]; type: 'FLOAT' | 'STRING'; nullable: boolean }[] {
+  if (p === undefined) return [];
+  const n = p.formats.length;
+  return [
+    ...PROPERTY_NAMES.map((name, j) => ({
+      name,
+      data: Array.from({ length: n }, (_, i) => {
+        const v = p.values[i * PROPERTY_COUNT + j]!;
+        return Number.isFinite(v) ? v : null;
+      }),
+      type: 'FLOAT' as const,
+      nullable: true,
+    })),
+    { name: 'format', data: [...p.formats], type: 'STRING' as const, nullable: false },
+  ];
 }
 
 /** One row of failures.csv or skipped.csv. */
@@ -133,9 +157,13 @@ export function reasonsToCsv(rows: readonly Failure[], inputUri: string): string
 export async function readScoresParquet(bytes: Uint8Array): Promise<{ table: ScoreTable; flags: Flags }> {
   const rows = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer });
   const scores: ScoreColumns = {};
-  for (const t of SCORE_TYPES) if (rows.length > 0 && rows[0]![t] !== undefined) scores[t] = Float32Array.from(rows, (r) => Number(r[t]));
+  for (const t of ALL_SCORE_TYPES) if (rows.length > 0 && rows[0]![t] !== undefined) scores[t] = Float32Array.from(rows, (r) => Number(r[t]));
+  const hasProps = rows.length > 0 && rows[0]!['format'] !== undefined;
+  const properties: PropertyTable | undefined = hasProps
+    ? { values: Float32Array.from(rows.flatMap((r) => PROPERTY_NAMES.map((n) => (r[n] === null || r[n] === undefined ? Number.NaN : Number(r[n]))))), formats: rows.map((r) => String(r['format'])) }
+    : undefined;
   return {
-    table: { keys: rows.map((r) => String(r['key'])), digests: rows.map((r) => String(r['sha256'])), scores },
+    table: { keys: rows.map((r) => String(r['key'])), digests: rows.map((r) => String(r['sha256'])), scores, ...(properties !== undefined ? { properties } : {}) },
     flags: { rank: Float64Array.from(rows, (r) => Number(r['rank'])), flagged: Uint8Array.from(rows, (r) => (r['flagged'] === true ? 1 : 0)) },
   };
 }
@@ -144,12 +172,14 @@ export async function readScoresParquet(bytes: Uint8Array): Promise<{ table: Sco
 export function concatTables(parts: readonly { table: ScoreTable; flags: Flags }[]): { table: ScoreTable; flags: Flags } {
   const nonEmpty = parts.filter((p) => p.table.keys.length > 0);
   const scores: ScoreColumns = {};
-  for (const t of SCORE_TYPES) {
+  for (const t of ALL_SCORE_TYPES) {
     if (nonEmpty.length === 0 || !nonEmpty.every((p) => p.table.scores[t] !== undefined)) continue;
     scores[t] = Float32Array.from(nonEmpty.flatMap((p) => Array.from(p.table.scores[t]!)));
   }
+  const withProps = nonEmpty.length > 0 && nonEmpty.every((p) => p.table.properties !== undefined);
+  const properties = withProps ? { values: Float32Array.from(nonEmpty.flatMap((p) => Array.from(p.table.properties!.values))), formats: nonEmpty.flatMap((p) => p.table.properties!.formats) } : undefined;
   return {
-    table: { keys: nonEmpty.flatMap((p) => p.table.keys), digests: nonEmpty.flatMap((p) => p.table.digests), scores },
+    table: { keys: nonEmpty.flatMap((p) => p.table.keys), digests: nonEmpty.flatMap((p) => p.table.digests), scores, ...(properties !== undefined ? { properties } : {}) },
     flags: { rank: Float64Array.from(nonEmpty.flatMap((p) => Array.from(p.flags.rank))), flagged: Uint8Array.from(nonEmpty.flatMap((p) => Array.from(p.flags.flagged))) },
   };
 }
@@ -181,7 +211,7 @@ export function scoreSummary(agg: Aggregate, calibration: Calibration): RunSumma
     [...agg.sums].map(([t, sum]) => {
       const sorted = Float64Array.from(agg.sample, (e) => e.scores[t] ?? Number.NaN).sort();
       const some = sorted.length > 0;
-      return [t, { mean: agg.scored > 0 ? sum / agg.scored : Number.NaN, median: some ? quantileSorted(sorted, 0.5) : Number.NaN, p95: some ? quantileSorted(sorted, 0.95) : Number.NaN, idThreshold: calibration.scores[t as ScoreType]?.threshold ?? Number.NaN, exact }];
+      return [t, { mean: agg.scored > 0 ? sum / agg.scored : Number.NaN, median: some ? quantileSorted(sorted, 0.5) : Number.NaN, p95: some ? quantileSorted(sorted, 0.95) : Number.NaN, idThreshold: calibration.scores[t as AnyScoreType]?.threshold ?? Number.NaN, exact }];
     }),
   );
 }

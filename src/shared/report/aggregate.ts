@@ -10,6 +10,10 @@
  *   galleries       the top-K most OOD and most typical images (score, then key, so ties resolve the
  *                   same whatever the sharding)
  *   failures        counts by reason category and the first examples, in key order
+ *   conditions      per partition, when the model and the rows have image properties: the
+ *                   conditions-flagged count and fixed-bin histograms (the model's bins) of every
+ *                   property with per-bin sums, and format counts (report/drift.ts): a few KB
+ *                   per partition whatever its size
  *   score summary   per score type: the exact sum, and a sample of at most SAMPLE images chosen by
  *                   a hash of their key (the SAMPLE smallest hashes: uniform, deterministic and
  *                   mergeable), for the medians and 95th percentiles of summary.json (exact up to
@@ -26,6 +30,10 @@ import type { Failure } from '../feature-set.js';
 import { scoreTypesOf, type ScoreTable } from '../score-table.js';
 import { keyHash } from '../rng.js';
 import { partitionOf } from './verdict.js';
+import type { ConditionsModel } from '../conditions.js';
+import { PROPERTY_BINS } from '../conditions.js';
+import { PROPERTY_COUNT } from '../image/properties.js';
+import { addConditionsRows, clonePartitionConditions, emptyPartitionConditions, mergePartitionConditions, type PartitionConditions } from './drift.js';
 
 /** Failed images named in a report (the rest are counted by reason). */
 export const FAILURE_EXAMPLES = 200;
@@ -57,6 +65,14 @@ export interface PartitionScores {
   /** Primary scores of the partition's scored images, in chunks (concatenated on use). */
   readonly chunks: Float32Array[];
   flagged: number;
+  /** The partition's image-property histograms and conditions flags (absent without properties). */
+  conditions?: PartitionConditions;
+}
+
+/** What a shard needs to aggregate conditions: the model's property statistics and the conditions threshold. */
+export interface ConditionsContext {
+  readonly model: ConditionsModel;
+  readonly threshold: number;
 }
 
 export interface Aggregate {
@@ -111,7 +127,7 @@ export function addFailures(agg: Aggregate, failures: readonly Failure[]): void 
 }
 
 /** A shard's aggregate: its scored rows (key order), their flags, and its failures. */
-export function aggregateShard(table: ScoreTable, flags: Flags, primary: ScoreType, partitionDepth: number, topK: number, failures: readonly Failure[]): Aggregate {
+export function aggregateShard(table: ScoreTable, flags: Flags, primary: ScoreType, partitionDepth: number, topK: number, failures: readonly Failure[], conditions?: ConditionsContext): Aggregate {
   const col = table.scores[primary];
   if (col === undefined) throw new OodError('INTERNAL', `aggregate: primary score ${primary} missing`);
   const agg = emptyAggregate();
@@ -124,8 +140,15 @@ export function aggregateShard(table: ScoreTable, flags: Flags, primary: ScoreTy
     if (r === undefined) rows.set(p, [i]);
     else r.push(i);
   });
+  const condCol = table.scores.conditions;
+  const props = table.properties;
   for (const [name, idx] of rows) {
-    agg.partitions.set(name, { chunks: [Float32Array.from(idx, (i) => col[i]!)], flagged: idx.reduce((s, i) => s + flags.flagged[i]!, 0) });
+    const part: PartitionScores = { chunks: [Float32Array.from(idx, (i) => col[i]!)], flagged: idx.reduce((s, i) => s + flags.flagged[i]!, 0) };
+    if (conditions !== undefined && condCol !== undefined && props !== undefined) {
+      part.conditions = emptyPartitionConditions();
+      addConditionsRows(part.conditions, conditions.model, props, condCol, conditions.threshold, idx);
+    }
+    agg.partitions.set(name, part);
   }
   const entry = (i: number): ImageEntry => ({
     key: table.keys[i]!,
@@ -167,10 +190,12 @@ export function mergeAggregates(a: Aggregate, b: Aggregate, topK: number): Aggre
   a.failed += b.failed;
   for (const [name, p] of b.partitions) {
     const q = a.partitions.get(name);
-    if (q === undefined) a.partitions.set(name, { chunks: [...p.chunks], flagged: p.flagged });
+    if (q === undefined) a.partitions.set(name, { chunks: [...p.chunks], flagged: p.flagged, ...(p.conditions !== undefined ? { conditions: clonePartitionConditions(p.conditions) } : {}) });
     else {
       q.chunks.push(...p.chunks);
       q.flagged += p.flagged;
+      // Shards without properties (features cached before them) contribute no conditions.
+      if (p.conditions !== undefined) q.conditions = q.conditions === undefined ? clonePartitionConditions(p.conditions) : mergePartitionConditions(q.conditions, p.conditions);
     }
   }
   a.mostOod = keepTop([...a.mostOod, ...b.mostOod], byOod, topK);
@@ -196,11 +221,19 @@ export function partitionScores(p: PartitionScores): Float32Array {
 
 const MAGIC = 'OODAGG01';
 
+const slots = z.array(z.number().min(0)).length(PROPERTY_BINS + 3);
+const conditionsSchema = z.object({
+  n: z.number().int().min(0),
+  flagged: z.number().int().min(0),
+  counts: z.array(slots).length(PROPERTY_COUNT),
+  sums: z.array(z.array(z.number()).length(PROPERTY_BINS + 3)).length(PROPERTY_COUNT),
+  formats: z.record(z.string(), z.number().int().min(0)),
+});
 const entrySchema = z.object({ key: z.string(), score: z.number(), rank: z.number(), flagged: z.boolean(), partition: z.string(), scores: z.record(z.string(), z.number()) });
 const headerSchema = z.object({
   scored: z.number().int().min(0),
   failed: z.number().int().min(0),
-  partitions: z.array(z.object({ name: z.string(), count: z.number().int().min(0), flagged: z.number().int().min(0) })),
+  partitions: z.array(z.object({ name: z.string(), count: z.number().int().min(0), flagged: z.number().int().min(0), conditions: conditionsSchema.optional() }).refine((p) => p.conditions === undefined || (p.conditions.n <= p.count && p.conditions.flagged <= p.conditions.n), 'conditions must count at most the partition\'s images')),
   mostOod: z.array(entrySchema),
   mostTypical: z.array(entrySchema),
   failuresByReason: z.array(z.tuple([z.string(), z.number().int().min(0)])),
@@ -210,7 +243,7 @@ const headerSchema = z.object({
 });
 
 export function encodeAggregate(agg: Aggregate): Uint8Array {
-  const parts = [...agg.partitions].map(([name, p]) => ({ name, scores: partitionScores(p), flagged: p.flagged }));
+  const parts = [...agg.partitions].map(([name, p]) => ({ name, scores: partitionScores(p), flagged: p.flagged, conditions: p.conditions }));
   const body = new Float32Array(parts.reduce((s, p) => s + p.scores.length, 0));
   let off = 0;
   for (const p of parts) {
@@ -220,7 +253,7 @@ export function encodeAggregate(agg: Aggregate): Uint8Array {
   const header = {
     scored: agg.scored,
     failed: agg.failed,
-    partitions: parts.map((p) => ({ name: p.name, count: p.scores.length, flagged: p.flagged })),
+    partitions: parts.map((p) => ({ name: p.name, count: p.scores.length, flagged: p.flagged, ...(p.conditions !== undefined ? { conditions: p.conditions } : {}) })),
     mostOod: agg.mostOod,
     mostTypical: agg.mostTypical,
     failuresByReason: [...agg.failuresByReason],
@@ -248,7 +281,7 @@ export function decodeAggregate(bytes: Uint8Array, source: string): Aggregate {
   const partitions = new Map<string, PartitionScores>();
   let off = 0;
   for (const p of h.partitions) {
-    partitions.set(p.name, { chunks: [scores.subarray(off, off + p.count)], flagged: p.flagged });
+    partitions.set(p.name, { chunks: [scores.subarray(off, off + p.count)], flagged: p.flagged, ...(p.conditions !== undefined ? { conditions: p.conditions } : {}) });
     off += p.count;
   }
   return {

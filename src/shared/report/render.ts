@@ -3,6 +3,7 @@
  * no scripts, fonts or network) and as a short Markdown summary for a chat or a ticket.
  */
 import type { Histogram, ScanReport } from './report.js';
+import type { ConditionsVerdict, PropertyDrift } from './drift.js';
 import type { ImageEntry } from './aggregate.js';
 import { formatP, type Verdict } from './verdict.js';
 import { formatAccounting } from '../outputs/accounting.js';
@@ -82,8 +83,51 @@ export function rocSvg(curves: readonly { name: string; fpr: number[]; tpr: numb
   );
 }
 
-function badge(v: Verdict): string {
+function badge(v: Pick<Verdict, 'level'>): string {
   return `<span class="badge" style="background:${COLORS[v.level]}">${escapeHtml(v.level)}</span>`;
+}
+
+/** A small plot of one property's distribution in the scan (red) against the ID holdout (blue); the outer bars are under- and overflow. */
+export function propertySvg(p: PropertyDrift, width = 200, height = 70): string {
+  const h = p.histogram;
+  if (h === undefined) return '';
+  const slots = h.scan.length;
+  const max = Math.max(1e-9, ...h.scan, ...h.id);
+  const pad = 14;
+  const bw = width / slots;
+  const ht = height - pad;
+  const bars = (vals: number[], color: string): string =>
+    vals.map((v, i) => `<rect x="${(i * bw).toFixed(1)}" y="${(ht - (v / max) * ht).toFixed(1)}" width="${Math.max(0.5, bw - 0.5).toFixed(1)}" height="${((v / max) * ht).toFixed(1)}" fill="${color}" fill-opacity="0.55"/>`).join('');
+  const lo = h.edges[0]!;
+  const hi = h.edges[h.edges.length - 1]!;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${escapeHtml(p.name)} distribution" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" class="plot"><title>${escapeHtml(p.name)}: this scan (red) vs ID holdout (blue)</title>` +
+    `<line x1="${bw}" y1="${ht}" x2="${width - bw}" y2="${ht}" stroke="#98a2b3"/>` +
+    bars(h.id, '#2e90fa') +
+    bars(h.scan, '#f04438') +
+    `<text x="${bw}" y="${height - 2}" font-size="10" fill="#475467">${escapeHtml(num(lo))}</text><text x="${width - bw}" y="${height - 2}" font-size="10" text-anchor="end" fill="#475467">${escapeHtml(num(hi))}</text></svg>`
+  );
+}
+
+function driftSection(r: ScanReport): string {
+  const c = r.conditions;
+  if (c === null) return '<section><h2>Imaging conditions: property drift</h2><p class="meta">Not measured: the model has no image-property statistics (fitted before them; refit it).</p></section>';
+  const v: ConditionsVerdict = c.verdict;
+  const rows = v.properties
+    .map(
+      (p) =>
+        `<tr><td><b>${escapeHtml(p.name)}</b>${p.shifted ? ' ' + badge({ level: 'shifted' }) : ''}</td><td>${escapeHtml(p.text)}</td><td class="n">${p.emd.toFixed(2)} ± ${p.emdError.toFixed(2)}</td><td class="n">${p.ksD.toFixed(2)} (${escapeHtml(formatP(p.ksP))})</td><td>${propertySvg(p)}</td></tr>`,
+    )
+    .join('');
+  const formats = (f: Record<string, number>): string => {
+    const n = Object.values(f).reduce((a, b) => a + b, 0);
+    return Object.entries(f).sort((a, b) => b[1] - a[1]).map(([k, m]) => `${escapeHtml(k)} ${pct(m / Math.max(1, n))}`).join(', ');
+  };
+  return `<section><h2>Imaging conditions: property drift</h2>
+<p>${badge(v)} ${escapeHtml(v.text)}</p>
+<p class="meta">Formats: ${formats(v.formats.scan)} (ID holdout: ${formats(v.formats.id)}). Conditions score threshold ${escapeHtml(num(c.threshold))}.</p>
+<table><tr><th>property (worst first)</th><th>change against the ID set</th><th class="n">EMD (ID SDs)</th><th class="n">KS</th><th>this scan (red) vs ID (blue)</th></tr>${rows}</table>
+<p class="meta">${escapeHtml(c.method)}.</p></section>`;
 }
 
 function gallery(title: string, items: readonly ImageEntry[], thumbs: ReadonlyMap<string, string>): string {
@@ -101,7 +145,7 @@ export function renderHtml(r: ScanReport, thumbs: ReadonlyMap<string, string>, e
   const rows = r.partitions.list
     .map(
       (p) =>
-        `<tr><td>${escapeHtml(p.name)}</td><td>${badge(p)}</td><td class="n">${p.scored}</td><td class="n">${p.flagged}</td><td class="n">${pct(p.flaggedFraction)}</td><td class="n">${escapeHtml(formatP(p.binomialP))}</td><td class="n">${p.auc.toFixed(2)}</td><td class="n">${p.ksD.toFixed(2)} (${escapeHtml(formatP(p.ksP))})</td></tr>`,
+        `<tr><td>${escapeHtml(p.name)}</td><td>${badge(p)}</td><td>${p.conditions !== null ? `${badge(p.conditions)}${p.conditions.shiftedProperties.length > 0 ? ` <small>${escapeHtml(p.conditions.shiftedProperties.join(', '))}</small>` : ''}` : '<small>n/a</small>'}</td><td class="n">${p.scored}</td><td class="n">${p.flagged}</td><td class="n">${pct(p.flaggedFraction)}</td><td class="n">${escapeHtml(formatP(p.binomialP))}</td><td class="n">${p.auc.toFixed(2)}</td><td class="n">${p.ksD.toFixed(2)} (${escapeHtml(formatP(p.ksP))})</td></tr>`,
     )
     .join('');
   const failures =
@@ -128,6 +172,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eae
 <h1>Distribution-shift audit</h1>
 <div class="meta">${escapeHtml(r.input.uri)} · run ${escapeHtml(r.run.id)} · ${escapeHtml(r.run.finishedAt)}</div>
 <div class="verdict" style="background:${COLORS[v.level]}">${escapeHtml(v.text)}</div>
+<p><b>${escapeHtml(r.verdicts.text)}</b></p>
 ${previous}${missing}
 <section><h2>Run</h2><ul class="meta">
 <li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, trained on ${r.model.idImages} ID images${r.model.idSource !== null ? ` from ${escapeHtml(r.model.idSource)}` : ''}); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
@@ -135,9 +180,10 @@ ${previous}${missing}
 <li>every listed entry accounted for: ${escapeHtml(formatAccounting(r.input.accounting))}; see failures.csv and skipped.csv</li>${incremental}
 <li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}</li></ul></section>
 <section><h2>Where: partitions by severity</h2>
-<table><tr><th>partition</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th class="n">binomial</th><th class="n">AUC</th><th class="n">KS</th></tr>${rows}</table>
+<table><tr><th>partition</th><th>semantic</th><th>conditions</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th class="n">binomial</th><th class="n">AUC</th><th class="n">KS</th></tr>${rows}</table>
 <p class="meta">Expected flagged fraction for in-distribution data: ${pct(v.expectedFraction)}. AUC: probability that an image of the partition scores above an ID holdout image (0.5 = no shift).</p></section>
 <section><h2>Scores against the ID calibration set</h2>${histogramSvg(r.histogram, 640, 220, `${r.model.primary} histogram`)}${extra.roc ?? ''}</section>
+${driftSection(r)}
 ${gallery(`Most out-of-distribution images (top ${r.mostOod.length})`, r.mostOod, thumbs)}
 ${gallery(`Most typical images (${r.mostTypical.length})`, r.mostTypical, thumbs)}
 <section><h2>Failures</h2>${failures}</section>
@@ -151,6 +197,7 @@ export function renderMarkdown(r: ScanReport): string {
   const lines = [
     `**ood-audit** ${escapeMarkdown(r.input.uri)} (${r.run.finishedAt.slice(0, 16).replace('T', ' ')} UTC)`,
     `**${r.verdict.level.toUpperCase()}**: ${r.verdict.text}`,
+    r.verdicts.text,
     `${escapeMarkdown(formatAccounting(r.input.accounting))}; model ${escapeMarkdown(r.model.uri)} (${r.model.primary})`,
   ];
   if (r.previous !== null) lines.push(`Previous scan: ${r.previous.change}`);
@@ -158,6 +205,8 @@ export function renderMarkdown(r: ScanReport): string {
     lines.push('', '| partition | verdict | flagged |', '|---|---|---|');
     for (const p of top) lines.push(`| ${escapeMarkdown(p.name)} | ${p.level} | ${pct(p.flaggedFraction)} of ${p.scored} |`);
   } else lines.push('No partition stands out.');
+  const drift = r.conditions?.verdict.properties.filter((p) => p.shifted).slice(0, 5) ?? [];
+  if (drift.length > 0) lines.push('', 'Imaging conditions against the ID set:', ...drift.map((p) => `- ${p.name}: ${p.text}`));
   if (r.mostOod.length > 0) lines.push('', `Most OOD: ${r.mostOod.slice(0, 5).map((e) => escapeMarkdown(e.key)).join(', ')}`);
   return lines.join('\n') + '\n';
 }

@@ -6,7 +6,10 @@
 import type { ScoreCalibration } from '../calibration.js';
 import type { Failure } from '../feature-set.js';
 import type { ScoreType } from '../dlsr/config.js';
-import { verdict, type Verdict } from './verdict.js';
+import { verdict, type Verdict, type VerdictLevel } from './verdict.js';
+import type { ConditionsModel } from '../conditions.js';
+import { PROPERTY_BINS } from '../conditions.js';
+import { conditionsVerdict, emptyPartitionConditions, mergePartitionConditions, twoVerdicts, type ConditionsVerdict } from './drift.js';
 import { partitionScores, type Aggregate, type ImageEntry } from './aggregate.js';
 import { quantileSorted } from '../stats.js';
 import { SKIP_REASONS, type Accounting } from '../outputs/accounting.js';
@@ -25,6 +28,19 @@ export interface Histogram {
 
 export interface PartitionReport extends Verdict {
   readonly name: string;
+  /** The partition's imaging-condition verdict (null when the model or the rows have no properties). */
+  readonly conditions: ConditionsVerdict | null;
+  /** "semantic: ...; conditions: ..." */
+  readonly summary: string;
+}
+
+/** The property-drift section: the whole scan's conditions verdict, property by property, with histograms. */
+export interface ConditionsReport {
+  /** The conditions score's calibrated threshold. */
+  readonly threshold: number;
+  readonly verdict: ConditionsVerdict;
+  /** How KS and EMD were computed (from the model's fixed bins), and their error bounds. */
+  readonly method: string;
 }
 
 export interface PreviousRun {
@@ -50,7 +66,11 @@ export interface ScanReport {
   readonly model: { readonly uri: string; readonly encoder: string; readonly idImages: number; readonly idSource: string | null; readonly primary: ScoreType; readonly threshold: number; readonly tpr: number };
   readonly input: { readonly uri: string; readonly images: number; readonly scored: number; readonly failed: number; readonly skippedNonImages: number; readonly missingShards: readonly number[]; readonly accounting: Accounting };
   readonly verdict: Verdict;
+  /** Semantic shift (the primary score) and condition shift (image properties), stated separately. */
+  readonly verdicts: { readonly semantic: VerdictLevel; readonly conditions: VerdictLevel | null; readonly text: string };
   readonly partitions: { readonly depth: number; readonly list: readonly PartitionReport[] };
+  /** Property drift against the ID holdout (null when the model has no image-property statistics). */
+  readonly conditions: ConditionsReport | null;
   readonly histogram: Histogram;
   readonly failures: { readonly count: number; readonly byReason: readonly { reason: string; count: number }[]; readonly examples: readonly Failure[] };
   readonly mostOod: ImageEntry[];
@@ -81,7 +101,11 @@ export interface ReportInput {
   /** Images shown in each of the most-OOD and most-typical lists. */
   readonly topK: number;
   readonly previous: PreviousRun | null;
+  /** The model's image-property statistics and the conditions score's calibration (absent: no property drift). */
+  readonly conditions?: { readonly model: ConditionsModel; readonly calibration: ScoreCalibration };
 }
+
+export const DRIFT_METHOD = `KS and Earth Mover's distance from fixed-bin histograms (${PROPERTY_BINS} bins over the ID holdout's range, fixed in the model, plus under- and overflow bins): the KS distance may be short of the exact one by at most the largest single-bin mass (ksDError); the EMD, in robust ID standard deviations, is within one bin width (emdError) for values inside the bins' range`;
 
 export function histogram(scan: ArrayLike<number>, id: ArrayLike<number>, threshold: number, bins = 40): Histogram {
   const all = Float64Array.from([...Array.from(scan), ...Array.from(id)].filter(Number.isFinite)).sort();
@@ -113,7 +137,16 @@ export function buildReport(r: ReportInput): ScanReport {
     off += p.scores.length;
   }
   const overall = verdict(all, byPartition.reduce((s, p) => s + p.flagged, 0), idScores, expected);
-  const partitions: PartitionReport[] = byPartition.map((p) => ({ name: p.name, ...verdict(p.scores, p.flagged, idScores, expected) }));
+  const cond = r.conditions;
+  const condOf = (name: string): ConditionsVerdict | null => {
+    const pc = agg.partitions.get(name)?.conditions;
+    return cond === undefined || pc === undefined ? null : conditionsVerdict(pc, cond.model, expected);
+  };
+  const partitions: PartitionReport[] = byPartition.map((p) => {
+    const v = verdict(p.scores, p.flagged, idScores, expected);
+    const c = condOf(p.name);
+    return { name: p.name, ...v, conditions: c, summary: twoVerdicts(v.level, c) };
+  });
   partitions.sort((a, b) => b.severity - a.severity || a.name.localeCompare(b.name));
   const seconds = (r.finishedAt - r.startedAt) / 1000;
   const scanned = agg.scored + agg.failed;
@@ -126,6 +159,17 @@ export function buildReport(r: ReportInput): ScanReport {
             overall.flaggedFraction - r.previous.flaggedFraction > 0.02 ? 'up' : overall.flaggedFraction - r.previous.flaggedFraction < -0.02 ? 'down' : 'about the same'
           }`,
         };
+  // The whole scan's conditions: every partition's histograms merged (partitions without properties add none).
+  const withConditions = [...agg.partitions.values()].filter((p) => p.conditions !== undefined);
+  const overallConditions =
+    cond !== undefined && withConditions.length > 0
+      ? conditionsVerdict(
+          withConditions.reduce((a, p) => mergePartitionConditions(a, p.conditions!), emptyPartitionConditions()),
+          cond.model,
+          expected,
+          { histograms: true },
+        )
+      : null;
   return {
     schema: REPORT_SCHEMA,
     run: {
@@ -141,7 +185,9 @@ export function buildReport(r: ReportInput): ScanReport {
     model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr },
     input: { uri: r.inputUri, images: scanned, scored: agg.scored, failed: agg.failed, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
     verdict: overall,
+    verdicts: { semantic: overall.level, conditions: overallConditions?.level ?? null, text: twoVerdicts(overall.level, overallConditions) },
     partitions: { depth: r.partitionDepth, list: partitions },
+    conditions: cond !== undefined && overallConditions !== null ? { threshold: cond.calibration.threshold, verdict: overallConditions, method: DRIFT_METHOD } : null,
     histogram: histogram(all, idScores, r.calibration.threshold),
     failures: {
       count: agg.failed,
