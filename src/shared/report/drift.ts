@@ -254,6 +254,15 @@ export function twoProportionP(k: number, n: number, p0: number, m: number): num
   return normalUpper((k / n - p0) / se);
 }
 
+/**
+ * A value computed from per-bin sums, to 10 significant digits: the sums are added in the order the
+ * shards' aggregates merge, so their last bits depend on how a run was cut into shards and groups;
+ * the report (and the order of its properties) must not.
+ */
+function stable(x: number): number {
+  return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(10)) : x;
+}
+
 /** The conditions verdict of a set from its conditions aggregate and the model's ID statistics. */
 export function conditionsVerdict(pc: PartitionConditions, model: ConditionsModel, expectedFraction: number, options: DriftOptions = {}): ConditionsVerdict {
   const alpha = options.alpha ?? 0.001;
@@ -268,13 +277,13 @@ export function conditionsVerdict(pc: PartitionConditions, model: ConditionsMode
     const idCounts = stats.idCounts;
     const k = histogramKs(counts, idCounts);
     const width = (stats.edges[PROPERTY_BINS]! - stats.edges[0]!) / PROPERTY_BINS;
-    const emd = histogramEmd(stats.edges, counts, pc.sums[j]!, idCounts) / stats.scale;
+    const emd = stable(histogramEmd(stats.edges, counts, pc.sums[j]!, idCounts) / stats.scale);
     const ksP = k.na > 0 && k.nb > 0 ? ksPValue(k.d, k.na, k.nb) : 1;
     const missing = n > 0 ? counts[PROPERTY_BINS + 2]! / n : 0;
     const idTotal = idCounts.reduce((a, b) => a + b, 0);
     const idMissing = idTotal > 0 ? idCounts[PROPERTY_BINS + 2]! / idTotal : 0;
     const idValue = Number.isNaN(stats.idMean) ? Number.NaN : untransformValue(stats.name, stats.idMean);
-    const scanValue = meanOf(stats, counts, pc.sums[j]!);
+    const scanValue = stable(meanOf(stats, counts, pc.sums[j]!));
     // A property present in one set and missing in the other (PNGs among JPEGs) is a shift by itself.
     const missingShift = Math.abs(missing - idMissing) >= 0.1 && binomialUpperP(Math.round(Math.abs(missing - idMissing) * n), n, 0.01) < alpha;
     const shifted = n >= (options.minImages ?? 20) && ((ksP < alpha && emd >= EFFECT) || missingShift);
