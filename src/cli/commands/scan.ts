@@ -41,6 +41,7 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
                    scan of this prefix with this model; the report says how many were skipped)
   --partition-depth N  report partitions: the first N path segments below the input (default 1)
   --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
+  --md-style S     report.md's partitions as a table (default) or a list (for chat tools without tables)
   --max-bytes N    largest image file read, in bytes (default 268435456 = 256 MiB); a larger file is
                    a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
@@ -101,6 +102,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     recordState: true,
     partitionDepth: settings.partitionDepth,
     topK: settings.topK,
+    mdStyle: settings.mdStyle,
     maxBytes: settings.maxBytes,
     open,
   });
