@@ -110,10 +110,13 @@ describe('the trend', () => {
   });
 
   it('draws one point per scan in its verdict colour, the expected line and the worst partitions', () => {
-    const runs = [point(1), point(2), point(3, 'shifted'), point(4)];
+    const two = (r: TrendRun): TrendRun => ({ ...r, partitions: [...r.partitions, { name: 'cam-2', scored: 10, flagged: 0, flaggedFraction: 0, level: 'too few images' }] });
+    const runs = [point(1), two(point(2)), two(point(3, 'shifted')), point(4)];
     const svg = trendSvg({ limit: TREND_RUNS, runs });
     expect(svg.match(/<circle /g)).toHaveLength(4);
-    expect(svg.match(/fill="#b42318"/g)?.length).toBeGreaterThanOrEqual(2); // the shifted point and its partition's mark
+    // Partitions are drawn from the scans that covered several: p2 and p0 once, cam-2 twice.
+    expect(svg.match(/<rect /g)).toHaveLength(4);
+    expect(svg.match(/fill="#b42318"/g)).toHaveLength(2); // the shifted point and its partition's mark
     expect(svg).toContain('expected 5.0%');
     expect(svg).toContain('2025-11-02 00:00 UTC');
     expect(svg).toContain('href="file:///out/3/report.html"');

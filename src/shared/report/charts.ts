@@ -77,14 +77,15 @@ function runTitle(r: TrendRun): string {
 /**
  * The trend of the prefix: the flagged fraction of every scan (a point coloured by its verdict,
  * linking to that scan's report), the expected fraction as a dashed line, and the worst few
- * partitions as lines of their own when there is more than one partition.
+ * partitions of scans that covered several as dashed lines of their own with square marks.
  */
 export function trendSvg(trend: Trend, width = 720, height = 230): string {
   const runs = trend.runs;
   const legendW = 170;
   const box = { left: 48, top: 14, width: width - 48 - legendW - 10, height: height - 14 - 40 };
-  const names = new Set(runs.flatMap((r) => r.partitions.map((p) => p.name)));
-  const lines = names.size > 1 ? worstPartitions(runs, TREND_CHART_PARTITIONS) : [];
+  // A scan of one partition has nothing to add to its own point: partitions are drawn from scans of several.
+  const several = (r: TrendRun): boolean => r.partitions.length + r.partitionsOmitted > 1;
+  const lines = worstPartitions(runs.filter(several), TREND_CHART_PARTITIONS);
   const expected = runs[runs.length - 1]?.expectedFraction ?? 0.05;
   const values = [expected * 2, ...runs.filter((r) => r.scored > 0).map((r) => r.flaggedFraction), ...runs.flatMap((r) => r.partitions.filter((p) => lines.includes(p.name) && p.scored > 0).map((p) => p.flaggedFraction))];
   const max = Math.min(1, niceCeil(Math.max(...values)));
@@ -110,7 +111,7 @@ export function trendSvg(trend: Trend, width = 720, height = 230): string {
   const all = (r: TrendRun): number | undefined => (r.scored > 0 ? r.flaggedFraction : undefined);
   const parts = lines.map((name, j) => {
     const color = PARTITION_COLORS[j % PARTITION_COLORS.length]!;
-    const of = (r: TrendRun): TrendRun['partitions'][number] | undefined => r.partitions.find((p) => p.name === name && p.scored > 0);
+    const of = (r: TrendRun): TrendRun['partitions'][number] | undefined => (several(r) ? r.partitions.find((p) => p.name === name && p.scored > 0) : undefined);
     const polys = segments((r) => of(r)?.flaggedFraction).map((pts) => `<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.5" stroke-dasharray="5 2"/>`);
     const marks = runs.flatMap((r, i) => {
       const p = of(r);
@@ -173,7 +174,7 @@ export function rankHistogramSvg(h: RankHistogram, width = 420, height = 220): s
   const bar = (i: number, v: number, color: string, opacity: number): string =>
     `<rect x="${(box.left + i * bw).toFixed(1)}" y="${(box.top + box.height - (v / max) * box.height).toFixed(1)}" width="${Math.max(0.5, bw - 1).toFixed(1)}" height="${((v / max) * box.height).toFixed(1)}" fill="${color}" fill-opacity="${opacity}"/>`;
   const tx = box.left + h.threshold * bins * bw;
-  const ticks = [0, 0.25, 0.5, 0.75].map((f) => xTick(box.left + f * bins * bw, height - 10, pct(f), f === 0 ? 'first' : 'middle'));
+  const ticks = [0, 0.25, 0.75].map((f) => xTick(box.left + f * bins * bw, height - 10, pct(f), f === 0 ? 'first' : 'middle'));
   const title = 'scan against the ID holdout by calibrated rank';
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${escapeHtml(title)}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" class="plot">` +
@@ -185,9 +186,9 @@ export function rankHistogramSvg(h: RankHistogram, width = 420, height = 220): s
     bar(bins + 0.5, h.aboveMax, '#f04438', 0.85) +
     `<line x1="${tx.toFixed(1)}" y1="${box.top}" x2="${tx.toFixed(1)}" y2="${box.top + box.height}" stroke="#101828" stroke-dasharray="4 3" stroke-width="1.5"/>` +
     ticks.join('') +
-    xTick(tx, height - 10, pct(h.threshold), 'middle') +
+    `<text x="${(tx - 4).toFixed(1)}" y="${box.top + 10}" font-size="11" text-anchor="end" fill="#101828">threshold ${pct(h.threshold)}</text>` +
     xTick(box.left + box.width, height - 10, '> max', 'last') +
-    `<text x="${(box.left + 6).toFixed(1)}" y="${box.top + 10}" font-size="11" fill="#475467">rank among ID holdout scores</text>` +
+    `<text x="${(box.left + box.width / 2).toFixed(1)}" y="${height - 10}" font-size="11" text-anchor="middle" fill="#475467">rank among ID holdout scores</text>` +
     `</svg>`
   );
 }

@@ -151,7 +151,7 @@ function trendSection(t: Trend | null): string {
   return (
     `<section><h2>Trend: the last ${t.runs.length} scans of this prefix</h2>${trendSvg(t)}` +
     `<p class="meta">Each point is one completed scan (its verdict's colour; it links to that scan's report); an incremental scan covers the images new or changed since the scan before. ` +
-    `Dashed lines: the worst partitions. Verdicts: ${(['shifted', 'possibly shifted', 'no shift detected', 'too few images'] as const).map((l) => `<span class="dot" style="background:${COLORS[l]}"></span>${l}`).join(' ')}.</p>` +
+    `Squares on dashed lines: the worst partitions of scans that covered several. Verdicts: ${(['shifted', 'possibly shifted', 'no shift detected', 'too few images'] as const).map((l) => `<span class="dot" style="background:${COLORS[l]}"></span>${l}`).join(' ')}.</p>` +
     `<details><summary>the scans as a table</summary><table><tr><th>finished</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th>images</th><th>shifted partitions</th></tr>${rows}</table></details></section>`
   );
 }
