@@ -68,6 +68,8 @@ async function completed(out: Location, runId: string): Promise<ReportResult | u
     flaggedFraction: summary.flaggedFraction,
     expectedFraction: summary.expectedFraction,
     verdict: report.verdict.level,
+    // Outputs written before reports had a headline have none.
+    ...((report as Partial<ScanReport>).headline !== undefined ? { headline: report.headline.level } : {}),
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
   };
@@ -275,6 +277,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     flaggedFraction: summary.flaggedFraction,
     expectedFraction: summary.expectedFraction,
     verdict: report.verdict.level,
+    headline: report.headline.level,
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
   };

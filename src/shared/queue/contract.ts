@@ -254,6 +254,11 @@ export const reportResult = z.object({
   expectedFraction: z.number(),
   /** The dataset verdict's level ("shifted", "possibly shifted", ...). */
   verdict: z.string(),
+  /**
+   * The headline's level: the worst of the dataset verdict and its partitions' (a small shifted
+   * partition makes it "shifted" under a milder dataset verdict); what `scan --fail-on` acts on.
+   */
+  headline: z.string().optional(),
   /** The first shards that could not be scored (summary.json lists them all), and how many. */
   missingShards: z.array(z.number().int()),
   missingShardCount: z.number().int().min(0),
