@@ -150,7 +150,7 @@ export function trendSvg(trend: Trend, width = 720, height = 230): string {
     yAxisSvg(max, box, 'flagged') +
     `<line x1="${box.left}" y1="${box.top + box.height}" x2="${box.left + box.width}" y2="${box.top + box.height}" stroke="#98a2b3"/>` +
     `<line x1="${box.left}" y1="${ey.toFixed(1)}" x2="${box.left + box.width}" y2="${ey.toFixed(1)}" stroke="#101828" stroke-dasharray="4 3"/>` +
-    `<text x="${box.left + box.width - 2}" y="${(ey - 4).toFixed(1)}" font-size="10" text-anchor="end" fill="#101828">expected ${pct(expected, 1)}</text>` +
+    `<text x="${box.left + box.width + 4}" y="${(ey + 3).toFixed(1)}" font-size="10" fill="#101828">expected ${pct(expected, 1)}</text>` +
     parts.join('') +
     segments(all).map((pts) => `<polyline points="${pts}" fill="none" stroke="#101828" stroke-width="2"/>`).join('') +
     points.join('') +
