@@ -188,6 +188,6 @@ describe('properties through feature sets, models and score tables', () => {
     expect(Array.from(back.table.properties!.values).map((v) => (Number.isNaN(v) ? null : Math.fround(v)))).toEqual(Array.from(t.properties.values).map((v) => (Number.isNaN(v) ? null : v)));
     const csv = scoresToCsv(t, flags, { inputUri: 's3://b/', runId: 'scan-0000000000000001', partitionDepth: 1 }).split('\n');
     expect(csv[0]).toBe(['key', 'uri', 'run_id', 'partition', 'sha256', 'mse', 'conditions', 'rank', 'flagged', ...PROPERTY_NAMES, 'format'].join(','));
-    expect(csv[1]!.split(',')[7 + PROPERTY_NAMES.indexOf('jpegQuality')]).toBe('');
+    expect(csv[1]!.split(',')[9 + PROPERTY_NAMES.indexOf('jpegQuality')]).toBe('');
   });
 });
