@@ -1,5 +1,5 @@
 /** Opens a local HTML file in Debian's headless Chromium (playwright-core) and reports what it shows. */
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { pathToFileURL } from 'node:url';
 
 export interface PageCheck {
@@ -13,7 +13,8 @@ export interface PageCheck {
   readonly screenshot: Buffer;
 }
 
-export async function checkPage(file: string): Promise<PageCheck> {
+/** `probe`, when given, runs on the loaded page and its answer is returned as `probed`. */
+export async function checkPage<T = undefined>(file: string, probe?: (page: Page) => Promise<T>): Promise<PageCheck & { readonly probed: T | undefined }> {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -41,6 +42,7 @@ export async function checkPage(file: string): Promise<PageCheck> {
       imagesLoaded: imgs.filter(Boolean).length,
       imagesTotal: imgs.length,
       screenshot: await page.screenshot({ fullPage: true }),
+      probed: probe !== undefined ? await probe(page) : undefined,
     };
   } finally {
     await browser.close();

@@ -82,6 +82,7 @@ export const SCAN_OPTIONS = {
   full: { type: 'boolean' },
   'partition-depth': { type: 'string' },
   'top-k': { type: 'string' },
+  'md-style': { type: 'string' },
 } as const;
 
 export interface ScanSettings {
@@ -93,6 +94,8 @@ export interface ScanSettings {
   readonly full: boolean;
   readonly partitionDepth: number;
   readonly topK: number;
+  /** report.md's partitions: a table, or a plain list for chat tools without tables. */
+  readonly mdStyle: 'table' | 'list';
 }
 
 export function scanSettings(v: Values): ScanSettings {
@@ -104,7 +107,15 @@ export function scanSettings(v: Values): ScanSettings {
     full: v['full'] === true,
     partitionDepth: int(v, 'partition-depth', 1, 16) ?? DEFAULTS.partitionDepth,
     topK: int(v, 'top-k', 0, 500) ?? DEFAULTS.topK,
+    mdStyle: mdStyle(v),
   };
+}
+
+/** --md-style table|list. */
+export function mdStyle(v: Values): 'table' | 'list' {
+  const s = str(v, 'md-style') ?? DEFAULTS.mdStyle;
+  if (s !== 'table' && s !== 'list') throw new OodError('CONFIG_INVALID', `invalid --md-style: expected table | list, got ${JSON.stringify(s)}`);
+  return s;
 }
 
 /** --max-bytes: the largest image file read (a larger one is a per-image failure, never read). */

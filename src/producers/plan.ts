@@ -301,6 +301,8 @@ export interface ScanParams {
   readonly recordState: boolean;
   readonly partitionDepth?: number;
   readonly topK?: number;
+  /** report.md's partitions: a table or a plain list (default DEFAULTS.mdStyle). */
+  readonly mdStyle?: 'table' | 'list';
   /** Largest image file read (default DEFAULTS.maxBytes). */
   readonly maxBytes?: number;
   readonly singleFileMax?: number;
@@ -319,6 +321,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const previous = p.incremental || p.recordState ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
   const partitionDepth = p.partitionDepth ?? DEFAULTS.partitionDepth;
   const topK = p.topK ?? DEFAULTS.topK;
+  const mdStyle = p.mdStyle ?? DEFAULTS.mdStyle;
   const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
   const lastOut = await lastRunInto(p.open(p.out));
   const incremental = p.incremental && previous !== undefined;
@@ -326,7 +329,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const cache = p.cache ?? joinUri(p.model, 'cache');
   // Everything that changes what the run writes is in its id (a different --cache or single-file
   // limit, or a scan that records no state, is another run).
-  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, incremental ? previous.runId : null, lastOut)}`;
+  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, mdStyle, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, incremental ? previous.runId : null, lastOut)}`;
   const workOf = (runId: string): string => joinUri(p.out, '.work', runId);
   const startedAt = Date.now();
   const reportOf = (runId: string): ReportPayload => ({
@@ -342,6 +345,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
     maxBytes,
     singleFileMax,
     ...(p.recordState ? { state: stateUri } : {}),
+    mdStyle,
   });
   return {
     kind: 'scan',

@@ -49,6 +49,20 @@ export function calibrate(scores: Readonly<Record<string, ArrayLike<number>>>, t
   return { tpr, holdoutCount: count, scores: out };
 }
 
+/**
+ * The holdout's maximum and spread, for saying how far beyond every ID score an image lies. The
+ * standard deviation is the stored one; when it is not positive (a constant holdout), the
+ * interquartile range / 1.349 of the stored quantiles; null when that is not positive either.
+ */
+export function holdoutSpread(cal: ScoreCalibration): { max: number; std: number | null } {
+  const max = cal.sorted[cal.sorted.length - 1]!;
+  if (Number.isFinite(cal.std) && cal.std > 0) return { max, std: cal.std };
+  const q1 = cal.quantiles['0.25'];
+  const q3 = cal.quantiles['0.75'];
+  const iqrSd = q1 !== undefined && q3 !== undefined ? (q3 - q1) / 1.349 : 0;
+  return { max, std: iqrSd > 0 ? iqrSd : null };
+}
+
 /** Fraction of holdout scores strictly below `value` plus half the ties: an ID-calibrated rank in [0, 1]. */
 export function calibratedRank(cal: ScoreCalibration, value: number): number {
   const s = cal.sorted;

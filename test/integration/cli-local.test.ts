@@ -58,7 +58,7 @@ describe('CLI end to end', () => {
     const rows = await readParquet(path.join(out, 'scores.parquet'));
     expect(rows).toHaveLength(200);
     const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('key,uri,sha256,fused,mfsim,mfsim_all,mse,lr,mahalanobis,knn,conditions,rank,flagged,width,height,aspect,bytesPerPixel,brightness,contrast,saturation,colourfulness,sharpness,noise,entropy,jpegQuality,grayscale,format');
+    expect(csv[0]).toBe('key,uri,run_id,partition,sha256,fused,mfsim,mfsim_all,mse,lr,mahalanobis,knn,conditions,rank,flagged,width,height,aspect,bytesPerPixel,brightness,contrast,saturation,colourfulness,sharpness,noise,entropy,jpegQuality,grayscale,format');
     expect(csv).toHaveLength(201);
     // Fashion-MNIST is far OOD: it must be flagged far more often than CIFAR-10 test.
     const flaggedShare = (prefix: string): number => {

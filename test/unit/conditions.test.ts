@@ -182,12 +182,12 @@ describe('properties through feature sets, models and score tables', () => {
     expect(merged.table.properties!.formats).toHaveLength(8);
     expect(merged.table.properties!.values[PROPERTY_NAMES.indexOf('jpegQuality')]).toBeNaN();
     expect(Array.from(merged.table.scores.conditions!)).toEqual([0.5, 1, 9, 2, 0.5, 1, 9, 2]);
-    const back = await readScoresParquet(scoresToParquet(t, flags, 's3://b/'));
+    const back = await readScoresParquet(scoresToParquet(t, flags, { inputUri: 's3://b/', runId: 'scan-0000000000000001', partitionDepth: 1 }));
     expect(Array.from(back.table.scores.conditions!)).toEqual([0.5, 1, 9, 2]);
     expect(back.table.properties!.formats).toEqual(probe.properties!.formats);
     expect(Array.from(back.table.properties!.values).map((v) => (Number.isNaN(v) ? null : Math.fround(v)))).toEqual(Array.from(t.properties.values).map((v) => (Number.isNaN(v) ? null : v)));
-    const csv = scoresToCsv(t, flags, 's3://b/').split('\n');
-    expect(csv[0]).toBe(['key', 'uri', 'sha256', 'mse', 'conditions', 'rank', 'flagged', ...PROPERTY_NAMES, 'format'].join(','));
-    expect(csv[1]!.split(',')[7 + PROPERTY_NAMES.indexOf('jpegQuality')]).toBe('');
+    const csv = scoresToCsv(t, flags, { inputUri: 's3://b/', runId: 'scan-0000000000000001', partitionDepth: 1 }).split('\n');
+    expect(csv[0]).toBe(['key', 'uri', 'run_id', 'partition', 'sha256', 'mse', 'conditions', 'rank', 'flagged', ...PROPERTY_NAMES, 'format'].join(','));
+    expect(csv[1]!.split(',')[9 + PROPERTY_NAMES.indexOf('jpegQuality')]).toBe('');
   });
 });

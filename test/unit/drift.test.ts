@@ -123,6 +123,7 @@ describe('conditions verdicts through merged aggregates and the report', () => {
       partitionDepth: 1,
       topK: 5,
       previous: null,
+      history: null,
       conditions: { model, calibration: cal },
     });
     const by = Object.fromEntries(report.partitions.list.map((p) => [p.name, p]));

@@ -51,6 +51,12 @@ describe('shift statistics', () => {
   });
 });
 
+/** The trend point of the scan before the golden report's (as history.json holds it). */
+const PREVIOUS_POINT = {
+  runId: 'scan-0000000000000000', finishedAt: '2026-01-01T00:00:00.000Z', out: '/out/2026-01-01', incremental: false, scored: 800, flagged: 40, flaggedFraction: 0.05, expectedFraction: 0.05, level: 'no shift detected' as const,
+  partitions: [{ name: '2026-01-01', scored: 800, flagged: 40, flaggedFraction: 0.05, level: 'no shift detected' as const }], partitionsOmitted: 0,
+};
+
 describe('verdicts and partitions', () => {
   const rng = new Rng(9);
   const idScores = Array.from({ length: 1000 }, () => rng.normal()).sort((x, y) => x - y);
@@ -64,7 +70,14 @@ describe('verdicts and partitions', () => {
     const v2 = verdict(drift, drift.filter((s) => s > cal.threshold).length, cal.sorted, 0.05);
     expect(v2.level).toBe('shifted');
     expect(v2.text).toMatch(/^shifted: \d+% flagged vs 5\.0% expected/);
-    expect(verdict([5, 5], 2, cal.sorted, 0.05).level).toBe('too few images');
+    expect(verdict([5], 1, cal.sorted, 0.05).level).toBe('too few images');
+    // Under 20 images the exact binomial test still speaks: 2 of 2 far above the threshold is not "too few".
+    const two = verdict([5, 5], 2, cal.sorted, 0.05);
+    expect(two).toMatchObject({ level: 'possibly shifted', fewImages: true });
+    const small = verdict(Array.from({ length: 12 }, (_, i) => (i < 10 ? 5 : 0)), 10, cal.sorted, 0.05);
+    expect(small).toMatchObject({ level: 'shifted', fewImages: true });
+    expect(small.text).toMatch(/^shifted \(only 12 images\): 83% flagged vs 5\.0% expected \(10 of 12, p = /);
+    expect(verdict(Array.from({ length: 12 }, () => 0), 0, cal.sorted, 0.05).level).toBe('too few images');
   });
 
   it('partitions keys by the path segments below the scanned prefix', () => {
@@ -89,6 +102,7 @@ describe('verdicts and partitions', () => {
       inputUri: 's3://b/lake/', aggregate,
       accounting: { listed: 303, scored: 300, failed: 1, skipped: 2, skippedByReason: { 'not an image (file extension)': 2 } }, incremental: false, missingShards: [], partitionDepth: 1, topK: 5,
       previous: { runId: 'scan-w', finishedAt: '2026-11-26T02:00:00.000Z', flaggedFraction: 0.05, scored: 300 },
+      history: null,
     });
     expect(r.partitions.list[0]!.name).toBe('day-3');
     expect(r.partitions.list[0]!.level).toBe('shifted');
@@ -141,6 +155,7 @@ describe('verdicts and partitions', () => {
       runId: 'scan-0000000000000001', startedAt: 0, finishedAt: 60_000, backend: 'wasm', modelUri: '/m', encoder: 'e', idImages: 4000, primary: 'fused', calibration: gcal, tpr: 0.95, inputUri: '/lake', aggregate,
       accounting: { listed: 906, scored: 901, failed: 2, skipped: 3, skippedByReason: { 'not an image (file extension)': 3 } }, incremental: false, missingShards: [], partitionDepth: 1, topK: 8,
       previous: { runId: 'scan-0000000000000000', finishedAt: '2026-01-01T00:00:00.000Z', flaggedFraction: 0.05, scored: 800 },
+      history: { runs: [PREVIOUS_POINT], out: '/out/2026-01-02' },
     });
     // Shards in key order: [0, 250), [250, 610), [610, 901); failures belong to the shards of their keys.
     const shard = (from: number, to: number, fails: typeof failures): Aggregate => {

@@ -41,11 +41,12 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
                    scan of this prefix with this model; the report says how many were skipped)
   --partition-depth N  report partitions: the first N path segments below the input (default 1)
   --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
+  --md-style S     report.md's partitions as a table (default) or a list (for chat tools without tables)
   --max-bytes N    largest image file read, in bytes (default 268435456 = 256 MiB); a larger file is
                    a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
   --backend B      auto (default) | onnx | onnx-cuda | tensorflow-gpu | tensorflow | wasm | cpu
-  --fail-on F      exit non-zero on a shift: shifted = exit ${VERDICT_EXIT.shifted} when the verdict is "shifted";
+  --fail-on F      exit non-zero on a shift: shifted = exit ${VERDICT_EXIT.shifted} when the verdict (or a partition's) is "shifted";
                    possibly = also exit ${VERDICT_EXIT.possiblyShifted} on "possibly shifted"; never (default) = exit 0.
                    Errors exit 1 (2 for bad options or configuration). The last line states the verdict.
   --json           print one JSON document on stdout (verdict, counts, outputs, exit status);
@@ -67,6 +68,8 @@ export interface ScanJson {
   readonly input: string;
   readonly out: string;
   readonly verdict: { readonly level: string; readonly text: string | null };
+  /** The worst of the verdict and the partitions' (what --fail-on acts on). */
+  readonly headline: { readonly level: string; readonly text: string | null };
   readonly scored: number;
   readonly failed: number;
   readonly flagged: number;
@@ -101,6 +104,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     recordState: true,
     partitionDepth: settings.partitionDepth,
     topK: settings.topK,
+    mdStyle: settings.mdStyle,
     maxBytes: settings.maxBytes,
     open,
   });
@@ -121,9 +125,11 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
   }
   const out = openLocation(outUri, env);
   // The verdict's words and the run id, from the files the report wrote (the job result has the level).
-  const report = await getJson<{ verdict?: { text?: string } }>(out.store, joinKey(out.prefix, REPORT_JSON)).catch(() => undefined);
+  const report = await getJson<{ verdict?: { text?: string }; headline?: { text?: string } }>(out.store, joinKey(out.prefix, REPORT_JSON)).catch(() => undefined);
   const summary = await getJson<RunSummary>(out.store, joinKey(out.prefix, OUTPUT_FILES.summary)).catch(() => undefined);
-  const exitCode = verdictExitCode(result.verdict, fail);
+  // The headline: a partition shifted under a milder dataset verdict counts (report.html leads with it).
+  const headline = result.headline ?? result.verdict;
+  const exitCode = verdictExitCode(headline, fail);
   const doc: ScanJson = {
     command: 'scan',
     runId: summary?.run?.id ?? null,
@@ -131,6 +137,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     input: inputUri,
     out: outUri,
     verdict: { level: result.verdict, text: report?.verdict?.text ?? null },
+    headline: { level: headline, text: report?.headline?.text ?? report?.verdict?.text ?? null },
     scored: result.scored,
     failed: result.failed,
     flagged: result.flagged,
@@ -146,7 +153,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
       `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
       `${result.missingShardCount > 0 ? `; ${result.missingShardCount} shards not scored (${result.missingShards.join(', ')}${result.missingShardCount > result.missingShards.length ? ', ...' : ''})` : ''}; outputs in ${outUri}\n` +
-      `verdict: ${doc.verdict.text ?? result.verdict}${exitCode !== 0 ? ` (exit ${exitCode}: --fail-on ${fail})` : ''}\n`,
+      `verdict: ${doc.headline.text ?? headline}${exitCode !== 0 ? ` (exit ${exitCode}: --fail-on ${fail})` : ''}\n`,
   );
   return exitCode;
 }

@@ -11,6 +11,8 @@ export const DEFAULTS = Object.freeze({
   shardSize: 1000,
   /** Images in each of the report's most-OOD and most-typical galleries. */
   topK: 24,
+  /** report.md's partitions (--md-style): a table, or a plain list for chat tools without tables. */
+  mdStyle: 'table' as 'table' | 'list',
   /** Report partitions: the first N path segments below the scanned prefix. */
   partitionDepth: 1,
   /** Largest image file read, in bytes (--max-bytes): larger files are per-image failures, never read. */

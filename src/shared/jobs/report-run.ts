@@ -1,8 +1,8 @@
 /**
  * Job: a scan's groups -> the run's outputs under --out: the score, failure and skipped parts
  * (single files too for small runs), report.json/html/md from the merged aggregates, summary.json
- * (written last: the outputs are complete), then the prefix's scan state; then the run's work area
- * is removed.
+ * (written last: the outputs are complete), then the prefix's scan state and its trend (history.json);
+ * then the run's work area is removed.
  *
  * A group that failed is not fatal: each of its images is listed in failures/ with the group's
  * failure reason, and its shards in summary.json's run.missingShards; the scan state leaves their
@@ -17,6 +17,7 @@ import { REPORT_FILES, writeReportFiles } from '../outputs/report-files.js';
 import type { ScanReport } from '../report/report.js';
 import { concatCsvParts, concatTables, OUTPUT_DIRS, OUTPUT_FILES, readScoresParquet, REASONS_HEADER, reasonsToCsv, scoresToCsv, scoresToParquet, scoreSummary, type RunSummary } from '../outputs/score-files.js';
 import { readStateIndex, writeScanState, type KeyRange } from '../outputs/scan-state.js';
+import { appendScanHistory, readScanHistory } from '../outputs/scan-history.js';
 import { groupOutcome, partKeys, runRecord, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
 import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates } from '../report/aggregate.js';
 import type { Location } from '../storage/locate.js';
@@ -67,6 +68,8 @@ async function completed(out: Location, runId: string): Promise<ReportResult | u
     flaggedFraction: summary.flaggedFraction,
     expectedFraction: summary.expectedFraction,
     verdict: report.verdict.level,
+    // Outputs written before reports had a headline have none.
+    ...((report as Partial<ScanReport>).headline !== undefined ? { headline: report.headline.level } : {}),
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
   };
@@ -183,8 +186,9 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     for (const k of scoreParts) tables.push(await readScoresParquet(await out.store.get(k)));
     const all = concatTables(tables);
     const primary = model.config.scoring.primary;
-    await out.store.put(o(OUTPUT_FILES.parquet), scoresToParquet(all.table, all.flags, p.input, { model: p.model, encoder: model.fingerprint.id, primary }));
-    await out.store.put(o(OUTPUT_FILES.csv), scoresToCsv(all.table, all.flags, p.input));
+    const rows = { inputUri: p.input, runId: p.runId, partitionDepth: p.partitionDepth };
+    await out.store.put(o(OUTPUT_FILES.parquet), scoresToParquet(all.table, all.flags, rows, { model: p.model, encoder: model.fingerprint.id, primary }));
+    await out.store.put(o(OUTPUT_FILES.csv), scoresToCsv(all.table, all.flags, rows));
     outputs['parquet'] = o(OUTPUT_FILES.parquet);
     outputs['csv'] = o(OUTPUT_FILES.csv);
   } else {
@@ -205,6 +209,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   const input = ctx.open(p.input);
   const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
   const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
+  const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
   const report = await writeReportFiles({
     out,
     input: { store: input.store, prefix: input.prefix, uri: p.input },
@@ -222,6 +227,9 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     partitionDepth: p.partitionDepth,
     topK: p.topK,
     previous: previous === undefined ? null : { runId: previous.runId, finishedAt: previous.finishedAt, flaggedFraction: previous.flaggedFraction, scored: previous.scored },
+    history,
+    mdStyle: p.mdStyle,
+    failuresFile: agg.failed <= p.singleFileMax,
   });
   const primary = model.config.scoring.primary;
   const flagged = report.verdict.flagged;
@@ -255,6 +263,9 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       failedRanges,
       run: { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored },
     });
+    // The trend's point of this scan (the report's last), after the state it describes.
+    const point = report.trend?.runs[report.trend.runs.length - 1];
+    if (point !== undefined) await appendScanHistory(stateLoc.store, stateLoc.prefix, point);
   }
   await removeWork();
   ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
@@ -266,6 +277,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     flaggedFraction: summary.flaggedFraction,
     expectedFraction: summary.expectedFraction,
     verdict: report.verdict.level,
+    headline: report.headline.level,
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
   };

@@ -8,7 +8,7 @@ import type { Calibration } from '../calibration.js';
 import type { ModelJson } from '../dlsr/model-json.js';
 import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
 import { buildReport, type ReportInput, type ScanReport } from '../report/report.js';
-import { renderHtml, renderMarkdown } from '../report/render.js';
+import { renderHtml, renderMarkdown, type MdStyle } from '../report/render.js';
 import { OodError } from '../errors.js';
 
 export const REPORT_FILES = { json: 'report.json', html: 'report.html', md: 'report.md' } as const;
@@ -28,7 +28,7 @@ export async function thumbnail(data: Uint8Array, size = 96): Promise<string | u
 }
 
 /** What the report needs besides the aggregate: passed through to buildReport unchanged. */
-type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'aggregate' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous'>;
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'aggregate' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous' | 'history'>;
 
 export interface ReportFilesParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
@@ -38,6 +38,10 @@ export interface ReportFilesParams extends RunFacts {
   readonly calibration: Calibration;
   /** Largest image read for a thumbnail. */
   readonly maxBytes: number;
+  /** report.md as a table of partitions or as a plain list (for chat tools without tables). */
+  readonly mdStyle: MdStyle;
+  /** Whether the run writes the single file failures.csv (else only the failures/ parts). */
+  readonly failuresFile: boolean;
 }
 
 export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport> {
@@ -65,6 +69,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     partitionDepth: p.partitionDepth,
     topK: p.topK,
     previous: p.previous,
+    history: p.history,
   });
   const thumbs = new Map<string, string>();
   for (const e of [...report.mostOod, ...report.mostTypical]) {
@@ -78,7 +83,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
   }
   const k = (name: string): string => joinKey(p.out.prefix, name);
   await putJson(p.out.store, k(REPORT_FILES.json), report);
-  await p.out.store.put(k(REPORT_FILES.md), renderMarkdown(report));
-  await p.out.store.put(k(REPORT_FILES.html), renderHtml(report, thumbs));
+  await p.out.store.put(k(REPORT_FILES.md), renderMarkdown(report, { style: p.mdStyle }));
+  await p.out.store.put(k(REPORT_FILES.html), renderHtml(report, thumbs, { failures: p.failuresFile ? 'failures.csv' : 'failures/' }));
   return report;
 }

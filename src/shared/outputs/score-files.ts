@@ -2,7 +2,9 @@
  * A scored run's files under one prefix:
  *
  *   scores/part-<group>.parquet   one row per scored image: `key` relative to the scanned location,
- *                                 its full `uri`, `sha256` of its bytes, every computed score, `rank`
+ *                                 its full `uri`, the `run_id` and the image's report `partition`
+ *                                 (so the tables of many runs can be queried as one), `sha256` of its
+ *                                 bytes, every computed score, `rank`
  *                                 = the primary score's calibrated rank among the ID holdout scores,
  *                                 `flagged` = primary score above the calibrated threshold, then
  *                                 (when measured) the image properties: `width`, ..., `grayscale`
@@ -29,6 +31,7 @@ import { ALL_SCORE_TYPES, type AnyScoreType, type ScoreType } from '../dlsr/conf
 import { PROPERTY_COUNT, PROPERTY_NAMES, type PropertyTable } from '../image/properties.js';
 import { scoreTypesOf, type ScoreColumns, type ScoreTable } from '../score-table.js';
 import type { Aggregate } from '../report/aggregate.js';
+import { partitionOf } from '../report/verdict.js';
 import { quantileSorted } from '../stats.js';
 import { joinUri } from '../storage/locate.js';
 import { joinKey, type ObjectStore } from '../storage/object-store.js';
@@ -92,27 +95,48 @@ export function uriOf(inputUri: string, key: string): string {
   return joinUri(inputUri, key);
 }
 
+/** What every row of a run's score table shares: the run, and how its keys map to partitions. */
+export interface RowContext {
+  readonly inputUri: string;
+  readonly runId: string;
+  /** Report partitions: the first N path segments of the key (partitionOf). */
+  readonly partitionDepth: number;
+}
+
+/** The columns after `key` that every score table has, in order: uri, run_id, partition. */
+function rowColumns(table: ScoreTable, ctx: RowContext): { uri: string[]; runId: string[]; partition: string[] } {
+  return {
+    uri: table.keys.map((k) => uriOf(ctx.inputUri, k)),
+    runId: table.keys.map(() => ctx.runId),
+    partition: table.keys.map((k) => partitionOf(k, '', ctx.partitionDepth)),
+  };
+}
+
 function formatNumber(v: number): string {
   return Number.isFinite(v) ? String(Number(v.toPrecision(7))) : String(v);
 }
 
-export function scoresToCsv(table: ScoreTable, flags: Flags, inputUri: string): string {
+export function scoresToCsv(table: ScoreTable, flags: Flags, ctx: RowContext): string {
   const types = scoreTypesOf(table.scores);
   const p = table.properties;
-  const lines = [['key', 'uri', 'sha256', ...types, 'rank', 'flagged', ...(p !== undefined ? [...PROPERTY_NAMES, 'format'] : [])].join(',')];
+  const cols = rowColumns(table, ctx);
+  const lines = [['key', 'uri', 'run_id', 'partition', 'sha256', ...types, 'rank', 'flagged', ...(p !== undefined ? [...PROPERTY_NAMES, 'format'] : [])].join(',')];
   table.keys.forEach((key, i) => {
     const vals = types.map((t) => formatNumber(table.scores[t]![i]!));
     const props = p !== undefined ? [...Array.from(p.values.subarray(i * PROPERTY_COUNT, (i + 1) * PROPERTY_COUNT), (v) => (Number.isFinite(v) ? formatNumber(v) : '')), csvText(p.formats[i]!)] : [];
-    lines.push([csvText(key), csvText(uriOf(inputUri, key)), table.digests[i]!, ...vals, flags.rank[i]!.toFixed(6), flags.flagged[i] === 1 ? 'true' : 'false', ...props].join(','));
+    lines.push([csvText(key), csvText(cols.uri[i]!), cols.runId[i]!, csvText(cols.partition[i]!), table.digests[i]!, ...vals, flags.rank[i]!.toFixed(6), flags.flagged[i] === 1 ? 'true' : 'false', ...props].join(','));
   });
   return lines.join('\n') + '\n';
 }
 
-export function scoresToParquet(table: ScoreTable, flags: Flags, inputUri: string, metadata: Record<string, string> = {}): Uint8Array {
+export function scoresToParquet(table: ScoreTable, flags: Flags, ctx: RowContext, metadata: Record<string, string> = {}): Uint8Array {
+  const cols = rowColumns(table, ctx);
   const buf = parquetWriteBuffer({
     columnData: [
       { name: 'key', data: [...table.keys], type: 'STRING', nullable: false },
-      { name: 'uri', data: table.keys.map((k) => uriOf(inputUri, k)), type: 'STRING', nullable: false },
+      { name: 'uri', data: cols.uri, type: 'STRING', nullable: false },
+      { name: 'run_id', data: cols.runId, type: 'STRING', nullable: false },
+      { name: 'partition', data: cols.partition, type: 'STRING', nullable: false },
       { name: 'sha256', data: [...table.digests], type: 'STRING', nullable: false },
       ...scoreTypesOf(table.scores).map((t) => ({ name: t, data: table.scores[t]!, type: 'FLOAT' as const, nullable: false })),
       { name: 'rank', data: flags.rank, type: 'DOUBLE' as const, nullable: false },

@@ -65,6 +65,8 @@ const encoderSpec = z.object({
 const maxBytes = z.number().int().min(1).max(MAX_OBJECT_BYTES).default(DEFAULTS.maxBytes);
 const partitionDepth = z.number().int().min(1).max(16).default(DEFAULTS.partitionDepth);
 const topK = z.number().int().min(0).max(500).default(DEFAULTS.topK);
+/** report.md's partitions: a table, or a plain list for chat tools that do not render tables. */
+const mdStyle = z.enum(['table', 'list']).default(DEFAULTS.mdStyle);
 
 export const shardSchema = z.object({
   /** Shard number within the run, 0-based, in key order. */
@@ -237,8 +239,9 @@ export const reportPayload = z.object({
   maxBytes,
   /** Write the single-file scores.parquet / scores.csv when the run scores at most this many images. */
   singleFileMax: z.number().int().min(0).default(DEFAULTS.singleFileMax),
-  /** Folder of the input's scan state (what the last scan saw), when the run records it. */
+  /** Folder of the input's scan state (what the last scan saw) and trend, when the run records them. */
   state: location.optional(),
+  mdStyle,
 });
 export type ReportPayload = z.infer<typeof reportPayload>;
 
@@ -251,6 +254,11 @@ export const reportResult = z.object({
   expectedFraction: z.number(),
   /** The dataset verdict's level ("shifted", "possibly shifted", ...). */
   verdict: z.string(),
+  /**
+   * The headline's level: the worst of the dataset verdict and its partitions' (a small shifted
+   * partition makes it "shifted" under a milder dataset verdict); what `scan --fail-on` acts on.
+   */
+  headline: z.string().optional(),
   /** The first shards that could not be scored (summary.json lists them all), and how many. */
   missingShards: z.array(z.number().int()),
   missingShardCount: z.number().int().min(0),
@@ -269,6 +277,7 @@ export const schedulePayload = z.object({
   full: z.boolean().default(false),
   partitionDepth,
   topK,
+  mdStyle,
 });
 export type SchedulePayload = z.infer<typeof schedulePayload>;
 export const scheduleResult = z.object({ runId: z.string(), out: z.string(), created: z.boolean() });

@@ -3,13 +3,14 @@
  * docs/report-schema.md). Built from the run's scores, the model's calibration and the run facts;
  * rendering (HTML, Markdown) and thumbnails are separate.
  */
-import type { ScoreCalibration } from '../calibration.js';
+import { calibratedRank, holdoutSpread, type ScoreCalibration } from '../calibration.js';
 import type { Failure } from '../feature-set.js';
 import type { ScoreType } from '../dlsr/config.js';
-import { verdict, type Verdict, type VerdictLevel } from './verdict.js';
 import type { ConditionsModel } from '../conditions.js';
 import { PROPERTY_BINS } from '../conditions.js';
 import { conditionsVerdict, emptyPartitionConditions, mergePartitionConditions, twoVerdicts, type ConditionsVerdict } from './drift.js';
+import { headline, verdict, type Headline, type Verdict, type VerdictLevel } from './verdict.js';
+import { appendRun, TREND_RUNS, trendRun, type Trend, type TrendRun } from './trend.js';
 import { partitionScores, type Aggregate, type ImageEntry } from './aggregate.js';
 import { quantileSorted } from '../stats.js';
 import { SKIP_REASONS, type Accounting } from '../outputs/accounting.js';
@@ -24,6 +25,30 @@ export interface Histogram {
   /** Fraction of the ID holdout images per bin. */
   readonly id: number[];
   readonly threshold: number;
+}
+
+/**
+ * The scan's and the holdout's primary scores by their calibrated rank among the ID holdout scores
+ * (bins of equal rank width): the holdout is flat by construction, so far-OOD images (all in
+ * `aboveMax`) never squeeze the ID mass as they do on the score axis.
+ */
+export interface RankHistogram {
+  /** Rank bin edges from 0 to 1, length bins + 1. */
+  readonly edges: number[];
+  /** Fraction of the scanned images per bin (those above the holdout's maximum are in aboveMax). */
+  readonly scan: number[];
+  /** Fraction of the ID holdout images per bin. */
+  readonly id: number[];
+  /** Fraction of the scanned images scoring above every ID holdout score. */
+  readonly aboveMax: number;
+  /** The threshold's rank (tpr). */
+  readonly threshold: number;
+}
+
+/** A gallery image: its entry, and how far above the ID holdout's maximum it scores. */
+export interface ReportImage extends ImageEntry {
+  /** (score - holdout max) / holdout sd when the score is above every ID holdout score, else null. */
+  readonly aboveIdMaxSd: number | null;
 }
 
 export interface PartitionReport extends Verdict {
@@ -63,19 +88,34 @@ export interface ScanReport {
     readonly skippedUnchanged: number;
     readonly incremental: boolean;
   };
-  readonly model: { readonly uri: string; readonly encoder: string; readonly idImages: number; readonly idSource: string | null; readonly primary: ScoreType; readonly threshold: number; readonly tpr: number };
+  readonly model: {
+    readonly uri: string;
+    readonly encoder: string;
+    readonly idImages: number;
+    readonly idSource: string | null;
+    readonly primary: ScoreType;
+    readonly threshold: number;
+    readonly tpr: number;
+    /** The ID holdout's primary scores: count, maximum and standard deviation. */
+    readonly holdout: { readonly n: number; readonly max: number; readonly std: number | null };
+  };
   readonly input: { readonly uri: string; readonly images: number; readonly scored: number; readonly failed: number; readonly skippedNonImages: number; readonly missingShards: readonly number[]; readonly accounting: Accounting };
   readonly verdict: Verdict;
   /** Semantic shift (the primary score) and condition shift (image properties), stated separately. */
   readonly verdicts: { readonly semantic: VerdictLevel; readonly conditions: VerdictLevel | null; readonly text: string };
+  /** The worst of the whole scan's verdict and its partitions': what the report leads with. */
+  readonly headline: Headline;
   readonly partitions: { readonly depth: number; readonly list: readonly PartitionReport[] };
   /** Property drift against the ID holdout (null when the model has no image-property statistics). */
   readonly conditions: ConditionsReport | null;
   readonly histogram: Histogram;
+  readonly rankHistogram: RankHistogram;
   readonly failures: { readonly count: number; readonly byReason: readonly { reason: string; count: number }[]; readonly examples: readonly Failure[] };
-  readonly mostOod: ImageEntry[];
-  readonly mostTypical: ImageEntry[];
+  readonly mostOod: ReportImage[];
+  readonly mostTypical: ReportImage[];
   readonly previous: (PreviousRun & { readonly change: string }) | null;
+  /** The last scans of this prefix with this model, this one last; null when the run records no scan state (eval). */
+  readonly trend: Trend | null;
 }
 
 export interface ReportInput {
@@ -103,6 +143,31 @@ export interface ReportInput {
   readonly previous: PreviousRun | null;
   /** The model's image-property statistics and the conditions score's calibration (absent: no property drift). */
   readonly conditions?: { readonly model: ConditionsModel; readonly calibration: ScoreCalibration };
+  /**
+   * The prefix's trend before this scan and where this scan's outputs go; null when the run records
+   * no scan state (eval).
+   */
+  readonly history: { readonly runs: readonly TrendRun[]; readonly out: string } | null;
+}
+
+/** Rank bins of the rank histogram. */
+export const RANK_BINS = 20;
+
+export function rankHistogram(scan: ArrayLike<number>, cal: ScoreCalibration, tpr: number, bins = RANK_BINS): RankHistogram {
+  const max = cal.sorted[cal.sorted.length - 1]!;
+  const count = (xs: ArrayLike<number>): { bins: number[]; above: number } => {
+    const c = new Array<number>(bins).fill(0);
+    let above = 0;
+    for (let i = 0; i < xs.length; i++) {
+      const v = xs[i]!;
+      if (v > max) above += 1;
+      else c[Math.min(bins - 1, Math.floor(calibratedRank(cal, v) * bins))]! += 1;
+    }
+    const n = Math.max(1, xs.length);
+    return { bins: c.map((v) => v / n), above: above / n };
+  };
+  const s = count(scan);
+  return { edges: Array.from({ length: bins + 1 }, (_, i) => i / bins), scan: s.bins, id: count(cal.sorted).bins, aboveMax: s.above, threshold: tpr };
 }
 
 export const DRIFT_METHOD = `KS and Earth Mover's distance from fixed-bin histograms (${PROPERTY_BINS} bins over the ID holdout's range, fixed in the model, plus under- and overflow bins): the KS distance may be short of the exact one by at most the largest single-bin mass (ksDError); the EMD, in robust ID standard deviations, is within one bin width (emdError) for values inside the bins' range`;
@@ -148,6 +213,9 @@ export function buildReport(r: ReportInput): ScanReport {
     return { name: p.name, ...v, conditions: c, summary: twoVerdicts(v.level, c) };
   });
   partitions.sort((a, b) => b.severity - a.severity || a.name.localeCompare(b.name));
+  const spread = holdoutSpread(r.calibration);
+  const image = (e: ImageEntry): ReportImage => ({ ...e, aboveIdMaxSd: e.score > spread.max && spread.std !== null ? (e.score - spread.max) / spread.std : null });
+  const finishedAt = new Date(r.finishedAt).toISOString();
   const seconds = (r.finishedAt - r.startedAt) / 1000;
   const scanned = agg.scored + agg.failed;
   const previous =
@@ -175,27 +243,33 @@ export function buildReport(r: ReportInput): ScanReport {
     run: {
       id: r.runId,
       startedAt: new Date(r.startedAt).toISOString(),
-      finishedAt: new Date(r.finishedAt).toISOString(),
+      finishedAt,
       seconds,
       imagesPerSecond: scanned / Math.max(seconds, 1e-9),
       backend: r.backend,
       skippedUnchanged: r.accounting.skippedByReason[SKIP_REASONS.unchanged] ?? 0,
       incremental: r.incremental,
     },
-    model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr },
+    model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr, holdout: { n: r.calibration.n, ...spread } },
     input: { uri: r.inputUri, images: scanned, scored: agg.scored, failed: agg.failed, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
     verdict: overall,
     verdicts: { semantic: overall.level, conditions: overallConditions?.level ?? null, text: twoVerdicts(overall.level, overallConditions) },
+    headline: headline(overall, partitions),
     partitions: { depth: r.partitionDepth, list: partitions },
     conditions: cond !== undefined && overallConditions !== null ? { threshold: cond.calibration.threshold, verdict: overallConditions, method: DRIFT_METHOD } : null,
     histogram: histogram(all, idScores, r.calibration.threshold),
+    rankHistogram: rankHistogram(all, r.calibration, r.tpr),
     failures: {
       count: agg.failed,
       byReason: [...agg.failuresByReason].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count),
       examples: agg.failureExamples,
     },
-    mostOod: agg.mostOod.slice(0, r.topK),
-    mostTypical: agg.mostTypical.slice(0, r.topK),
+    mostOod: agg.mostOod.slice(0, r.topK).map(image),
+    mostTypical: agg.mostTypical.slice(0, r.topK).map(image),
     previous,
+    trend:
+      r.history === null
+        ? null
+        : { limit: TREND_RUNS, runs: appendRun(r.history.runs, trendRun({ runId: r.runId, finishedAt, out: r.history.out, incremental: r.incremental, verdict: overall, partitions })) },
   };
 }

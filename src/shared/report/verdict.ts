@@ -2,6 +2,11 @@
  * Dataset-level shift verdicts: is a scanned set (or a partition of it) flagged more often than the
  * (1 - tpr) expected of in-distribution data, and is its score distribution shifted against the ID
  * calibration scores? Plain words for people, numbers for machines.
+ *
+ * Under `minImages` scored images the distribution tests say little, but the exact binomial test of
+ * the flagged count still holds: 10 of 12 images flagged is shifted, not "too few images". The
+ * headline of a report is the worst of the whole scan's verdict and its partitions', so a small
+ * shifted partition never hides behind a green banner.
  */
 import { binomialUpperP, ks, mannWhitney } from '../stats.js';
 
@@ -47,6 +52,8 @@ export interface Verdict {
   readonly ksP: number;
   /** Sort key: higher = worse. */
   readonly severity: number;
+  /** Fewer than `minImages` scored: the level rests on the exact binomial test alone. */
+  readonly fewImages: boolean;
   readonly text: string;
 }
 
@@ -73,19 +80,47 @@ export function verdict(scores: ArrayLike<number>, flagged: number, idScores: Ar
   const binomialP = binomialUpperP(k, n, expectedFraction);
   const mw = mannWhitney(scores, idScores);
   const k2 = ks(scores, idScores);
+  const few = n < (options.minImages ?? 20);
   let level: VerdictLevel;
-  if (n < (options.minImages ?? 20)) level = 'too few images';
+  if (n === 0) level = 'too few images';
   else if (binomialP < alpha && frac >= 1.5 * expectedFraction) level = 'shifted';
-  else if (binomialP < 0.01 || (k2.p < alpha && mw.auc > 0.55)) level = 'possibly shifted';
+  else if (binomialP < 0.01 || (!few && k2.p < alpha && mw.auc > 0.55)) level = 'possibly shifted';
+  else if (few) level = 'too few images';
   else level = 'no shift detected';
   const excess = frac - expectedFraction;
   const rank = VERDICT_RANK[level];
   const text =
     level === 'too few images'
       ? `too few images to tell (${n} scored, ${k} flagged)`
-      : `${level}: ${pct(frac)} flagged vs ${pct(expectedFraction)} expected (${k} of ${n}, ${formatP(binomialP)}); ` +
-        `score shift AUC ${mw.auc.toFixed(2)}, KS ${k2.d.toFixed(2)} (${formatP(k2.p)})`;
-  return { level, scored: n, flagged: k, flaggedFraction: frac, expectedFraction, binomialP, auc: mw.auc, mannWhitneyP: mw.p, ksD: k2.d, ksP: k2.p, severity: rank * 10 + excess, text };
+      : few
+        ? `${level} (only ${n} images): ${pct(frac)} flagged vs ${pct(expectedFraction)} expected (${k} of ${n}, ${formatP(binomialP)})`
+        : `${level}: ${pct(frac)} flagged vs ${pct(expectedFraction)} expected (${k} of ${n}, ${formatP(binomialP)}); ` +
+          `score shift AUC ${mw.auc.toFixed(2)}, KS ${k2.d.toFixed(2)} (${formatP(k2.p)})`;
+  return { level, scored: n, flagged: k, flaggedFraction: frac, expectedFraction, binomialP, auc: mw.auc, mannWhitneyP: mw.p, ksD: k2.d, ksP: k2.p, severity: rank * 10 + excess, fewImages: few, text };
+}
+
+/** What a report leads with: the worst of the whole scan's verdict and its partitions'. */
+export interface Headline {
+  readonly level: VerdictLevel;
+  /** The whole scan's verdict text, preceded by the partitions that are worse than it. */
+  readonly text: string;
+  /** Partitions at a worse level than the whole scan, worst first (at most HEADLINE_PARTITIONS). */
+  readonly partitions: readonly string[];
+}
+
+/** Partitions named in a headline. */
+export const HEADLINE_PARTITIONS = 5;
+
+export function headline(overall: Verdict, partitions: readonly (Verdict & { readonly name: string })[]): Headline {
+  const worse = partitions.filter((p) => VERDICT_RANK[p.level] > VERDICT_RANK[overall.level] && (p.level === 'shifted' || p.level === 'possibly shifted'));
+  if (worse.length === 0) return { level: overall.level, text: overall.text, partitions: [] };
+  const sorted = [...worse].sort((a, b) => b.severity - a.severity || a.name.localeCompare(b.name));
+  const level = sorted[0]!.level;
+  const named = sorted.slice(0, HEADLINE_PARTITIONS);
+  const list = named.map((p) => `${p.name} (${p.flagged} of ${p.scored} flagged${p.fewImages ? ', few images' : ''})`).join(', ');
+  const more = sorted.length > named.length ? ` and ${sorted.length - named.length} more` : '';
+  const what = `${sorted.length === 1 ? 'partition' : 'partitions'} ${level}: ${list}${more}`;
+  return { level, text: `${what}; whole scan: ${overall.text}`, partitions: named.map((p) => p.name) };
 }
 
 /** The partition of an object key: its first `depth` path segments below `prefix` ("(root)" for files directly in it). */

@@ -40,6 +40,7 @@ export default async function schedule(job: SandboxedJob, token?: string, signal
         recordState: true,
         partitionDepth: p.partitionDepth,
         topK: p.topK,
+        mdStyle: p.mdStyle,
         open,
       });
       const run = await startRun({ connection, prefix: env.queuePrefix }, plan);
