@@ -17,29 +17,14 @@ import { readScoresParquet, scoresToCsv, scoresToParquet } from '../../src/share
 import { mergeShardScores, shardScores, shardScoresSchema } from '../../src/shared/outputs/shard-scores.js';
 import { Rng } from '../../src/shared/rng.js';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
+import { cifarLikeProperties } from '../helpers/properties.js';
 import { useWasm } from '../helpers/tf.js';
 
 useWasm();
 
-/** CIFAR-like properties: 32 px JPEG at quality 75, natural variation in the pixel properties. */
+/** CIFAR-like properties, `over` replacing some. */
 function props(rng: Rng, over: Partial<ImageProperties> = {}): ImageProperties {
-  return {
-    width: 32,
-    height: 32,
-    aspect: 1,
-    bytesPerPixel: 1.1 * Math.exp(0.1 * rng.normal()),
-    format: 'jpeg',
-    brightness: 0.45 + 0.1 * rng.normal(),
-    contrast: 0.2 + 0.04 * rng.normal(),
-    saturation: 0.3 + 0.08 * rng.normal(),
-    colourfulness: 30 + 8 * rng.normal(),
-    sharpness: 200 * Math.exp(0.5 * rng.normal()),
-    noise: 4 * Math.exp(0.3 * rng.normal()),
-    entropy: 7 + 0.3 * rng.normal(),
-    jpegQuality: 75,
-    grayscale: 0,
-    ...over,
-  };
+  return cifarLikeProperties(rng, () => over);
 }
 const table = (n: number, seed: number, over: Partial<ImageProperties> = {}): PropertyTable => {
   const rng = new Rng(seed);

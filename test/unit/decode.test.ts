@@ -6,6 +6,20 @@ import { OodError } from '../../src/shared/errors.js';
 import { makeFingerprint, type Encoder } from '../../src/shared/encoder/encoder.js';
 import { hugePngHeader, solidImage, textAsPng, truncatedJpeg } from '../helpers/images.js';
 
+/** A stand-in encoder (its features: the first two bytes of each image), batches of 2. */
+function standInEncoder(): Encoder {
+  return {
+    fingerprint: makeFingerprint({ encoder: 'test', weightsSha256: '0', taps: ['t'], inputSize: 8, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
+    stages: [{ name: 't', channels: 2 }],
+    featureSize: 2,
+    inputSize: 8,
+    batchSize: 2,
+    runtime: 'test',
+    encode: (images) => Promise.resolve(Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!]))),
+    dispose: () => undefined,
+  };
+}
+
 describe('decodeImage', () => {
   it('decodes RGB, greyscale and RGBA images to size x size x 3', async () => {
     for (const [fmt, ch] of [['jpeg', 3], ['png', 1], ['png', 4], ['webp', 3]] as const) {
@@ -45,17 +59,8 @@ describe('decodeImage', () => {
   it('keeps order and isolates failures in a batch', async () => {
     const good = await solidImage('jpeg', 20, 20);
     const files = new Map([['a.jpg', good], ['b.jpg', new Uint8Array(0)], ['c.jpg', good]]);
-    // A stand-in encoder (one feature per channel mean): the batching and failure handling are under test.
-    const encoder: Encoder = {
-      fingerprint: makeFingerprint({ encoder: 'test', weightsSha256: '0', taps: ['t'], inputSize: 8, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
-      stages: [{ name: 't', channels: 2 }],
-      featureSize: 2,
-      inputSize: 8,
-      batchSize: 2,
-      runtime: 'test',
-      encode: (images) => Promise.resolve(Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!]))),
-      dispose: () => undefined,
-    };
+    // A stand-in encoder: the batching and failure handling are under test.
+    const encoder = standInEncoder();
     const set = await extractFeatures(encoder, [...files.keys()].map((key) => ({ key })), async (k) => files.get(k)!);
     expect(set.keys).toEqual(['a.jpg', 'c.jpg']);
     expect(set.failures.map((f) => f.key)).toEqual(['b.jpg']);
@@ -65,16 +70,7 @@ describe('decodeImage', () => {
   it('measures properties while extracting, and backfills them for a set cached before them', async () => {
     const good = await solidImage('jpeg', 20, 10);
     const files = new Map([['a.jpg', good], ['c.jpg', good]]);
-    const encoder: Encoder = {
-      fingerprint: makeFingerprint({ encoder: 'test', weightsSha256: '0', taps: ['t'], inputSize: 8, preprocessing: { kind: 'unit' }, pooling: 'gap' }),
-      stages: [{ name: 't', channels: 2 }],
-      featureSize: 2,
-      inputSize: 8,
-      batchSize: 2,
-      runtime: 'test',
-      encode: (images) => Promise.resolve(Float32Array.from(images.flatMap((img) => [img[0]!, img[1]!]))),
-      dispose: () => undefined,
-    };
+    const encoder = standInEncoder();
     const read = async (k: string): Promise<Uint8Array> => {
       const f = files.get(k);
       if (f === undefined) throw new OodError('NOT_FOUND', `${k}: not found`);

@@ -8,26 +8,9 @@ import { buildReport } from '../../src/shared/report/report.js';
 import { renderHtml, renderMarkdown } from '../../src/shared/report/render.js';
 import { Rng } from '../../src/shared/rng.js';
 import { ks } from '../../src/shared/stats.js';
+import { cifarLikeProperties } from '../helpers/properties.js';
 
-function props(rng: Rng, over: (p: ImageProperties) => Partial<ImageProperties> = () => ({})): ImageProperties {
-  const p: ImageProperties = {
-    width: 32,
-    height: 32,
-    aspect: 1,
-    bytesPerPixel: 1.1 * Math.exp(0.1 * rng.normal()),
-    format: 'jpeg',
-    brightness: 0.45 + 0.1 * rng.normal(),
-    contrast: 0.2 + 0.04 * rng.normal(),
-    saturation: 0.3 + 0.08 * rng.normal(),
-    colourfulness: 30 + 8 * rng.normal(),
-    sharpness: 200 * Math.exp(0.5 * rng.normal()),
-    noise: 4 * Math.exp(0.3 * rng.normal()),
-    entropy: 7 + 0.3 * rng.normal(),
-    jpegQuality: 75,
-    grayscale: 0,
-  };
-  return { ...p, ...over(p) };
-}
+const props = cifarLikeProperties;
 const table = (n: number, seed: number, over?: (p: ImageProperties) => Partial<ImageProperties>): PropertyTable => {
   const rng = new Rng(seed);
   return propertyTable(Array.from({ length: n }, () => props(rng, over)));
