@@ -281,6 +281,27 @@ async function* cutListing(
   return { cutter, skipped, listed, images };
 }
 
+/**
+ * Writes run.json, the record that the listing is complete (written last: the "listed" step and the
+ * final job trust it), from what the cut produced; a scan adds its skipped-unchanged count and state.
+ */
+async function recordListing(work: Location, runId: string, cut: Cut, scan: Partial<Pick<RunRecord, 'skippedByReason' | 'statePages' | 'stateChanged' | 'stateBase'>>): Promise<RunRecord> {
+  const record: RunRecord = {
+    runId,
+    groups: cut.cutter.groups,
+    shards: cut.cutter.totalShards,
+    images: cut.images,
+    listed: cut.listed,
+    skippedByReason: scan.skippedByReason ?? cut.skipped.byReason,
+    skippedPages: cut.skipped.pages,
+    statePages: scan.statePages ?? [],
+    stateChanged: scan.stateChanged ?? false,
+    stateBase: scan.stateBase ?? null,
+  };
+  await work.store.put(joinKey(work.prefix, workKeys.run), JSON.stringify(record));
+  return record;
+}
+
 export interface ScanParams {
   readonly input: Location;
   /** Model folder URI. */
@@ -372,19 +393,12 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
       const cut = yield* cutListing(entriesOf(p.input, p.limit), workLoc, p.input.uri, p.shardSize, maxBytes, keep, settings);
       await state?.close();
       if (cut.images === 0 && unchanged === 0 && !p.incremental) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);
-      const record: RunRecord = {
-        runId,
-        groups: cut.cutter.groups,
-        shards: cut.cutter.totalShards,
-        images: cut.images,
-        listed: cut.listed,
+      const record = await recordListing(workLoc, runId, cut, {
         skippedByReason: { ...cut.skipped.byReason, ...(unchanged > 0 ? { [SKIP_REASONS.unchanged]: unchanged } : {}) },
-        skippedPages: cut.skipped.pages,
         statePages: state?.pages ?? [],
         stateChanged: state !== undefined && (state.changed || state.pages.length !== (previous?.pages.length ?? -1)),
         stateBase: previous?.runId ?? null,
-      };
-      await workLoc.store.put(joinKey(workLoc.prefix, workKeys.run), JSON.stringify(record));
+      });
       return { kind: 'scan', report: reportOf(runId), record };
     },
   };
@@ -424,19 +438,7 @@ export async function planFit(p: FitParams): Promise<RunPlan> {
       const settings: RunSettings = { runId, kind: 'fit', input: p.input.uri, cache, encoder: p.config.encoder, maxBytes, partitionDepth: DEFAULTS.partitionDepth, topK: 0 };
       const cut = yield* cutListing(listEntries(p.input.store, p.input.prefix), workLoc, p.input.uri, p.shardSize, maxBytes, async () => true, settings);
       if (cut.images === 0) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);
-      const record: RunRecord = {
-        runId,
-        groups: cut.cutter.groups,
-        shards: cut.cutter.totalShards,
-        images: cut.images,
-        listed: cut.listed,
-        skippedByReason: cut.skipped.byReason,
-        skippedPages: cut.skipped.pages,
-        statePages: [],
-        stateChanged: false,
-        stateBase: null,
-      };
-      await workLoc.store.put(joinKey(workLoc.prefix, workKeys.run), JSON.stringify(record));
+      const record = await recordListing(workLoc, runId, cut, {});
       return { kind: 'fit', train: trainOf(runId), record };
     },
   };

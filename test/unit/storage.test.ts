@@ -8,7 +8,7 @@ import { withRetry } from '../../src/shared/storage/retry.js';
 import { coerceError, OodError } from '../../src/shared/errors.js';
 import { joinUri, locate } from '../../src/shared/storage/locate.js';
 import { parseEnv, redactUrl } from '../../src/shared/config/env.js';
-import { jobId, parsePayload } from '../../src/shared/queue/contract.js';
+import { jobId, partIndexOf, parsePayload } from '../../src/shared/queue/contract.js';
 import { shardEndsAfter } from '../../src/producers/plan.js';
 
 describe('local store', () => {
@@ -149,5 +149,12 @@ describe('environment and queue contract', () => {
     const before = new Set(shards.map((s) => s.join('|')));
     expect(after.filter((s) => !before.has(s.join('|'))).length).toBe(1);
     expect(cut(keys, 1).every((s) => s.length === 1)).toBe(true);
+  });
+
+  it('reads a failed child job\'s shard or group index from its key, and nothing from other keys', () => {
+    expect(partIndexOf(`ood:score:${jobId('scan-00000000000000ab', 'score', '00012-0123abcd')}`, 'score')).toBe(12);
+    expect(partIndexOf(`ood:group:${jobId('scan-00000000000000ab', 'group', '00003-89abcdef')}`, 'group')).toBe(3);
+    expect(partIndexOf(jobId('scan-00000000000000ab', 'group', 'listed'), 'group')).toBeUndefined();
+    expect(partIndexOf(jobId('scan-00000000000000ab', 'score', '00003-89abcdef'), 'group')).toBeUndefined();
   });
 });

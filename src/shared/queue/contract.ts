@@ -414,6 +414,15 @@ export function jobId(runId: string, kind: QueueKind, part?: string): string {
   return part === undefined ? `${runId}.${kind}` : `${runId}.${kind}.${part}`;
 }
 
+/**
+ * The index of a shard or group from the key of its job (`<prefix>:<queue>:<run>.<kind>.<index>-<hash>`),
+ * e.g. a failed child's key as BullMQ reports it; undefined for another kind or shape (a run's "listed" step).
+ */
+export function partIndexOf(jobKey: string, kind: 'score' | 'group'): number | undefined {
+  const m = new RegExp(`\\.${kind}\\.(\\d+)-[0-9a-f]{8}$`).exec(jobKey);
+  return m === null ? undefined : Number(m[1]);
+}
+
 /** The final job of a run. */
 export function finalJobOf(kind: 'scan' | 'fit', runId: string): { readonly queue: 'report' | 'train'; readonly id: string } {
   return kind === 'scan' ? { queue: 'report', id: jobId(runId, 'report') } : { queue: 'train', id: jobId(runId, 'train') };

@@ -7,14 +7,8 @@
 import type { SandboxedJob } from 'bullmq';
 import { checkListed } from '../../shared/jobs/listed.js';
 import { collectFitGroup, mergeScanGroup } from '../../shared/jobs/merge-group.js';
-import { extractResult, scoreResult, type GroupResult } from '../../shared/queue/contract.js';
+import { extractResult, partIndexOf, scoreResult, type GroupResult } from '../../shared/queue/contract.js';
 import { payloadOf, runJob } from '../runtime.js';
-
-/** A shard's index from its score job's key ("...:<run>.score.<index>-<hash>"). */
-function shardIndex(jobKey: string): number | undefined {
-  const m = /\.score\.(\d+)-[0-9a-f]{8}$/.exec(jobKey);
-  return m === null ? undefined : Number(m[1]);
-}
 
 export default async function group(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<GroupResult> {
   return runJob(job, token, signal, async (ctx) => {
@@ -24,7 +18,7 @@ export default async function group(job: SandboxedJob, token?: string, signal?: 
     if (p.runId.startsWith('fit-')) return collectFitGroup(p, values.map((v) => extractResult.parse(v)), ctx);
     const failed = new Map<number, string>();
     for (const [jobKey, reason] of Object.entries(await job.getIgnoredChildrenFailures())) {
-      const shard = shardIndex(jobKey);
+      const shard = partIndexOf(jobKey, 'score');
       if (shard !== undefined) failed.set(shard, String(reason));
     }
     return mergeScanGroup(p, { results: values.map((v) => scoreResult.parse(v)), failed }, ctx);

@@ -4,21 +4,15 @@
  */
 import type { SandboxedJob } from 'bullmq';
 import { reportRun } from '../../shared/jobs/report-run.js';
-import type { ReportResult } from '../../shared/queue/contract.js';
+import { partIndexOf, type ReportResult } from '../../shared/queue/contract.js';
 import { payloadOf, runJob } from '../runtime.js';
-
-/** A group's index from its job key ("...:<run>.group.<index>-<hash>"). */
-function groupIndex(jobKey: string): number | undefined {
-  const m = /\.group\.(\d+)-[0-9a-f]{8}$/.exec(jobKey);
-  return m === null ? undefined : Number(m[1]);
-}
 
 export default async function report(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<ReportResult> {
   return runJob(job, token, signal, async (ctx) => {
     const p = payloadOf('report', job.data);
     const failed = new Map<number, string>();
     for (const [jobKey, reason] of Object.entries(await job.getIgnoredChildrenFailures())) {
-      const g = groupIndex(jobKey);
+      const g = partIndexOf(jobKey, 'group');
       if (g !== undefined) failed.set(g, String(reason));
     }
     return reportRun(p, failed, ctx);
