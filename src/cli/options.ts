@@ -83,6 +83,7 @@ export const SCAN_OPTIONS = {
   'partition-depth': { type: 'string' },
   'top-k': { type: 'string' },
   'md-style': { type: 'string' },
+  primary: { type: 'string' },
 } as const;
 
 export interface ScanSettings {
@@ -96,6 +97,8 @@ export interface ScanSettings {
   readonly topK: number;
   /** report.md's partitions: a table, or a plain list for chat tools without tables. */
   readonly mdStyle: 'table' | 'list';
+  /** The score that decides `flagged` (default: the model's primary). */
+  readonly primary?: ScoreType;
 }
 
 export function scanSettings(v: Values): ScanSettings {
@@ -108,7 +111,16 @@ export function scanSettings(v: Values): ScanSettings {
     partitionDepth: int(v, 'partition-depth', 1, 16) ?? DEFAULTS.partitionDepth,
     topK: int(v, 'top-k', 0, 500) ?? DEFAULTS.topK,
     mdStyle: mdStyle(v),
+    ...primaryOption(v),
   };
+}
+
+/** --primary SCORE of scan, eval and schedule (fit's is part of the model's configuration). */
+export function primaryOption(v: Values): { primary?: ScoreType } {
+  const p = str(v, 'primary');
+  if (p === undefined) return {};
+  if (!(SCORE_TYPES as readonly string[]).includes(p)) throw new OodError('CONFIG_INVALID', `invalid --primary: expected one of ${SCORE_TYPES.join(', ')}, got ${JSON.stringify(p)}`);
+  return { primary: p as ScoreType };
 }
 
 /** --md-style table|list. */

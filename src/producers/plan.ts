@@ -17,8 +17,8 @@
  * listing is complete.
  */
 import { DEFAULTS } from '../shared/config/defaults.js';
-import type { DlsrConfig } from '../shared/dlsr/config.js';
-import { MODEL_FILES, verifyModel, type ModelJson } from '../shared/dlsr/model-json.js';
+import { CONDITIONS_SCORE, type DlsrConfig, type ScoreType } from '../shared/dlsr/config.js';
+import { MODEL_FILES, readCalibration, verifyModel, type ModelJson } from '../shared/dlsr/model-json.js';
 import { OodError } from '../shared/errors.js';
 import { stableHash } from '../shared/hash.js';
 import { SKIP_REASONS } from '../shared/outputs/accounting.js';
@@ -327,6 +327,8 @@ export interface ScanParams {
   /** Largest image file read (default DEFAULTS.maxBytes). */
   readonly maxBytes?: number;
   readonly singleFileMax?: number;
+  /** The score that decides `flagged` (default: the model's primary); it must be calibrated in the model. */
+  readonly primary?: ScoreType;
   readonly open: Open;
 }
 
@@ -337,7 +339,14 @@ function checkShardSize(n: number): void {
 export async function planScan(p: ScanParams): Promise<RunPlan> {
   checkShardSize(p.shardSize);
   const { json, identity } = await modelIdentity(p.open(p.model, true));
-  const stateUri = scanStateLocation(p.model, p.input.uri);
+  // Another primary flags other images: its own scan state and trend (the model's own keeps the plain one).
+  const primary = p.primary !== undefined && p.primary !== json.config.scoring.primary ? p.primary : undefined;
+  if (primary !== undefined) {
+    const loc = p.open(p.model, true);
+    const calibrated = Object.keys((await readCalibration(loc.store, loc.prefix, json)).scores).filter((t) => t !== CONDITIONS_SCORE);
+    if (!calibrated.includes(primary)) throw new OodError('CONFIG_INVALID', `--primary ${primary}: the model at ${p.model} has no calibrated ${primary} score (it has ${calibrated.join(', ')})`);
+  }
+  const stateUri = scanStateLocation(p.model, p.input.uri, primary);
   const stateLoc = p.open(stateUri);
   const previous = p.incremental || p.recordState ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
   const partitionDepth = p.partitionDepth ?? DEFAULTS.partitionDepth;
@@ -350,7 +359,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const cache = p.cache ?? joinUri(p.model, 'cache');
   // Everything that changes what the run writes is in its id (a different --cache or single-file
   // limit, or a scan that records no state, is another run).
-  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, mdStyle, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, incremental ? previous.runId : null, lastOut)}`;
+  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, mdStyle, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, incremental ? previous.runId : null, lastOut, primary ?? null)}`;
   const workOf = (runId: string): string => joinUri(p.out, '.work', runId);
   const startedAt = Date.now();
   const reportOf = (runId: string): ReportPayload => ({
@@ -367,6 +376,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
     singleFileMax,
     ...(p.recordState ? { state: stateUri } : {}),
     mdStyle,
+    ...(primary !== undefined ? { primary } : {}),
   });
   return {
     kind: 'scan',
@@ -389,7 +399,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
         }
         return true;
       };
-      const settings: RunSettings = { runId, kind: 'scan', input: p.input.uri, cache, encoder: json.config.encoder, maxBytes, model: p.model, out: p.out, partitionDepth, topK };
+      const settings: RunSettings = { runId, kind: 'scan', input: p.input.uri, cache, encoder: json.config.encoder, maxBytes, model: p.model, out: p.out, partitionDepth, topK, ...(primary !== undefined ? { primary } : {}) };
       const cut = yield* cutListing(entriesOf(p.input, p.limit), workLoc, p.input.uri, p.shardSize, maxBytes, keep, settings);
       await state?.close();
       if (cut.images === 0 && unchanged === 0 && !p.incremental) throw new OodError('NOT_FOUND', `no images under ${p.input.uri} (${cut.listed} other entries)`);

@@ -142,3 +142,50 @@ export function applyWhitening(w: Whitening | undefined, z: Float32Array, d: num
   }
   return out;
 }
+
+/** W^-1 of each whitening, computed once (W is symmetric positive definite: its eigenvalues inverted). */
+const inverses = new WeakMap<Whitening, Float32Array>();
+
+function inverseOf(w: Whitening): Float32Array {
+  const cached = inverses.get(w);
+  if (cached !== undefined) return cached;
+  const d = w.mean.length;
+  const { values, vectors } = symmetricEigen(Float64Array.from(w.matrix), d);
+  if (values.some((x) => !(x > 0))) throw new OodError('MODEL_INVALID', 'whitening: the matrix is not positive definite');
+  const out = new Float32Array(d * d);
+  const acc = new Float64Array(d * d);
+  for (let k = 0; k < d; k++) {
+    const inv = 1 / values[k]!;
+    for (let i = 0; i < d; i++) {
+      const vik = vectors[i * d + k]! * inv;
+      if (vik === 0) continue;
+      for (let j = 0; j < d; j++) acc[i * d + j]! += vik * vectors[j * d + k]!;
+    }
+  }
+  out.set(acc);
+  inverses.set(w, out);
+  return out;
+}
+
+/** The inverse of applyWhitening: u W^-1 + mean, back in the standardised space (u itself without whitening). */
+export function unapplyWhitening(w: Whitening | undefined, u: Float32Array, d: number): Float32Array {
+  if (w === undefined) return u;
+  if (w.mean.length !== d || u.length % d !== 0) throw new OodError('SHAPE_MISMATCH', `whitening: expected rows of ${w.mean.length} features, got ${u.length} values of width ${d}`);
+  const n = u.length / d;
+  const out = new Float32Array(u.length);
+  const matrix = tf.tensor2d(inverseOf(w), [d, d]);
+  const mean = tf.tensor1d(w.mean);
+  try {
+    const chunk = 4096;
+    for (let s = 0; s < n; s += chunk) {
+      const m = Math.min(chunk, n - s);
+      const z = tf.tidy(() => tf.add(tf.matMul(tf.tensor2d(u.subarray(s * d, (s + m) * d), [m, d]), matrix), mean));
+      out.set(z.dataSync(), s * d);
+      z.dispose();
+    }
+  } finally {
+    matrix.dispose();
+    mean.dispose();
+  }
+  return out;
+}

@@ -64,6 +64,31 @@ describe('outcomes machines can act on', () => {
     expect(bad.stderr).toMatch(/invalid --fail-on: expected shifted \| possibly \| never, got "maybe"/);
   }, 300_000);
 
+  it('scan --primary flags with another score of the model, with its own scan state; an unknown or uncalibrated one is refused', async () => {
+    const input = path.join(demo, 'scan');
+    const out = path.join(work, 'out-primary');
+    const statesBefore = readdirSync(path.join(model, 'scans')).length;
+    const r = await runCli(['scan', '--in-process', '--model', model, '--input', input, '--out', out, '--primary', 'mahalanobis', '--json', '--backend', 'wasm']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { model: { primary: string; threshold: number } };
+    const calibration = JSON.parse(readFileSync(path.join(model, 'calibration.json'), 'utf8')) as { scores: Record<string, { threshold: number }> };
+    expect(summary.model).toMatchObject({ primary: 'mahalanobis', threshold: calibration.scores['mahalanobis']!.threshold });
+    const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { model: { primary: string } };
+    expect(report.model.primary).toBe('mahalanobis');
+    // Flagged = mahalanobis above its threshold, row by row.
+    const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
+    const head = csv[0]!.split(',');
+    const [iScore, iFlag] = [head.indexOf('mahalanobis'), head.indexOf('flagged')];
+    for (const line of csv.slice(1)) {
+      const cells = line.split(',');
+      expect(cells[iFlag] === 'true', line).toBe(Number(cells[iScore]) > calibration.scores['mahalanobis']!.threshold);
+    }
+    expect(readdirSync(path.join(model, 'scans')).length).toBe(statesBefore + 1);
+    const bad = await runCli(['scan', '--model', model, '--input', input, '--out', path.join(work, 'x'), '--primary', 'best']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --primary: expected one of fused, .*, got "best"/);
+  }, 300_000);
+
   it('status --json prints one document', async () => {
     const r = await runCli(['status', '--json']);
     expect(r.code, r.stderr).toBe(0);

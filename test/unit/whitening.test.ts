@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { applyWhitening, fitWhitening, inverseSqrt, symmetricEigen } from '../../src/shared/whitening.js';
+import { applyWhitening, fitWhitening, inverseSqrt, symmetricEigen, unapplyWhitening } from '../../src/shared/whitening.js';
 import { shrunkCovariance } from '../../src/shared/baselines.js';
 import { Rng } from '../../src/shared/rng.js';
 import { useWasm } from '../helpers/tf.js';
@@ -98,5 +98,19 @@ describe('whitening', () => {
     expect(offI(0.5)).toBeLessThan(offI(0));
     expect(offI(1)).toBeLessThan(offI(0.5));
     expect(() => fitWhitening(x, [5, 3], 'stage', 1.5)).toThrow(/whitening strength: expected a number in \[0, 1\], got 1.5/);
+  });
+
+  it('maps whitened rows back to the standardised space (the inverse of applyWhitening), per stage and globally', () => {
+    const d = 8;
+    const z = correlated(300, d, 7);
+    for (const mode of ['stage', 'global'] as const) {
+      const w = fitWhitening(z, [5, 3], mode)!;
+      const back = unapplyWhitening(w, applyWhitening(w, z, d), d);
+      let worst = 0;
+      for (let i = 0; i < z.length; i++) worst = Math.max(worst, Math.abs(back[i]! - z[i]!) / (1 + Math.abs(z[i]!)));
+      expect(worst, mode).toBeLessThan(1e-4);
+    }
+    expect(unapplyWhitening(undefined, z, d)).toBe(z);
+    expect(() => unapplyWhitening(fitWhitening(z, [5, 3], 'stage'), z.subarray(0, 6), 6)).toThrow(/whitening: expected rows of 8 features, got 6 values of width 6/);
   });
 });

@@ -11,7 +11,7 @@ import { getJson, joinKey } from '../../shared/storage/object-store.js';
 import { joinUri, type Location } from '../../shared/storage/locate.js';
 import { openLocation } from '../../shared/storage/open.js';
 import { assertWritable, planScan } from '../../producers/plan.js';
-import { absolute, backendChoice, BACKEND_OPTION, int, maxBytes, parse, required, shardSize, str } from '../options.js';
+import { absolute, backendChoice, BACKEND_OPTION, int, maxBytes, parse, primaryOption, required, shardSize, str } from '../options.js';
 import { cliLog, printResult } from '../output.js';
 import { openRunner } from '../run.js';
 
@@ -23,6 +23,7 @@ export const EVAL_FLAGS = {
   json: { type: 'boolean' },
   'json-file': { type: 'string' },
   html: { type: 'string' },
+  primary: { type: 'string' },
   limit: { type: 'string' },
   work: { type: 'string' },
   'shard-size': { type: 'string' },
@@ -41,6 +42,7 @@ export const EVAL_USAGE = `ood-audit eval --model <loc> --id <loc> --ood <name>=
   --limit N       at most N images per set (an evenly spread, deterministic subset)
   --work <loc>    where the per-set scans are written (default <model>/.eval)
   --html <file>   also write an HTML page with the table and ROC curves (primary score)
+  --primary SCORE the score that flags images and draws the ROC curves (default: the model's)
   --shard-size N  images per shard (default 1000)
   --max-bytes N   largest image file read (default 256 MiB); larger files are failures
   --workers N     local worker processes to start if none serves the queues (default: one per core)
@@ -89,13 +91,14 @@ export async function evalCommand(argv: readonly string[], env: EnvConfig): Prom
   const size = shardSize(v);
   const workers = int(v, 'workers', 1, 256);
   const backend = backendChoice(v);
+  const { primary: chosen } = primaryOption(v);
   const workRoot = absolute(str(v, 'work') ?? joinUri(modelUri, '.eval'));
   const log = cliLog(env);
   await assertWritable(open(workRoot));
   const plans = [];
   for (const set of sets) {
     const out = joinUri(workRoot, `${set.name}-${stableHash(set.uri, limit ?? 'all').slice(0, 8)}`);
-    const plan = await planScan({ input: set.loc, model: modelUri, out, shardSize: size, maxBytes: maxBytes(v), ...(limit !== undefined ? { limit } : {}), incremental: false, recordState: false, open });
+    const plan = await planScan({ input: set.loc, model: modelUri, out, shardSize: size, maxBytes: maxBytes(v), ...(limit !== undefined ? { limit } : {}), incremental: false, recordState: false, ...(chosen !== undefined ? { primary: chosen } : {}), open });
     plans.push({ set, out, plan });
   }
   const roots = [modelUri, workRoot, ...sets.map((s) => s.uri)];
@@ -128,7 +131,7 @@ export async function evalCommand(argv: readonly string[], env: EnvConfig): Prom
   const htmlPath = str(v, 'html');
   if (htmlPath !== undefined) {
     const model = open(modelUri, true);
-    const primary = (await readModelJson(model.store, model.prefix)).config.scoring.primary;
+    const primary = chosen ?? (await readModelJson(model.store, model.prefix)).config.scoring.primary;
     const curves = oods.flatMap((s, i) => {
       const idCol = id!.table.scores[primary];
       const oodCol = s.table.scores[primary];

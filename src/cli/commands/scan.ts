@@ -42,6 +42,7 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
   --partition-depth N  report partitions: the first N path segments below the input (default 1)
   --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
   --md-style S     report.md's partitions as a table (default) or a list (for chat tools without tables)
+  --primary SCORE  the score that flags images (default: the model's); its own scan state and trend
   --max-bytes N    largest image file read, in bytes (default 268435456 = 256 MiB); a larger file is
                    a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
@@ -106,6 +107,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     topK: settings.topK,
     mdStyle: settings.mdStyle,
     maxBytes: settings.maxBytes,
+    ...(settings.primary !== undefined ? { primary: settings.primary } : {}),
     open,
   });
   await assertWritable(open(outUri));

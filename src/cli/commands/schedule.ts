@@ -35,7 +35,7 @@ ood-audit schedule --remove <id>
   --replace        replace the schedule of that name if it exists (otherwise refused)
   --list           every schedule: cron, time zone, input, output, model, next firing, last firing
                    and its run's state and verdict; --json prints one JSON document
-  Scan options: --shard-size, --cache, --full, --partition-depth, --top-k, --md-style, --max-bytes.`;
+  Scan options: --shard-size, --cache, --full, --partition-depth, --top-k, --md-style, --max-bytes, --primary.`;
 
 interface ScheduleData {
   input?: string;

@@ -71,10 +71,50 @@ export function disposeModel(model: DlsrModel): void {
   }
 }
 
+/** The LFDN's view of a set of rows: the standardised features, their whitened form and reconstructions. */
+export interface Reconstruction {
+  /** Standardised features z, row-major [n, D]. */
+  readonly z: Float32Array;
+  /** What the LFDN sees: z whitened (z itself without whitening). */
+  readonly u: Float32Array;
+  /** The final network's reconstruction of u. */
+  readonly final: Float32Array;
+  /** The first-epoch network's reconstruction of u with the same noise (when asked). */
+  readonly first: Float32Array | undefined;
+}
+
 /**
- * Scores raw (unstandardised) pooled features, row-major [keys.length, D]. The reconstruction noise
+ * Distorts and reconstructs raw pooled features, row-major [keys.length, D]. The reconstruction noise
  * of each row is drawn from the row's content digest (the sha256 of the image's bytes), so an image
- * scores the same under any name, in any store, shard or batch.
+ * reconstructs the same under any name, in any store, shard or batch.
+ */
+export function reconstructRows(model: DlsrModel, rows: Pick<FeatureRows, 'keys' | 'digests' | 'features'>, withFirst: boolean, onProgress?: (done: number, total: number) => void): Reconstruction {
+  const { keys, digests, features: raw } = rows;
+  const d = model.stageSizes.reduce((a, b) => a + b, 0);
+  if (raw.length !== keys.length * d || digests.length !== keys.length) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features and ${keys.length} digests, got ${raw.length} values and ${digests.length} digests`);
+  const n = keys.length;
+  const z = standardiseStages(raw, model.stageSizes);
+  const u = applyWhitening(model.whitening, z, d);
+  const final = new Float32Array(n * d);
+  const first = withFirst ? new Float32Array(n * d) : undefined;
+  const sc = model.config.scoring;
+  const schedule = makeSchedule(model.config.schedule);
+  const steps = ddimTimesteps(sc.t, sc.steps).length;
+  const bs = sc.batchSize;
+  for (let s = 0; s < n; s += bs) {
+    const m = Math.min(bs, n - s);
+    const ub = u.subarray(s * d, (s + m) * d);
+    const noise = drawNoise(digests.slice(s, s + m), sc.seed, steps, d);
+    final.set(reconstruct(model.final, schedule, ub, noise, m, sc), s * d);
+    if (first !== undefined) first.set(reconstruct(model.first, schedule, ub, noise, m, sc), s * d);
+    onProgress?.(s + m, n);
+  }
+  return { z, u, final, first };
+}
+
+/**
+ * Scores raw (unstandardised) pooled features, row-major [keys.length, D]: every score type asked,
+ * from one reconstruction (reconstructRows).
  */
 export function scoreFeatures(model: DlsrModel, rows: FeatureRows, options: ScoreOptions = {}): ScoreTable {
   const { keys, digests, features: raw } = rows;
@@ -82,35 +122,18 @@ export function scoreFeatures(model: DlsrModel, rows: FeatureRows, options: Scor
   if (raw.length !== keys.length * d || digests.length !== keys.length) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features and ${keys.length} digests, got ${raw.length} values and ${digests.length} digests`);
   const types = options.types ?? scoreTypesOfModel(model);
   if (types.has('fused') && model.fusion === undefined) throw new OodError('MODEL_INVALID', 'this model has no fusion statistics for the fused score (it predates it): refit it, or choose other --scores');
-  const n = keys.length;
-  const z = standardiseStages(raw, model.stageSizes);
   const cols: ScoreColumns = {};
   const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr') || types.has('fused');
+  let z: Float32Array | undefined;
   if (needRecon) {
-    // Every reconstruction score comes from the same reconstruction: keep them all, return the asked.
-    const rec = { mse: new Float32Array(n), mfsim: new Float32Array(n), mfsim_all: new Float32Array(n), lr: new Float32Array(types.has('lr') ? n : 0) };
-    const sc = model.config.scoring;
-    const schedule = makeSchedule(model.config.schedule);
-    const steps = ddimTimesteps(sc.t, sc.steps).length;
-    const bs = sc.batchSize;
-    // The LFDN works in whitened space when the model has a whitening; the baselines below on z.
-    const u = applyWhitening(model.whitening, z, d);
-    for (let s = 0; s < n; s += bs) {
-      const m = Math.min(bs, n - s);
-      const zb = u.subarray(s * d, (s + m) * d);
-      const noise = drawNoise(digests.slice(s, s + m), sc.seed, steps, d);
-      const recon = reconstruct(model.final, schedule, zb, noise, m, sc);
-      const r = reconstructionScores(zb, recon, model.stageSizes);
-      rec.mse.set(r.mse, s);
-      rec.mfsim.set(r.mfsim, s);
-      rec.mfsim_all.set(r.mfsim_all, s);
-      const rf = types.has('lr') ? reconstructionScores(zb, reconstruct(model.first, schedule, zb, noise, m, sc), model.stageSizes) : undefined;
-      if (rf !== undefined) rec.lr.set(lrScore(rf.mse, r.mse, sc.lrSign), s);
-      options.onProgress?.(s + m, n);
-    }
-    for (const t of ['mse', 'mfsim', 'mfsim_all', 'lr'] as const) if (types.has(t)) cols[t] = rec[t];
+    const r = reconstructRows(model, rows, types.has('lr'), options.onProgress);
+    z = r.z;
+    const rec = reconstructionScores(r.u, r.final, model.stageSizes);
+    for (const t of ['mse', 'mfsim', 'mfsim_all'] as const) if (types.has(t)) cols[t] = rec[t];
+    if (r.first !== undefined) cols.lr = lrScore(reconstructionScores(r.u, r.first, model.stageSizes).mse, rec.mse, model.config.scoring.lrSign);
     if (types.has('fused')) cols.fused = fuseScores(rec, model.fusion!);
   }
+  z ??= standardiseStages(raw, model.stageSizes);
   if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
   if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
   // The conditions score needs the rows' properties: rows without them (features cached before

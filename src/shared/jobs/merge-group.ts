@@ -66,7 +66,7 @@ export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, c
     mergeAggregates(agg, a, settings.topK);
   }
   const merged = mergeShardScores(parts);
-  const primary = model.config.scoring.primary;
+  const primary = settings.primary ?? model.config.scoring.primary;
   // Into the work area: the report moves them under --out once the run is complete.
   await work.store.put(joinKey(work.prefix, workKeys.part(partKeys.scores(p.group.id))), scoresToParquet(merged.table, merged.flags, { inputUri: settings.input, runId: p.runId, partitionDepth: settings.partitionDepth }, { model: settings.model, encoder: model.fingerprint.id, primary }));
   await work.store.put(joinKey(work.prefix, workKeys.part(partKeys.failures(p.group.id))), reasonsToCsv(failures, settings.input));

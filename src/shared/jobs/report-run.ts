@@ -185,7 +185,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     const tables = [];
     for (const k of scoreParts) tables.push(await readScoresParquet(await out.store.get(k)));
     const all = concatTables(tables);
-    const primary = model.config.scoring.primary;
+    const primary = p.primary ?? model.config.scoring.primary;
     const rows = { inputUri: p.input, runId: p.runId, partitionDepth: p.partitionDepth };
     await out.store.put(o(OUTPUT_FILES.parquet), scoresToParquet(all.table, all.flags, rows, { model: p.model, encoder: model.fingerprint.id, primary }));
     await out.store.put(o(OUTPUT_FILES.csv), scoresToCsv(all.table, all.flags, rows));
@@ -229,9 +229,10 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     previous: previous === undefined ? null : { runId: previous.runId, finishedAt: previous.finishedAt, flaggedFraction: previous.flaggedFraction, scored: previous.scored },
     history,
     mdStyle: p.mdStyle,
+    ...(p.primary !== undefined ? { primary: p.primary } : {}),
     failuresFile: agg.failed <= p.singleFileMax,
   });
-  const primary = model.config.scoring.primary;
+  const primary = p.primary ?? model.config.scoring.primary;
   const flagged = report.verdict.flagged;
   const summary: RunSummary = {
     model: { uri: p.model, encoder: model.fingerprint.id, primary, threshold: calibration.scores[primary]!.threshold, tpr: calibration.tpr },

@@ -25,7 +25,7 @@ export async function scoreShard(p: ScorePayload, ctx: JobContext): Promise<Scor
   const model = await ctx.model(settings.model);
   assertSameEncoder(model.fingerprint, features.fingerprint, `scoring shard ${p.shard.index}`);
   if (model.calibration === undefined) throw new OodError('MODEL_INVALID', `${settings.model}: the model has no calibration`);
-  const primary = model.config.scoring.primary;
+  const primary = settings.primary ?? model.config.scoring.primary;
   const bar = ctx.progress('score', features.keys.length, 'img');
   const table = scoreFeatures(model, features, { onProgress: (done) => bar.update(done) });
   bar.done();

@@ -6,6 +6,7 @@
 import sharp from 'sharp';
 import type { Calibration } from '../calibration.js';
 import type { ModelJson } from '../dlsr/model-json.js';
+import type { ScoreType } from '../dlsr/config.js';
 import { joinKey, putJson, type ObjectStore } from '../storage/object-store.js';
 import { buildReport, type ReportInput, type ScanReport } from '../report/report.js';
 import { renderHtml, renderMarkdown, type MdStyle } from '../report/render.js';
@@ -42,10 +43,12 @@ export interface ReportFilesParams extends RunFacts {
   readonly mdStyle: MdStyle;
   /** Whether the run writes the single file failures.csv (else only the failures/ parts). */
   readonly failuresFile: boolean;
+  /** The score that decided `flagged` (scan --primary; default the model's own). */
+  readonly primary?: ScoreType;
 }
 
 export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport> {
-  const primary = p.model.config.scoring.primary;
+  const primary = p.primary ?? p.model.config.scoring.primary;
   const pc = p.calibration.scores[primary];
   if (pc === undefined) throw new OodError('MODEL_INVALID', `${p.modelUri}: the calibration has no ${primary} score`);
   const report = buildReport({

@@ -39,9 +39,12 @@ export type StateIndex = z.infer<typeof stateIndexSchema>;
 
 export const statePageSchema = z.object({ objects: z.record(z.string(), z.string()) });
 
-/** Where the scan state of `inputUri` scanned with the model at `modelUri` lives (a folder). */
-export function scanStateLocation(modelUri: string, inputUri: string): string {
-  return joinUri(modelUri, 'scans', stableHash(inputUri));
+/**
+ * Where the scan state of `inputUri` scanned with the model at `modelUri` lives (a folder). Scans
+ * flagging with another score than the model's primary (`primary`) keep their own state and trend.
+ */
+export function scanStateLocation(modelUri: string, inputUri: string, primary?: string): string {
+  return joinUri(modelUri, 'scans', primary === undefined ? stableHash(inputUri) : stableHash(inputUri, primary));
 }
 
 export const STATE_KEYS = { index: 'index.json', page: (id: string): string => `pages/${id}.json` } as const;

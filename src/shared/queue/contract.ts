@@ -23,6 +23,7 @@ import { OodError } from '../errors.js';
 import { stableHash } from '../hash.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { MAX_OBJECT_BYTES } from '../storage/object-store.js';
+import { SCORE_TYPES } from '../dlsr/config.js';
 
 export const QUEUES = {
   extract: 'ood-extract',
@@ -67,6 +68,8 @@ const partitionDepth = z.number().int().min(1).max(16).default(DEFAULTS.partitio
 const topK = z.number().int().min(0).max(500).default(DEFAULTS.topK);
 /** report.md's partitions: a table, or a plain list for chat tools that do not render tables. */
 const mdStyle = z.enum(['table', 'list']).default(DEFAULTS.mdStyle);
+/** The score that decides `flagged` in a scan, when not the model's own primary (scan --primary). */
+const primary = z.enum(SCORE_TYPES).optional();
 
 export const shardSchema = z.object({
   /** Shard number within the run, 0-based, in key order. */
@@ -106,6 +109,7 @@ export const runSettings = z.object({
   out: location.optional(),
   partitionDepth,
   topK,
+  primary,
 });
 export type RunSettings = z.infer<typeof runSettings>;
 
@@ -242,6 +246,7 @@ export const reportPayload = z.object({
   /** Folder of the input's scan state (what the last scan saw) and trend, when the run records them. */
   state: location.optional(),
   mdStyle,
+  primary,
 });
 export type ReportPayload = z.infer<typeof reportPayload>;
 
@@ -278,6 +283,7 @@ export const schedulePayload = z.object({
   partitionDepth,
   topK,
   mdStyle,
+  primary,
 });
 export type SchedulePayload = z.infer<typeof schedulePayload>;
 export const scheduleResult = z.object({ runId: z.string(), out: z.string(), created: z.boolean() });

@@ -41,6 +41,7 @@ export default async function schedule(job: SandboxedJob, token?: string, signal
         partitionDepth: p.partitionDepth,
         topK: p.topK,
         mdStyle: p.mdStyle,
+        ...(p.primary !== undefined ? { primary: p.primary } : {}),
         open,
       });
       const run = await startRun({ connection, prefix: env.queuePrefix }, plan);
