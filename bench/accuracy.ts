@@ -1,6 +1,13 @@
 /**
  * bench:accuracy: DLSR's scores next to the Mahalanobis and kNN baselines, on the shared datasets.
  *
+ * --suite protocols (the default; bench/lib/protocol-suite.ts, selection.ts): every candidate score
+ * on the protocol families far, corruption, 5v5 and leave-one-class-out, at --sizes 5000,full, for
+ * --seeds, with --whiten stage,none models; resumable (one JSON per invocation under bench/out); ends
+ * with the selection rule's ranking and the held-out family's check. --print a.json,b.json merges
+ * runs (e.g. one process per seed) and prints the tables again.
+ *
+ * --suite default (the earlier suite, kept for its tables):
  *   far        CIFAR-10 train (ID, 10% held out for calibration) -> CIFAR-10 test vs Fashion-MNIST test
  *   covariate  the same model -> CIFAR-10 test vs CIFAR-10 test images corrupted (blur, noise, JPEG,
  *              saturation, brightness, downscale) at 3 strengths, re-encoded like the originals
@@ -34,17 +41,20 @@ import { ALL_CORRUPTIONS, corruptedDir, datasetDir, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { classRows, limitTrain, SPLITS } from './lib/sets.js';
 import { formatTables, type Row } from './lib/tables.js';
+import { FAMILIES, runSuite, SIZES, type Family, type Size, type SuiteFile } from './lib/protocol-suite.js';
+import { selectionReport } from './lib/selection.js';
 
 const { values: opt } = parseArgs({
   options: {
-    suite: { type: 'string', default: 'default' },
+    suite: { type: 'string', default: 'protocols' },
+    sizes: { type: 'string', default: '5000,full' },
     epochs: { type: 'string' },
     seeds: { type: 'string', default: '1' },
     'first-seed': { type: 'string', default: '0' },
     'train-limit': { type: 'string' },
     'corrupt-per-class': { type: 'string', default: '100' },
     taps: { type: 'string', default: 'imagenet4' },
-    protocols: { type: 'string', default: 'far,covariate,near' },
+    protocols: { type: 'string' },
     whiten: { type: 'string' },
     print: { type: 'string' },
     summary: { type: 'string' },
@@ -52,8 +62,7 @@ const { values: opt } = parseArgs({
   },
 });
 
-function report(rows: readonly Row[]): void {
-  const text = formatTables(rows);
+function report(text: string): void {
   process.stdout.write(text);
   if (opt.summary !== undefined) {
     writeFileSync(opt.summary, text);
@@ -61,8 +70,12 @@ function report(rows: readonly Row[]): void {
   }
 }
 
+if (opt.print !== undefined && opt.suite === 'protocols') {
+  report(selectionReport(opt.print.split(',').flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as SuiteFile).rows)));
+  process.exit(0);
+}
 if (opt.print !== undefined) {
-  report(opt.print.split(',').flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as { rows: Row[] }).rows));
+  report(formatTables(opt.print.split(',').flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as { rows: Row[] }).rows)));
   process.exit(0);
 }
 const backend = await initBackend('auto');
@@ -75,10 +88,11 @@ const seeds = Array.from({ length: Number(opt.seeds) }, (_, i) => Number(opt['fi
 const perClass = Number(opt['corrupt-per-class']);
 const trainLimit = opt['train-limit'] !== undefined ? Number(opt['train-limit']) : undefined;
 const suite = opt.suite!;
+const protocolList = opt.protocols ?? (suite === 'protocols' ? FAMILIES.join(',') : 'far,covariate,near');
 
 const rows: Row[] = [];
 const timings: Record<string, unknown>[] = [];
-const label = [suite, opt.protocols === 'far,covariate,near' ? '' : opt.protocols!.replaceAll(',', '-'), opt.taps === 'imagenet4' ? '' : opt.taps, opt.whiten !== undefined ? `whiten-${opt.whiten.replaceAll(',', '-')}` : '', trainLimit !== undefined ? `limit${trainLimit}` : '', opt.epochs !== undefined ? `epochs${opt.epochs}` : '', seeds.length > 1 || seeds[0] !== 0 ? `seeds${seeds.join('-')}` : '']
+const label = [suite, protocolList === 'far,covariate,near' ? '' : protocolList.replaceAll(',', '-'), opt.taps === 'imagenet4' ? '' : opt.taps, opt.whiten !== undefined ? `whiten-${opt.whiten.replaceAll(',', '-')}` : '', trainLimit !== undefined ? `limit${trainLimit}` : '', opt.epochs !== undefined ? `epochs${opt.epochs}` : '', seeds.length > 1 || seeds[0] !== 0 ? `seeds${seeds.join('-')}` : '']
   .filter((x) => x !== '')
   .join('-');
 const out = path.join(REPO, 'bench/out', `accuracy-${label}.json`);
@@ -146,12 +160,28 @@ function configFor(overrides: Partial<{ epochs: number; seed: number; width: num
   };
 }
 
-if (suite === 'default') {
+if (suite === 'protocols') {
+  const families = protocolList.split(',') as Family[];
+  const sizes = opt.sizes!.split(',') as Size[];
+  const modes = (opt.whiten?.split(',') ?? ['stage', 'none']) as WhitenMode[];
+  for (const f of families) if (!FAMILIES.includes(f)) throw new Error(`--protocols: expected some of ${FAMILIES.join(', ')}, got ${f}`);
+  for (const z of sizes) if (!SIZES.includes(z)) throw new Error(`--sizes: expected some of ${SIZES.join(', ')}, got ${z}`);
+  for (const m of modes) if (!WHITEN_MODES.includes(m)) throw new Error(`--whiten: expected some of ${WHITEN_MODES.join(', ')}, got ${m}`);
+  log(`== protocol suite: ${families.join(', ')}; sizes ${sizes.join(', ')}; seeds ${seeds.join(', ')}; whitening ${modes.join(', ')} ==`);
+  const sets = await loadSets(base.encoder, families.includes('corruption'));
+  if (opt['extract-only']) process.exit(0);
+  const epochs = opt.epochs !== undefined ? Number(opt.epochs) : undefined;
+  const file = path.join(REPO, 'bench/out', `protocols-${[sizes.join('-'), `seeds${seeds.join('-')}`, modes.join('-'), families.length === FAMILIES.length ? '' : families.join('-'), epochs !== undefined ? `epochs${epochs}` : ''].filter((x) => x !== '').join('-')}.json`);
+  const result = await runSuite(sets, { sizes, seeds, modes, families, out: file, backend: backend.provider, log, ...(epochs !== undefined ? { epochs } : {}) });
+  log(`results in ${file}`);
+  report(selectionReport(result.rows));
+  process.exit(0);
+} else if (suite === 'default') {
   log('== default configuration: far, covariate and near OOD ==');
   const enc = { ...base.encoder, taps: [...TAP_SETS[opt.taps!]!] };
   const modes = (opt.whiten?.split(',') ?? [whitenModeOf(base)]) as WhitenMode[];
   for (const m of modes) if (!WHITEN_MODES.includes(m)) throw new Error(`--whiten: expected some of ${WHITEN_MODES.join(', ')}, got ${m}`);
-  const protocols = new Set(opt.protocols!.split(','));
+  const protocols = new Set(protocolList.split(','));
   const sets = await loadSets(enc, protocols.has('covariate'));
   log(`features ready: ${sets.train.keys.length} train, ${sets.test.keys.length} test, ${sets.fmnist.keys.length} Fashion-MNIST, ${sets.corrupt.size} corrupted sets`);
   if (opt['extract-only']) process.exit(0);
@@ -193,9 +223,9 @@ if (suite === 'default') {
   await run('lfdn=paper', enc, configFor({ epochs: Math.max(3, Math.round(epochs / 6)), ...LFDN_PRESETS.paper, preset: 'paper' }));
   for (const e of [10, 100]) await run(`epochs=${e}`, enc, configFor({ epochs: e }));
 } else {
-  throw new Error(`--suite: expected default or ablations, got ${suite}`);
+  throw new Error(`--suite: expected protocols, default or ablations, got ${suite}`);
 }
 
-report(rows);
+report(formatTables(rows));
 writeResults();
 console.log(`wrote ${path.relative(REPO, out)}`);
