@@ -122,7 +122,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<WorkerSet> {
     const p = reportPayload.safeParse(job.data);
     const r = reportResult.safeParse(job.returnvalue);
     if (!p.success || !r.success) return;
-    const o = { input: p.data.input, out: p.data.out, runId: p.data.runId, verdict: r.data.verdict, scored: r.data.scored, failed: r.data.failed, flagged: r.data.flagged, flaggedFraction: r.data.flaggedFraction, at: job.finishedOn ?? Date.now() };
+    const o = { input: p.data.input, out: p.data.out, runId: p.data.runId, verdict: r.data.headline ?? r.data.verdict, scored: r.data.scored, failed: r.data.failed, flagged: r.data.flagged, flaggedFraction: r.data.flaggedFraction, at: job.finishedOn ?? Date.now() };
     void recordOutcome(progressConn, opts.prefix, o).catch((err: unknown) => opts.log(`could not record the outcome of ${job.id ?? '?'}: ${String(err)}`, { level: 'warn' }));
   };
   const forkEnv = childEnv({ redisUrl: opts.redisUrl, queuePrefix: opts.prefix, workerRoots: opts.roots, ...(opts.logFormat !== undefined ? { logFormat: opts.logFormat } : {}) });

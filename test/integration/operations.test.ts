@@ -3,7 +3,7 @@
  * to loopback. Real Redis, real worker and dashboard processes, local folders.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { ROOT, runCli, startCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, startWorker, stopProcess } from '../helpers/services.js';
+import { verdictRank } from '../../src/shared/report/verdict.js';
 
 describe('operations', () => {
   it('asks for a login before it serves the dashboard beyond loopback or with actions, and then requires it', async () => {
@@ -162,8 +163,9 @@ describe('operations', () => {
       expect(metrics).toMatch(/^nodejs_heap_size_used_bytes \d/m);
       expect(metrics).not.toMatch(/ood_audit_process_/);
       expect(metrics).toMatch(/^ood_audit_metrics_exporter 1$/m);
-      const label = `{input="${lake}",input_id="`;
-      expect(metrics).toContain(`ood_audit_last_verdict_level${label}`);
+      // The verdict gauge is the report's headline level (what --fail-on acts on).
+      const reported = JSON.parse(readFileSync(path.join(work, 'out', 'report.json'), 'utf8')) as { headline: { level: string } };
+      expect(metrics).toMatch(new RegExp(`^ood_audit_last_verdict_level\\{input="${lake}",input_id="[0-9a-f]{12}"\\} ${verdictRank(reported.headline.level)}$`, 'm'));
       expect(metrics).toMatch(new RegExp(`^ood_audit_last_images_scanned\\{input="${lake}",input_id="[0-9a-f]{12}"\\} 50$`, 'm'));
       expect(metrics).toMatch(new RegExp(`^ood_audit_last_image_failures\\{input="${lake}",input_id="[0-9a-f]{12}"\\} 1$`, 'm'));
       expect(Number(new RegExp(`^ood_audit_last_success_timestamp_seconds\\{input="${lake}",[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1])).toBeGreaterThan(Date.now() / 1000 - 600);

@@ -134,7 +134,7 @@ describe('schedule', () => {
       expect(last!.runId).toMatch(/^scan-[0-9a-f]{16}$/);
       expect(last!.output!.startsWith(reports + path.sep)).toBe(true);
       expect(existsSync(path.join(last!.output!, 'report.json'))).toBe(true);
-      expect(last!.verdict).toBe((JSON.parse(readFileSync(path.join(last!.output!, 'report.json'), 'utf8')) as { verdict: { level: string } }).verdict.level);
+      expect(last!.verdict).toBe((JSON.parse(readFileSync(path.join(last!.output!, 'report.json'), 'utf8')) as { headline: { level: string } }).headline.level);
       expect(last!.flaggedFraction).toEqual(expect.any(Number));
       const text = await runCli(['schedule', '--list']);
       expect(text.stdout).toMatch(new RegExp(`last {6}20\\d\\d-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(\\S+\\) run ${last!.runId}: verdict ${last!.verdict!} \\(\\d+\\.\\d% flagged\\) -> `));

@@ -92,7 +92,7 @@ async function lastOf(f: LastFiring, reports: Queue): Promise<NonNullable<Schedu
   const state = await job.getState();
   if (state === 'completed') {
     const r = reportResult.safeParse(job.returnvalue);
-    return { ...base, state: 'completed', verdict: r.success ? r.data.verdict : null, flaggedFraction: r.success ? r.data.flaggedFraction : null };
+    return { ...base, state: 'completed', verdict: r.success ? (r.data.headline ?? r.data.verdict) : null, flaggedFraction: r.success ? r.data.flaggedFraction : null };
   }
   if (state === 'failed') return { ...base, state: 'failed', error: job.failedReason ?? f.error ?? null };
   return { ...base, state: 'running' };

@@ -16,7 +16,7 @@ export interface Outcome {
   readonly inputId: string;
   readonly out: string;
   readonly runId: string;
-  /** The dataset verdict's level. */
+  /** The headline's level (the worst of the dataset verdict and its partitions'), what --fail-on acts on. */
   readonly verdict: string;
   readonly scored: number;
   readonly failed: number;
