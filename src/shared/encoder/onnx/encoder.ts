@@ -10,12 +10,12 @@ import type { Encoder, EncoderFingerprint, Preprocessing, StageInfo } from '../e
 import type { KerasPlan } from '../keras-plan.js';
 import { buildOnnxGraph, ONNX_INPUT, ONNX_OUTPUT } from './graph.js';
 import { serialiseOnnxModel } from './proto.js';
-import type { OrtModule } from './runtime.js';
+import { SessionThread } from './session-thread.js';
 
 export type OnnxDevice = 'cpu' | 'cuda';
 
 export interface OnnxEncoderOptions {
-  readonly ort: OrtModule;
+  /** The onnxruntime-node version loadOrt found (the thread loads the same package). */
   readonly ortVersion: string;
   readonly plan: KerasPlan;
   readonly fingerprint: EncoderFingerprint;
@@ -31,9 +31,10 @@ export interface OnnxEncoderOptions {
 export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder> {
   const graph = buildOnnxGraph(o.plan, o.inputSize, o.preprocessing);
   const bytes = serialiseOnnxModel(graph, o.fingerprint.id);
-  let session: Awaited<ReturnType<OrtModule['InferenceSession']['create']>>;
+  // The session runs in a thread of its own (session-thread.ts): its run blocks the thread it is on.
+  let session: SessionThread;
   try {
-    session = await o.ort.InferenceSession.create(bytes, {
+    session = await SessionThread.start(bytes, {
       executionProviders: o.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
       intraOpNumThreads: o.threads,
       interOpNumThreads: 1,
@@ -62,21 +63,12 @@ export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder>
         if (img.length !== per) throw new OodError('SHAPE_MISMATCH', `image ${i} in batch: expected ${per} bytes (${o.inputSize}x${o.inputSize}x3), got ${img.length}`);
         packed.set(img, i * per);
       });
-      const input = new o.ort.Tensor('uint8', packed, [images.length, o.inputSize, o.inputSize, 3]);
-      let output: InstanceType<OrtModule['Tensor']> | undefined;
-      try {
-        output = (await session.run({ [ONNX_INPUT]: input }))[ONNX_OUTPUT];
-        if (output === undefined || output.type !== 'float32' || output.data.length !== images.length * featureSize) {
-          throw new OodError('SHAPE_MISMATCH', `encoder output: expected float32 [${images.length}, ${featureSize}], got ${output?.type ?? 'nothing'} [${output?.dims.join(', ') ?? ''}]`);
-        }
-        return Float32Array.from(output.data as Float32Array);
-      } finally {
-        input.dispose();
-        output?.dispose();
-      }
+      const output = await session.run(packed, [images.length, o.inputSize, o.inputSize, 3], ONNX_INPUT, ONNX_OUTPUT);
+      if (output.data.length !== images.length * featureSize) throw new OodError('SHAPE_MISMATCH', `encoder output: expected float32 [${images.length}, ${featureSize}], got [${output.dims.join(', ')}]`);
+      return output.data;
     },
     dispose(): void {
-      session.release().catch(() => undefined);
+      session.close().catch(() => undefined);
     },
   };
   // Warm up once so the first real batch does not pay for kernel set-up.
