@@ -18,8 +18,18 @@ import { standardiseStages } from '../../src/shared/features.js';
 import { Rng } from '../../src/shared/rng.js';
 import { makeFingerprint } from '../../src/shared/encoder/encoder.js';
 import { sha256Hex } from '../../src/shared/hash.js';
+import { openLocation } from '../../src/shared/storage/open.js';
+import { joinKey } from '../../src/shared/storage/object-store.js';
+import { parseEnv } from '../../src/shared/config/env.js';
 
 const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; backend?: BackendChoice; threads?: number; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
+/** Images from a local folder, or through the product's object store when `dir` is an s3:// URI. */
+const readImage: (key: string) => Promise<Uint8Array> = job.dir?.startsWith('s3://') === true
+  ? (() => {
+      const loc = openLocation(job.dir, parseEnv(process.env), false);
+      return (k: string) => loc.store.get(joinKey(loc.prefix, k));
+    })()
+  : (k: string) => readFile(path.join(job.dir!, k));
 const backend = await initBackend(job.backend ?? 'auto', job.threads !== undefined ? { ortThreads: job.threads } : {});
 const rssMB = (): number => process.resourceUsage().maxRSS / 1024;
 const cfg = defaultConfig();
@@ -28,12 +38,12 @@ if (job.task === 'extract') {
   const encoder = await createEncoder(DEFAULT_ENCODER, { runtime: backend.encoder });
   // Warm-up batch outside the timing.
   const items = job.keys!.map((key) => ({ key }));
-  await extractFeatures(encoder, items.slice(0, encoder.batchSize), (k) => readFile(path.join(job.dir!, k)));
+  await extractFeatures(encoder, items.slice(0, encoder.batchSize), readImage);
   const before = tf.memory().numTensors;
   const stages = { wait: 0, encode: 0 };
   let batches = 0;
   const t = performance.now();
-  const set = await extractFeatures(encoder, items, (k) => readFile(path.join(job.dir!, k)), {
+  const set = await extractFeatures(encoder, items, readImage, {
     onBatch: (_s, _n, st) => {
       batches++;
       for (const k of Object.keys(stages) as (keyof BatchStages)[]) stages[k] += st[k];
@@ -49,7 +59,7 @@ if (job.task === 'extract') {
   for (let b = 0; b < nAlone; b++) {
     const batchKeys = job.keys!.slice(b * encoder.batchSize, (b + 1) * encoder.batchSize);
     let t0 = performance.now();
-    const bytes = await Promise.all(batchKeys.map((k) => readFile(path.join(job.dir!, k))));
+    const bytes = await Promise.all(batchKeys.map(readImage));
     alone.read += performance.now() - t0;
     t0 = performance.now();
     await Promise.all(bytes.map((x) => sharp(x).removeAlpha().raw().toBuffer()));
