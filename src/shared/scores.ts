@@ -11,6 +11,7 @@
  */
 import { stageBounds } from './features.js';
 import { meanStd } from './stats.js';
+import { OodError } from './errors.js';
 
 export const DLSR_SCORES = ['fused', 'mfsim', 'mfsim_all', 'mse', 'lr'] as const;
 export type DlsrScore = (typeof DLSR_SCORES)[number];
@@ -71,9 +72,11 @@ export function lrScore(errFirst: Float32Array, errFinal: Float32Array, sign: 1 
   return out;
 }
 
-/** The reconstruction scores the fused score averages, and how to normalise them. */
-export const FUSED_PARTS = ['mfsim_all', 'mse'] as const;
-export type FusedPart = (typeof FUSED_PARTS)[number];
+/** The scores a fused score can average (config.scoring.fusedParts). */
+export const FUSABLE_SCORES = ['mse', 'mfsim', 'mfsim_all', 'lr', 'mahalanobis', 'knn'] as const;
+export type FusedPart = (typeof FUSABLE_SCORES)[number];
+/** The fused score's parts in models whose configuration does not name them. */
+export const FUSED_PARTS: readonly FusedPart[] = ['mfsim_all', 'mse'];
 
 export interface FusionStats {
   readonly parts: readonly FusedPart[];
@@ -83,18 +86,27 @@ export interface FusionStats {
 }
 
 /** Fits the fused score's normalisation on the holdout's part scores. */
-export function fitFusion(holdout: Readonly<Record<FusedPart, ArrayLike<number>>>, parts: readonly FusedPart[] = FUSED_PARTS): FusionStats {
-  const stats = parts.map((p) => meanStd(holdout[p]));
+export function fitFusion(holdout: Readonly<Partial<Record<FusedPart, ArrayLike<number>>>>, parts: readonly FusedPart[] = FUSED_PARTS): FusionStats {
+  const stats = parts.map((p) => {
+    const col = holdout[p];
+    if (col === undefined) throw new OodError('INTERNAL', `fusion: the holdout has no ${p} scores`);
+    return meanStd(col);
+  });
   // A constant part gets std 1 so its z-scores stay finite.
   return { parts: [...parts], mean: stats.map((s) => s.mean), std: stats.map((s) => s.std || 1) };
 }
 
 /** Mean of the holdout-normalised part scores. */
-export function fuseScores(cols: Readonly<Record<FusedPart, ArrayLike<number>>>, stats: FusionStats): Float32Array {
-  const n = cols[stats.parts[0]!].length;
+export function fuseScores(cols: Readonly<Partial<Record<FusedPart, ArrayLike<number>>>>, stats: FusionStats): Float32Array {
+  const part = (p: FusedPart): ArrayLike<number> => {
+    const c = cols[p];
+    if (c === undefined) throw new OodError('INTERNAL', `fusion: no ${p} scores to fuse`);
+    return c;
+  };
+  const n = part(stats.parts[0]!).length;
   const out = new Float32Array(n);
   stats.parts.forEach((p, k) => {
-    const c = cols[p];
+    const c = part(p);
     const inv = 1 / (stats.std[k]! * stats.parts.length);
     for (let i = 0; i < n; i++) out[i]! += (c[i]! - stats.mean[k]!) * inv;
   });

@@ -3,10 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, SCORE_TYPES, type DlsrConfig } from '../../src/shared/dlsr/config.js';
+import { defaultConfig, SCORE_TYPES, validateDlsrConfig, type DlsrConfig } from '../../src/shared/dlsr/config.js';
 import { fitDlsr, splitHoldout } from '../../src/shared/dlsr/fit.js';
 import { decodeCheckpoint, encodeCheckpoint, loadModel, saveModel } from '../../src/shared/dlsr/artifact.js';
-import { disposeModel, scoreFeatures } from '../../src/shared/dlsr/model.js';
+import { disposeModel, reconstructRows, scoreFeatures } from '../../src/shared/dlsr/model.js';
+import { reconstructionScores } from '../../src/shared/scores.js';
+import { unapplyWhitening } from '../../src/shared/whitening.js';
 import { scoreTypesOf } from '../../src/shared/score-table.js';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
 import { makeFingerprint } from '../../src/shared/encoder/encoder.js';
@@ -100,6 +102,38 @@ describe('model artifact', () => {
     disposeModel(model);
     disposeModel(loaded);
     await expect(loadModel(store, 'models/none')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('fuses the configured parts and takes MFsim in the configured space, through save and load', async () => {
+    const set = synthetic(300, 2);
+    const base = smallConfig(3);
+    const cfg: DlsrConfig = { ...base, whiten: 'stage', scoring: { ...base.scoring, fusedParts: ['mse', 'mahalanobis'], cosineSpace: 'standardised' } };
+    const { model, log } = await fitDlsr(set, cfg, { backend: 'wasm', versions: {} });
+    expect(model.fusion?.parts).toEqual(['mse', 'mahalanobis']);
+    const probe = synthetic(40, 9, 2);
+    const all = scoreFeatures(model, probe);
+    // fused = mean of the parts, each z-scored with the holdout's mean and std.
+    const f = model.fusion!;
+    for (let i = 0; i < 40; i++) {
+      const want = ((all.scores.mse![i]! - f.mean[0]!) / f.std[0]! + (all.scores.mahalanobis![i]! - f.mean[1]!) / f.std[1]!) / 2;
+      expect(all.scores.fused![i]!).toBeCloseTo(want, 4);
+    }
+    // Only the asked types come back, even when the fused score needed others.
+    expect(scoreTypesOf(scoreFeatures(model, probe, { types: new Set(['fused'] as const) }).scores)).toEqual(['fused']);
+    // MFsim in the standardised space: the cosine of z and the reconstruction mapped back.
+    const r = reconstructRows(model, probe, false);
+    const back = reconstructionScores(r.z, unapplyWhitening(model.whitening, r.final, d), stageSizes);
+    const inLfdn = reconstructionScores(r.u, r.final, stageSizes);
+    expect(Array.from(all.scores.mfsim!)).toEqual(Array.from(back.mfsim));
+    expect(Array.from(all.scores.mfsim!)).not.toEqual(Array.from(inLfdn.mfsim));
+    const store = new LocalStore(mkdtempSync(path.join(tmpdir(), 'ood-artifact-')));
+    await saveModel(store, 'm', model, log);
+    const loaded = await loadModel(store, 'm');
+    expect(loaded.config.scoring).toMatchObject({ fusedParts: ['mse', 'mahalanobis'], cosineSpace: 'standardised' });
+    expect(Array.from(scoreFeatures(loaded, probe).scores.fused!)).toEqual(Array.from(all.scores.fused!));
+    disposeModel(model);
+    disposeModel(loaded);
+    expect(() => validateDlsrConfig({ ...cfg, scoring: { ...cfg.scoring, fusedParts: ['mse', 'mse'] } })).toThrow(/invalid fused parts: expected distinct scores of mse, mfsim, mfsim_all, lr, mahalanobis, knn, got \["mse","mse"\]/);
   });
 
   it('resumes from a checkpoint to exactly the weights of an uninterrupted run', async () => {

@@ -7,6 +7,7 @@ import { OodError } from '../errors.js';
 import { DEFAULT_ENCODER, type EncoderSpec } from '../encoder/spec.js';
 import { DEFAULT_SCHEDULE, type ScheduleConfig } from '../diffusion/schedule.js';
 import { DEFAULT_RECONSTRUCT, DEFAULT_TRAIN, LFDN_PRESETS, type LfdnPreset, type TrainConfig } from '../diffusion/config.js';
+import { FUSABLE_SCORES, type FusedPart } from '../scores.js';
 
 /** How the standardised features are whitened before the LFDN (see whitening.ts). */
 export const WHITEN_MODES = ['none', 'stage', 'global'] as const;
@@ -42,7 +43,18 @@ export interface ScoringConfig {
   readonly tpr: number;
   /** Rows per scoring batch. */
   readonly batchSize: number;
+  /** The scores the fused score averages, holdout z-scored (absent in models made before it: mfsim_all and mse). */
+  readonly fusedParts?: readonly FusedPart[];
+  /**
+   * Where MFsim's per-stage cosine is taken (absent: 'lfdn'): in the LFDN's space (whitened features
+   * when the model whitens) or back in the standardised stage features ('standardised': the
+   * reconstruction mapped through the inverse whitening). Without whitening the two are the same.
+   */
+  readonly cosineSpace?: CosineSpace;
 }
+
+export const COSINE_SPACES = ['lfdn', 'standardised'] as const;
+export type CosineSpace = (typeof COSINE_SPACES)[number];
 
 export interface DlsrConfig {
   readonly version: 1;
@@ -109,6 +121,9 @@ export function validateDlsrConfig(cfg: DlsrConfig): DlsrConfig {
   check(int(cfg.scoring.seed), 'scoring seed', cfg.scoring.seed, 'an integer');
   check(cfg.scoring.tpr > 0 && cfg.scoring.tpr < 1, 'calibration TPR', cfg.scoring.tpr, 'a fraction in (0, 1)');
   check((SCORE_TYPES as readonly string[]).includes(cfg.scoring.primary), 'primary score', cfg.scoring.primary, SCORE_TYPES.join(' | '));
+  const parts = cfg.scoring.fusedParts;
+  check(parts === undefined || (parts.length >= 1 && new Set(parts).size === parts.length && parts.every((p) => (FUSABLE_SCORES as readonly string[]).includes(p))), 'fused parts', parts, `distinct scores of ${FUSABLE_SCORES.join(', ')}`);
+  check(cfg.scoring.cosineSpace === undefined || (COSINE_SPACES as readonly string[]).includes(cfg.scoring.cosineSpace), 'cosine space', cfg.scoring.cosineSpace, COSINE_SPACES.join(' | '));
   check(cfg.holdoutFraction > 0 && cfg.holdoutFraction < 0.9, 'holdout fraction', cfg.holdoutFraction, 'a fraction in (0, 0.9)');
   check(int(cfg.encoder.inputSize) && cfg.encoder.inputSize >= 32 && cfg.encoder.inputSize <= 1024, 'input size', cfg.encoder.inputSize, 'an integer in [32, 1024]');
   check(int(cfg.knn.k) && cfg.knn.k >= 1, 'kNN k', cfg.knn.k, 'an integer >= 1');
@@ -145,6 +160,8 @@ export const dlsrConfigSchema = z.object({
     primary: z.enum(SCORE_TYPES),
     tpr: finite,
     batchSize: z.number().int().min(1).max(65_536),
+    fusedParts: z.array(z.enum(FUSABLE_SCORES)).min(1).max(FUSABLE_SCORES.length).optional(),
+    cosineSpace: z.enum(COSINE_SPACES).optional(),
   }),
   holdoutFraction: finite,
   knn: z.object({ k: z.number().int(), bankMax: z.number().int().min(1) }),

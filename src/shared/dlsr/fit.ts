@@ -16,7 +16,7 @@ import { makeDenoiser } from '../diffusion/ddim.js';
 import { fitKnn, fitMahalanobis } from '../baselines.js';
 import { calibrate } from '../calibration.js';
 import { applyWhitening, fitWhitening } from '../whitening.js';
-import { fitFusion, fuseScores } from '../scores.js';
+import { fitFusion, fuseScores, FUSED_PARTS } from '../scores.js';
 import { validateDlsrConfig, whitenModeOf, type DlsrConfig } from './config.js';
 import { scoreFeatures, type DlsrModel } from './model.js';
 import { scoreTypesOf } from '../score-table.js';
@@ -118,11 +118,9 @@ export async function fitDlsr(set: FeatureSet, cfg: DlsrConfig, hooks: FitHooks)
     // Without fusion statistics the holdout is scored on every other score; the fused score is then
     // normalised on the holdout's own part scores and calibrated like the rest.
     const table = scoreFeatures(model, selectRows(set, split.holdout));
-    const { mse, mfsim_all: mfsimAll } = table.scores;
-    if (mse === undefined || mfsimAll === undefined) throw new OodError('INTERNAL', 'fit: the holdout has no reconstruction scores');
-    const fusion = fitFusion({ mse, mfsim_all: mfsimAll });
+    const fusion = fitFusion(table.scores, cfg.scoring.fusedParts ?? FUSED_PARTS);
     model = { ...model, fusion };
-    const scores = { ...table.scores, fused: fuseScores({ mse, mfsim_all: mfsimAll }, fusion) };
+    const scores = { ...table.scores, fused: fuseScores(table.scores, fusion) };
     const calibration = calibrate(Object.fromEntries(scoreTypesOf(scores).map((t) => [t, scores[t]!])), cfg.scoring.tpr);
     return { model: { ...model, calibration }, log };
   } finally {

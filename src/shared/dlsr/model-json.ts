@@ -11,7 +11,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { OodError } from '../errors.js';
 import { makeFingerprint, type EncoderFingerprint } from '../encoder/encoder.js';
-import type { FusionStats } from '../scores.js';
+import { FUSABLE_SCORES, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { sha256Hex } from '../hash.js';
 import { getJson, joinKey, objectUri, type ObjectStore } from '../storage/object-store.js';
@@ -87,7 +87,7 @@ const modelJsonSchema = z.object({
   weightsManifest: manifest,
   firstEpochWeightsManifest: manifest,
   baselines: z.object({ path: z.literal(MODEL_FILES.baselines), shrinkage: finite, knnK: z.number().int().min(1) }),
-  fusion: z.object({ parts: z.array(z.enum(['mfsim_all', 'mse'])).min(1), mean: z.array(finite), std: z.array(finite.refine((x) => x > 0, 'must be positive')) }).optional(),
+  fusion: z.object({ parts: z.array(z.enum(FUSABLE_SCORES)).min(1), mean: z.array(finite), std: z.array(finite.refine((x) => x > 0, 'must be positive')) }).optional(),
   files: z.record(z.string(), fileRecordSchema).optional(),
   conditions: z
     .object({

@@ -15,7 +15,7 @@ import { disposeParams } from '../diffusion/lfdn.js';
 import { knnScores, mahalanobisScores, type KnnModel, type MahalanobisModel } from '../baselines.js';
 import { fuseScores, reconstructionScores, lrScore, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
-import { applyWhitening, type Whitening } from '../whitening.js';
+import { applyWhitening, unapplyWhitening, type Whitening } from '../whitening.js';
 import { CONDITIONS_SCORE, SCORE_TYPES, type DlsrConfig } from './config.js';
 import type { ScoreColumns, ScoreSelection, ScoreTable } from '../score-table.js';
 import type { FeatureRows } from '../feature-set.js';
@@ -122,20 +122,29 @@ export function scoreFeatures(model: DlsrModel, rows: FeatureRows, options: Scor
   if (raw.length !== keys.length * d || digests.length !== keys.length) throw new OodError('SHAPE_MISMATCH', `scoring: expected ${keys.length}x${d} features and ${keys.length} digests, got ${raw.length} values and ${digests.length} digests`);
   const types = options.types ?? scoreTypesOfModel(model);
   if (types.has('fused') && model.fusion === undefined) throw new OodError('MODEL_INVALID', 'this model has no fusion statistics for the fused score (it predates it): refit it, or choose other --scores');
+  // What is computed: the types asked and the fused score's parts.
+  const need = new Set<string>([...types, ...(types.has('fused') ? model.fusion!.parts : [])]);
   const cols: ScoreColumns = {};
-  const needRecon = types.has('mse') || types.has('mfsim') || types.has('mfsim_all') || types.has('lr') || types.has('fused');
   let z: Float32Array | undefined;
-  if (needRecon) {
-    const r = reconstructRows(model, rows, types.has('lr'), options.onProgress);
+  if (need.has('mse') || need.has('mfsim') || need.has('mfsim_all') || need.has('lr')) {
+    const r = reconstructRows(model, rows, need.has('lr'), options.onProgress);
     z = r.z;
     const rec = reconstructionScores(r.u, r.final, model.stageSizes);
-    for (const t of ['mse', 'mfsim', 'mfsim_all'] as const) if (types.has(t)) cols[t] = rec[t];
+    cols.mse = rec.mse;
+    if (need.has('mfsim') || need.has('mfsim_all')) {
+      // MFsim's cosine in the space the model's configuration names (config.ts, cosineSpace).
+      const back = model.config.scoring.cosineSpace === 'standardised' && model.whitening !== undefined ? reconstructionScores(r.z, unapplyWhitening(model.whitening, r.final, d), model.stageSizes) : rec;
+      cols.mfsim = back.mfsim;
+      cols.mfsim_all = back.mfsim_all;
+    }
     if (r.first !== undefined) cols.lr = lrScore(reconstructionScores(r.u, r.first, model.stageSizes).mse, rec.mse, model.config.scoring.lrSign);
-    if (types.has('fused')) cols.fused = fuseScores(rec, model.fusion!);
   }
   z ??= standardiseStages(raw, model.stageSizes);
-  if (types.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
-  if (types.has('knn')) cols.knn = knnScores(model.knn, z, d);
+  if (need.has('mahalanobis')) cols.mahalanobis = mahalanobisScores(model.mahalanobis, z, d);
+  if (need.has('knn')) cols.knn = knnScores(model.knn, z, d);
+  if (types.has('fused')) cols.fused = fuseScores(cols, model.fusion!);
+  // Parts computed only for the fused score are not returned.
+  for (const t of Object.keys(cols) as (keyof ScoreColumns)[]) if (!types.has(t)) delete cols[t];
   // The conditions score needs the rows' properties: rows without them (features cached before
   // properties were measured) simply have none.
   if (types.has(CONDITIONS_SCORE) && model.conditions !== undefined && rows.properties !== undefined) cols.conditions = conditionsScores(model.conditions, rows.properties).score;
