@@ -39,7 +39,8 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
   --cache <loc>    feature cache (default <model>/cache); an unchanged shard is never re-encoded
   --workers N      local worker processes to start if none serves the queues (default: one per core)
   --full           scan every image (default: only images new or changed since the last completed
-                   scan of this prefix with this model; the report says how many were skipped)
+                   scan of this prefix with this model; the report still describes the whole prefix,
+                   the unchanged images' scores carried forward, with the new or changed apart)
   --partition-depth N  report partitions: the first N path segments below the input (default 1)
   --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
   --md-style S     report.md's partitions as a table (default) or a list (for chat tools without tables)

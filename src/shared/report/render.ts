@@ -141,18 +141,24 @@ function gallery(title: string, items: readonly ReportImage[], thumbs: ReadonlyM
   return `<section><h2>${escapeHtml(title)}</h2><div class="gallery">${cells.join('')}</div></section>`;
 }
 
+/** What a trend point covers: the whole prefix (with its new or changed images), or, before whole-prefix reports, an incremental scan's own images. */
+function imagesOf(r: Trend['runs'][number]): string {
+  if (r.newOrChanged !== undefined) return `whole prefix (${r.newOrChanged.scored} new or changed, ${r.newOrChanged.level})`;
+  return r.incremental ? 'new or changed only' : 'whole prefix';
+}
+
 /** The trend section: the chart and, folded, the scans as a table. */
 function trendSection(t: Trend | null): string {
   if (t === null || t.runs.length === 0) return '';
   const rows = [...t.runs]
     .reverse()
-    .map((r) => `<tr><td>${escapeHtml(r.finishedAt.slice(0, 16).replace('T', ' '))} UTC</td><td>${badgeOf(r.level)}</td><td class="n">${r.scored}</td><td class="n">${r.flagged}</td><td class="n">${pct(r.flaggedFraction)}</td><td>${r.incremental ? 'new or changed' : 'all'}</td><td>${escapeHtml(r.partitions.filter((p) => p.level === 'shifted' || p.level === 'possibly shifted').map((p) => p.name).join(', '))}</td></tr>`)
+    .map((r) => `<tr><td>${escapeHtml(r.finishedAt.slice(0, 16).replace('T', ' '))} UTC</td><td>${badgeOf(r.level)}</td><td class="n">${r.scored}</td><td class="n">${r.flagged}</td><td class="n">${pct(r.flaggedFraction)}</td><td>${imagesOf(r)}</td><td>${escapeHtml(r.partitions.filter((p) => p.level === 'shifted' || p.level === 'possibly shifted').map((p) => p.name).join(', '))}</td></tr>`)
     .join('');
   return (
     `<section><h2>Trend: the last ${t.runs.length} scans of this prefix</h2>${trendSvg(t)}` +
-    `<p class="meta">Each point is one completed scan (its verdict's colour; it links to that scan's report); an incremental scan covers the images new or changed since the scan before. ` +
+    `<p class="meta">Each point is one completed scan (its verdict's colour; it links to that scan's report): the whole prefix as of that scan (points of scans before whole-prefix reports marked "new or changed only" cover that scan's images alone). ` +
     `Squares on dashed lines: the worst partitions of scans that covered several. Verdicts: ${(['shifted', 'possibly shifted', 'no shift detected', 'too few images'] as const).map((l) => `<span class="dot" style="background:${COLORS[l]}"></span>${l}`).join(' ')}.</p>` +
-    `<details><summary>the scans as a table</summary><table><tr><th>finished</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th>images</th><th>shifted partitions</th></tr>${rows}</table></details></section>`
+    `<details><summary>the scans as a table</summary><table><tr><th>finished</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th>covers</th><th>shifted partitions</th></tr>${rows}</table></details></section>`
   );
 }
 
