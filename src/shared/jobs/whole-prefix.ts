@@ -25,6 +25,9 @@ import type { ScoreTable } from '../score-table.js';
 import { compareKeys, getValidJson, joinKey, objectUri } from '../storage/object-store.js';
 import type { Location } from '../storage/locate.js';
 
+/** Largest group rows file read (a group holds a few tens of thousands of rows, about 200 bytes each). */
+const GROUP_ROWS_BYTES = 1024 * 1024 * 1024;
+
 export interface WholePrefixParams {
   readonly state: StateFolder;
   readonly work: Location;
@@ -81,7 +84,8 @@ class NewRows {
       const key = this.keys[this.group];
       if (key === undefined) return undefined;
       this.group += 1;
-      this.table = decodeScoreRows(await this.work.store.get(joinKey(this.work.prefix, key)), objectUri(this.work.store, joinKey(this.work.prefix, key))).table;
+      const full = joinKey(this.work.prefix, key);
+      this.table = decodeScoreRows(await this.work.store.get(full, { maxBytes: GROUP_ROWS_BYTES }), objectUri(this.work.store, full)).table;
       this.row = 0;
     }
     return this.table;

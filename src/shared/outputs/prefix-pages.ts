@@ -12,6 +12,7 @@
  * file that is not what it claims, fails the run with one line naming it. Sizes are bounded before
  * reading. The aggregates keep no summary sample (summary.json describes the scan's own rows).
  */
+import { z } from 'zod';
 import { decodeFrame, encodeFrame } from '../binary-frame.js';
 import type { Calibration } from '../calibration.js';
 import type { ScoreType } from '../dlsr/config.js';
@@ -30,6 +31,9 @@ const PAGE_ROWS = 4 * STATE_PAGE;
 const PAGE_FILE_BYTES = 256 * 1024 * 1024;
 
 const AGG_MAGIC = 'OODPAGG1';
+
+/** A page aggregate's frame header: what it is bound to (its body is an OODAGG01 aggregate). */
+const aggHeaderSchema = z.object({ page: z.string().regex(/^[0-9a-f]{16}$/), binding: z.string().regex(/^[0-9a-f]{16}$/) });
 
 /** How a prefix's pages are scored and aggregated. */
 export interface PageScoring {
@@ -111,8 +115,9 @@ export async function readPageAggregate(state: StateFolder, id: string, s: PageS
   const source = objectUri(state.store, joinKey(state.prefix, key));
   if ((await state.store.head(joinKey(state.prefix, key))) !== undefined) {
     const frame = decodeFrame(await read(state, key, io), AGG_MAGIC, source, 'an ood-audit page aggregate');
-    const h = frame.header as { page?: unknown; binding?: unknown } | null;
-    if (typeof h !== 'object' || h === null || typeof h.page !== 'string' || typeof h.binding !== 'string') throw invalid(state, key, 'header: expected {page, binding}');
+    const parsed = aggHeaderSchema.safeParse(frame.header);
+    if (!parsed.success) throw invalid(state, key, `header ${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const h = parsed.data;
     if (h.page !== id) throw invalid(state, key, `holds the aggregate of page ${h.page}, not ${id}`);
     if (h.binding === aggregateBinding(s)) {
       const agg = decodeAggregate(frame.body, source);

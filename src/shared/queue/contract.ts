@@ -244,12 +244,13 @@ export const reportPayload = z.object({
   /**
    * What the run's scores are bound to (a hash of the model's identity and the scoring settings):
    * recorded with the state; scores are carried forward only between scans of the same binding.
+   * A run that records state without it fails (report-run.ts).
    */
   carry: z.string().regex(/^[0-9a-f]{16}$/).optional(),
   /** Why every image was scanned, when the run records state and carries nothing forward ("first scan of this prefix", ...). */
   rescan: z.string().max(500).optional(),
   mdStyle,
-}).refine((r) => r.state === undefined || r.carry !== undefined, { message: 'a run that records scan state must name its carry binding', path: ['carry'] });
+});
 export type ReportPayload = z.infer<typeof reportPayload>;
 
 export const reportResult = z.object({
