@@ -162,6 +162,40 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     mergeAggregates(agg, a, p.topK);
   }
   const tally = accounting(record.listed, agg.scored, agg.failed, record.skippedByReason, `run ${p.runId}`);
+  const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
+  const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
+  const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
+  const primary = model.config.scoring.primary;
+  // The whole prefix, before anything is written under --out (a corrupt state fails the run first):
+  // the state's pages (kept, or rebuilt from carried and new rows), and this run's failures.
+  let prefix: WholePrefix | undefined;
+  if (stateLoc !== undefined) {
+    if (p.carry === undefined) throw new OodError('PAYLOAD_INVALID', `run ${p.runId}: records scan state without a carry binding`);
+    const condThreshold = calibration.scores.conditions?.threshold;
+    prefix = await buildWholePrefix({
+      state: stateLoc,
+      work,
+      pages: record.statePages,
+      plannedKey: (id) => workKeys.statePage(id),
+      groupRows,
+      scoring: {
+        carry: p.carry,
+        calibration,
+        primary,
+        partitionDepth: p.partitionDepth,
+        topK: p.topK,
+        ...(model.conditions !== undefined && condThreshold !== undefined ? { conditions: { model: model.conditions, threshold: condThreshold } } : {}),
+      },
+      moved: (previous?.runId ?? null) !== record.stateBase,
+    });
+    withFailures(prefix.aggregate, agg);
+    // Complete or loudly failed: the prefix holds every image this run scored and every one it carried.
+    const unchanged = tally.skippedByReason[SKIP_REASONS.unchanged] ?? 0;
+    if (prefix.aggregate.scored !== agg.scored + unchanged || prefix.carried !== unchanged) {
+      throw new OodError('INTERNAL', `run ${p.runId}: the whole prefix holds ${prefix.aggregate.scored} scored images (${prefix.carried} carried forward), expected ${agg.scored} scored now + ${unchanged} unchanged`);
+    }
+    ctx.log(`run ${p.runId}: whole prefix from ${prefix.pages.length} state pages (${prefix.kept} kept, ${prefix.rebuilt} rebuilt, ${prefix.io.rebuilt} aggregates rebuilt from rows), ${prefix.io.reads} state files read (${prefix.io.bytes} bytes)`);
+  }
   for (const key of toMove) await moveIn(key);
 
   // skipped/ from the planner's pages; then the parts of earlier runs into this output go.
@@ -203,39 +237,6 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   }
 
   const input = ctx.open(p.input);
-  const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
-  const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
-  const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
-  const primary = model.config.scoring.primary;
-  // The whole prefix: the state's pages (kept, or rebuilt from carried and new rows), and this run's failures.
-  let prefix: WholePrefix | undefined;
-  if (stateLoc !== undefined) {
-    if (p.carry === undefined) throw new OodError('PAYLOAD_INVALID', `run ${p.runId}: records scan state without a carry binding`);
-    const condThreshold = calibration.scores.conditions?.threshold;
-    prefix = await buildWholePrefix({
-      state: stateLoc,
-      work,
-      pages: record.statePages,
-      plannedKey: (id) => workKeys.statePage(id),
-      groupRows,
-      scoring: {
-        carry: p.carry,
-        calibration,
-        primary,
-        partitionDepth: p.partitionDepth,
-        topK: p.topK,
-        ...(model.conditions !== undefined && condThreshold !== undefined ? { conditions: { model: model.conditions, threshold: condThreshold } } : {}),
-      },
-      moved: (previous?.runId ?? null) !== record.stateBase,
-    });
-    withFailures(prefix.aggregate, agg);
-    // Complete or loudly failed: the prefix holds every image this run scored and every one it carried.
-    const unchanged = tally.skippedByReason[SKIP_REASONS.unchanged] ?? 0;
-    if (prefix.aggregate.scored !== agg.scored + unchanged || prefix.carried !== unchanged) {
-      throw new OodError('INTERNAL', `run ${p.runId}: the whole prefix holds ${prefix.aggregate.scored} scored images (${prefix.carried} carried forward), expected ${agg.scored} scored now + ${unchanged} unchanged`);
-    }
-    ctx.log(`run ${p.runId}: whole prefix from ${prefix.pages.length} state pages (${prefix.kept} kept, ${prefix.rebuilt} rebuilt, ${prefix.io.rebuilt} aggregates rebuilt from rows), ${prefix.io.reads} state files read (${prefix.io.bytes} bytes)`);
-  }
   const whole = prefix?.aggregate ?? agg;
   const report = await writeReportFiles({
     out,
