@@ -23,7 +23,8 @@ import { OodError } from '../shared/errors.js';
 import { stableHash } from '../shared/hash.js';
 import { SKIP_REASONS } from '../shared/outputs/accounting.js';
 import { OUTPUT_FILES, reasonRow } from '../shared/outputs/score-files.js';
-import { pageEndsAfter, pageId, readStateIndex, scanStateLocation, StateCursor, type PageRef } from '../shared/outputs/scan-state.js';
+import { readStateIndex, scanStateLocation, STATE_FORMAT, StateCursor, type StateIndex } from '../shared/outputs/scan-state.js';
+import { StatePages } from '../shared/outputs/state-pages.js';
 import {
   GROUP_IMAGES,
   GROUP_SHARDS,
@@ -166,42 +167,6 @@ class SkippedPages {
   }
 }
 
-/** Builds the new state pages from the listing's images; writes the new ones to the work area. */
-class StatePages {
-  private objects: Record<string, string> = {};
-  private first: string | undefined;
-  private last = '';
-  private count = 0;
-  readonly pages: PageRef[] = [];
-  changed = false;
-
-  constructor(
-    private readonly work: Location,
-    private readonly previous: ReadonlySet<string>,
-  ) {}
-
-  async add(o: ObjectInfo): Promise<void> {
-    this.first ??= o.key;
-    this.last = o.key;
-    this.objects[o.key] = o.etag;
-    this.count += 1;
-    if (pageEndsAfter(o.key, this.count)) await this.close();
-  }
-
-  async close(): Promise<void> {
-    if (this.first === undefined) return;
-    const id = pageId(this.objects);
-    this.pages.push({ id, first: this.first, last: this.last, count: this.count });
-    if (!this.previous.has(id)) {
-      this.changed = true;
-      await this.work.store.put(joinKey(this.work.prefix, workKeys.statePage(id)), JSON.stringify({ objects: this.objects }));
-    }
-    this.objects = {};
-    this.first = undefined;
-    this.count = 0;
-  }
-}
-
 /**
  * Removes a work area of the same run id left by an earlier attempt (its queue jobs are gone: Redis
  * was flushed, or they expired): it must not lend its run.json or group outcomes to this one.
@@ -336,6 +301,14 @@ function checkShardSize(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new OodError('CONFIG_INVALID', `invalid shard size: expected a positive integer, got ${n}`);
 }
 
+/** Why a scan that records state carries nothing forward and scans every image (the report says it). */
+function rescanReason(incremental: boolean, previous: StateIndex | undefined): string {
+  if (previous === undefined) return 'first scan of this prefix with this model';
+  if (!incremental) return `full scan (--full): every image scanned again, nothing carried forward from ${previous.runId}`;
+  if (previous.format !== STATE_FORMAT) return `the scan state of ${previous.runId} was written by an older version without score rows: every image scanned again`;
+  return `the model or its scoring settings (--max-bytes) changed since ${previous.runId}: every image scanned again, nothing carried forward`;
+}
+
 export async function planScan(p: ScanParams): Promise<RunPlan> {
   checkShardSize(p.shardSize);
   const { json, identity } = await modelIdentity(p.open(p.model, true));
@@ -354,7 +327,10 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const mdStyle = p.mdStyle ?? DEFAULTS.mdStyle;
   const maxBytes = p.maxBytes ?? DEFAULTS.maxBytes;
   const lastOut = await lastRunInto(p.open(p.out));
-  const incremental = p.incremental && previous !== undefined;
+  // Scores are carried forward only from a state of the same model (its identity) and read limit.
+  const carry = stableHash(identity, maxBytes);
+  const incremental = p.incremental && previous?.format === STATE_FORMAT && previous.carry === carry;
+  const rescan = p.recordState && !incremental ? rescanReason(p.incremental, previous) : undefined;
   const singleFileMax = p.singleFileMax ?? DEFAULTS.singleFileMax;
   const cache = p.cache ?? joinUri(p.model, 'cache');
   // Everything that changes what the run writes is in its id (a different --cache or single-file
@@ -374,7 +350,8 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
     incremental,
     maxBytes,
     singleFileMax,
-    ...(p.recordState ? { state: stateUri } : {}),
+    ...(p.recordState ? { state: stateUri, carry } : {}),
+    ...(rescan !== undefined ? { rescan } : {}),
     mdStyle,
     ...(primary !== undefined ? { primary } : {}),
   });
@@ -388,16 +365,15 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
       await clearWork(p.open(p.out), runId);
       const work = workOf(runId);
       const workLoc = p.open(work);
-      const state = p.recordState ? new StatePages(workLoc, new Set(previous?.pages.map((pg) => pg.id) ?? [])) : undefined;
+      // Without carrying forward, every page is new: the report builds each from this run's rows.
+      const state = p.recordState ? new StatePages(workLoc, (id) => workKeys.statePage(id), new Set(incremental ? previous.pages.map((pg) => pg.id) : [])) : undefined;
       const cursor = incremental ? new StateCursor(stateLoc.store, stateLoc.prefix, previous.pages) : undefined;
       let unchanged = 0;
       const keep = async (o: ObjectInfo): Promise<boolean> => {
-        await state?.add(o);
-        if (cursor !== undefined && (await cursor.etagOf(o.key)) === o.etag) {
-          unchanged += 1;
-          return false;
-        }
-        return true;
+        const same = cursor !== undefined && (await cursor.etagOf(o.key)) === o.etag;
+        await state?.add(o, same ? cursor.pageId : undefined);
+        if (same) unchanged += 1;
+        return !same;
       };
       const settings: RunSettings = { runId, kind: 'scan', input: p.input.uri, cache, encoder: json.config.encoder, maxBytes, model: p.model, out: p.out, partitionDepth, topK, ...(primary !== undefined ? { primary } : {}) };
       const cut = yield* cutListing(entriesOf(p.input, p.limit), workLoc, p.input.uri, p.shardSize, maxBytes, keep, settings);

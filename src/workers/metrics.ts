@@ -114,7 +114,7 @@ export function createMetricsRegistry(source: QueueWideSource, sandboxOf: () => 
   perInput('ood_audit_last_flagged_fraction', 'Flagged fraction of the last completed scan of an input', (o) => o.flaggedFraction);
   perInput('ood_audit_last_verdict_level', 'Headline verdict of the last completed scan of an input (the worst of the dataset and its partitions, what scan --fail-on acts on): 0 too few images, 1 no shift detected, 2 possibly shifted, 3 shifted', (o) => verdictRank(o.verdict));
   perInput('ood_audit_last_success_timestamp_seconds', 'When the last scan of an input completed, Unix seconds', (o) => Math.round(o.at / 1000));
-  perInput('ood_audit_last_images_scanned', 'Images scored by the last completed scan of an input', (o) => o.scored);
+  perInput('ood_audit_last_images_scanned', 'Images scored in an input as of its last completed scan (the whole prefix: unchanged images carried forward)', (o) => o.scored);
   perInput('ood_audit_last_image_failures', 'Images that failed in the last completed scan of an input', (o) => o.failed);
   // The sandboxed children's memory, sampled from /proc once per scrape for the three gauges.
   let sampled: { at: number; rss: number[] } | undefined;

@@ -196,7 +196,7 @@ describe('pipeline on S3', () => {
     const runless = (t: string): string => t.replace(/scan-[0-9a-f]{16}/g, '<run>');
     for (const f of ['scores.csv', 'failures.csv', 'skipped.csv']) expect(runless(await text(`reports/wide-many/${f}`)), f).toBe(runless(await text(`reports/wide-one/${f}`)));
     expect(withoutRunId(await parquetRows('reports/wide-many/scores.parquet'))).toEqual(withoutRunId(await parquetRows('reports/wide-one/scores.parquet')));
-    const content = (r: { run: unknown; input: unknown; verdict: unknown; partitions: unknown; histogram: unknown; failures: unknown; mostOod: unknown; mostTypical: unknown }): unknown => ({ ...r, run: undefined, previous: undefined, trend: undefined }); // the second run's trend has the first's point too
+    const content = (r: { run: unknown; input: unknown; scope: object; verdict: unknown; partitions: unknown; histogram: unknown; failures: unknown; mostOod: unknown; mostTypical: unknown }): unknown => ({ ...r, run: undefined, previous: undefined, trend: undefined, scope: { ...r.scope, rescan: undefined, text: undefined } }); // the second run's trend has the first's point too, its scope says it rescanned
     const reportOf = async (out: string): Promise<unknown> => content(JSON.parse(await text(`reports/${out}/report.json`)) as Parameters<typeof content>[0]);
     expect(await reportOf('wide-many')).toEqual(await reportOf('wide-one'));
     const summaryOf = async (out: string): Promise<{ accounting: unknown; scores: unknown; parts: { scores: number } }> => JSON.parse(await text(`reports/${out}/summary.json`)) as { accounting: unknown; scores: unknown; parts: { scores: number } };
@@ -229,11 +229,14 @@ describe('pipeline on S3', () => {
     await upload(s3, `incremental/cifar10/${f[0]!.rel}`, readFileSync(f[1]!.abs));
     const inc = await runCli(args('inc2'), env);
     expect(inc.code, inc.stderr).toBe(0);
-    expect(inc.stderr).toMatch(/listed 157 entries: 3 images in \d+ shards \(skipped: 1 not an image \(file extension\), 153 unchanged since the previous scan/);
-    const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/inc2/report.json'))) as { run: { incremental: boolean; skippedUnchanged: number }; input: { scored: number; accounting: { listed: number; scored: number; skipped: number } }; previous: { change: string } | null };
-    expect(report.run).toMatchObject({ incremental: true, skippedUnchanged: 153 });
+    // 3 new or changed, and the 4 broken images again: failed images are retried by every scan.
+    expect(inc.stderr).toMatch(/listed 157 entries: 7 images in \d+ shards \(skipped: 1 not an image \(file extension\), 149 unchanged since the previous scan/);
+    const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/inc2/report.json'))) as { run: { incremental: boolean; skippedUnchanged: number }; scope: { scored: number; failed: number; carried: number; scanned: number }; input: { scored: number; accounting: { listed: number; scored: number; skipped: number } }; previous: { change: string } | null };
+    expect(report.run).toMatchObject({ incremental: true, skippedUnchanged: 149 });
     expect(report.input.scored).toBe(3);
-    expect(report.input.accounting).toMatchObject({ listed: 157, scored: 3, skipped: 154 });
+    expect(report.input.accounting).toMatchObject({ listed: 157, scored: 3, failed: 4, skipped: 150 });
+    // The report describes the whole prefix in the S3 store's scan state: 149 scores carried forward.
+    expect(report.scope).toMatchObject({ scored: 152, failed: 4, carried: 149, scanned: 7 });
     expect(report.previous?.change).toMatch(/flagged now vs .* in the previous scan/);
     const full = await runCli([...args('inc3'), '--full'], env);
     expect(full.code, full.stderr).toBe(0);

@@ -1,7 +1,8 @@
 /**
  * Nightly reports that describe the dataset: consecutive incremental scans of a folder where a new
  * date partition appears each night append to the prefix's trend (history.json next to the scan
- * state), each report lists it, a night without new images is a point of its own, eval adds
+ * state), each point the whole prefix as of its scan with the night's new images apart, each report
+ * lists it, a night without new images is a point of its own, eval adds
  * nothing; report.md lists every partition (table or list); score tables carry run_id and
  * partition; the HTML report is checked in the real browser.
  */
@@ -53,13 +54,14 @@ describe('trend over nightly scans', () => {
     expect(existsSync(path.join(state, 'index.json'))).toBe(true);
     const history = JSON.parse(readFileSync(path.join(state, 'history.json'), 'utf8')) as { format: string; runs: TrendRun[] };
     expect(history.format).toBe('ood-audit-scan-history@1');
-    expect(history.runs.map((r) => [r.runId, r.out, r.incremental, r.scored])).toEqual([
-      [n1.runId, n1.out, false, 12],
-      [n2.runId, n2.out, true, 12],
-      [n3.runId, n3.out, true, 10],
-      [n4.runId, n4.out, true, 0],
+    // Each point describes the whole prefix as of its scan; the images new or changed that night apart.
+    expect(history.runs.map((r) => [r.runId, r.out, r.incremental, r.scored, r.newOrChanged?.scored])).toEqual([
+      [n1.runId, n1.out, false, 12, undefined],
+      [n2.runId, n2.out, true, 24, 12],
+      [n3.runId, n3.out, true, 34, 10],
+      [n4.runId, n4.out, true, 34, 0],
     ]);
-    expect(history.runs.map((r) => r.partitions.map((p) => p.name))).toEqual([['2026-01-01'], ['2026-01-02'], ['2026-01-03'], []]);
+    expect(history.runs.map((r) => r.partitions.map((p) => p.name).sort())).toEqual([['2026-01-01'], ['2026-01-01', '2026-01-02'], ['2026-01-01', '2026-01-02', '2026-01-03'], ['2026-01-01', '2026-01-02', '2026-01-03']]);
     // Each report lists the trend up to itself; the last is the history.
     expect(n1.report.trend?.runs).toHaveLength(1);
     expect(n3.report.trend?.runs.map((r) => r.runId)).toEqual([n1.runId, n2.runId, n3.runId]);

@@ -1,7 +1,7 @@
 /**
- * The paged scan state: pages move from a run's work area into the state folder, and a run that
- * planned on an older state than the one it finds (another scan of the prefix completed meanwhile)
- * never names a page that is gone.
+ * The paged scan state: index.json names the pages a run wrote; pages the index stops naming are
+ * retired for one scan (a scan that planned on the state before the last one still finds them), then
+ * deleted with their rows and aggregates; a state written before score rows were kept is read.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,51 +15,57 @@ function page(objects: Record<string, string>): { ref: PageRef; objects: Record<
   return { ref: { id: pageId(objects), first: keys[0]!, last: keys[keys.length - 1]!, count: keys.length }, objects };
 }
 
-const run = (runId: string): Omit<StateIndex, 'format' | 'pages'> => ({ runId, finishedAt: '2026-12-02T00:00:00Z', out: '/out', flaggedFraction: 0, scored: 0 });
+const CARRY = '0123456789abcdef';
+const run = (runId: string): Omit<StateIndex, 'format' | 'pages' | 'retired'> & { carry: string } => ({ runId, finishedAt: '2026-12-02T00:00:00Z', out: '/out', flaggedFraction: 0, scored: 0, carry: CARRY });
 
 describe('scan state', () => {
   const store = new LocalStore(mkdtempSync(path.join(tmpdir(), 'ood-state-')));
-  // Each run's work area holds the pages its planning found new.
-  let runDir = 'r1';
-  const workKey = (id: string): string => `work/${runDir}/state/${id}.json`;
-  const put = async (key: string, objects: Record<string, string>): Promise<void> => store.put(key, JSON.stringify({ objects }));
+  const state = { store, prefix: 'state' };
+  /** A page's three files, as the report writes them. */
+  const put = async (p: { ref: PageRef; objects: Record<string, string> }): Promise<void> => {
+    await store.put(`state/${STATE_KEYS.page(p.ref.id)}`, JSON.stringify({ objects: p.objects }));
+    await store.put(`state/${STATE_KEYS.rows(p.ref.id)}`, 'rows');
+    await store.put(`state/${STATE_KEYS.aggregate(p.ref.id)}`, 'agg');
+  };
+  const has = async (id: string): Promise<boolean[]> => Promise.all([STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)].map(async (k) => (await store.head(`state/${k}`)) !== undefined));
   const a = page({ 'a/1.jpg': 'e1', 'a/2.jpg': 'e2' });
   const b = page({ 'b/1.jpg': 'e3' });
   const b2 = page({ 'b/1.jpg': 'e4' });
-  const c = page({ 'c/1.jpg': 'e5' });
+  const b3 = page({ 'b/1.jpg': 'e5' });
 
-  it('writes only new pages, then deletes the pages no index names', async () => {
-    for (const p of [a, b]) await put(workKey(p.ref.id), p.objects);
-    const first = await writeScanState({ state: { store, prefix: 'state' }, work: { store, pageKey: workKey }, previous: undefined, base: null, pages: [a.ref, b.ref], failedRanges: [], run: run('r1') });
+  it('names the pages of the run, retires the ones it drops for one scan, then deletes them', async () => {
+    for (const p of [a, b]) await put(p);
+    const first = await writeScanState({ state, previous: undefined, pages: [a.ref, b.ref], run: run('r1') });
+    expect(first).toMatchObject({ format: 'ood-audit-scan-state@3', carry: CARRY, retired: [] });
     expect(first.pages.map((p) => p.id)).toEqual([a.ref.id, b.ref.id]);
-    // r2 planned on r1: page a unchanged (not in its work area), b changed.
-    runDir = 'r2';
-    await put(workKey(b2.ref.id), b2.objects);
-    const second = await writeScanState({ state: { store, prefix: 'state' }, work: { store, pageKey: workKey }, previous: first, base: 'r1', pages: [a.ref, b2.ref], failedRanges: [], run: run('r2') });
-    expect(second.pages.map((p) => p.id)).toEqual([a.ref.id, b2.ref.id]);
-    expect(await store.head(`state/${STATE_KEYS.page(b.ref.id)}`)).toBeUndefined();
+    // r2 changed b: b is retired, still there for a scan that planned on r1.
+    await put(b2);
+    const second = await writeScanState({ state, previous: first, pages: [a.ref, b2.ref], run: run('r2') });
+    expect(second.retired).toEqual([b.ref.id]);
+    expect(await has(b.ref.id)).toEqual([true, true, true]);
+    // r3 changed b again: r2's retired page b goes (every file of it), b2 is retired in turn.
+    await put(b3);
+    const third = await writeScanState({ state, previous: (await readStateIndex(store, 'state'))!, pages: [a.ref, b3.ref], run: run('r3') });
+    expect(third.retired).toEqual([b2.ref.id]);
+    expect(await has(b.ref.id)).toEqual([false, false, false]);
+    expect(await has(b2.ref.id)).toEqual([true, true, true]);
     expect(await readStatePage(store, 'state', a.ref.id)).toEqual(a.objects);
   });
 
-  it('drops pages it kept from an older state when another scan removed them meanwhile', async () => {
-    // r3 planned on r1's state (a, b kept; c new), but r2 completed first and deleted b.
-    runDir = 'r3';
-    await put(workKey(c.ref.id), c.objects);
-    const now = await readStateIndex(store, 'state');
-    expect(now?.runId).toBe('r2');
-    const third = await writeScanState({ state: { store, prefix: 'state' }, work: { store, pageKey: workKey }, previous: now, base: 'r1', pages: [a.ref, b.ref, c.ref], failedRanges: [], run: run('r3') });
-    // b is gone: its keys are left out (the next incremental scan scans them again), never named while missing.
-    expect(third.pages.map((p) => p.id)).toEqual([a.ref.id, c.ref.id]);
-    for (const ref of third.pages) expect(await store.head(`state/${STATE_KEYS.page(ref.id)}`)).toBeDefined();
-    // r2's page that r3 does not name is removed with r2's index.
-    expect(await store.head(`state/${STATE_KEYS.page(b2.ref.id)}`)).toBeUndefined();
+  it('keeps a retired page that the new index names again', async () => {
+    // r4 (planned on r2's state) names b2 again: r3's retired b2 stays.
+    const now = (await readStateIndex(store, 'state'))!;
+    const fourth = await writeScanState({ state, previous: now, pages: [a.ref, b2.ref], run: run('r4') });
+    expect(fourth.pages.map((p) => p.id)).toEqual([a.ref.id, b2.ref.id]);
+    expect(fourth.retired).toEqual([b3.ref.id]);
+    expect(await has(b2.ref.id)).toEqual([true, true, true]);
   });
 
-  it('leaves out the keys of shards that were not scored', async () => {
-    runDir = 'r4';
-    const now = await readStateIndex(store, 'state');
-    const fourth = await writeScanState({ state: { store, prefix: 'state' }, work: { store, pageKey: workKey }, previous: now, base: 'r3', pages: [a.ref, c.ref], failedRanges: [{ first: 'a/2.jpg', last: 'a/2.jpg' }], run: run('r4') });
-    expect(fourth.pages[0]!.count).toBe(1);
-    expect(await readStatePage(store, 'state', fourth.pages[0]!.id)).toEqual({ 'a/1.jpg': 'e1' });
+  it('reads a state written before score rows were kept (no carry binding: nothing is carried from it)', async () => {
+    const old = { store: new LocalStore(mkdtempSync(path.join(tmpdir(), 'ood-state2-'))), prefix: '' };
+    await old.store.put(STATE_KEYS.index, JSON.stringify({ format: 'ood-audit-scan-state@2', runId: 'r0', finishedAt: '2026-12-01T00:00:00Z', out: '/o', flaggedFraction: 0.1, scored: 3, pages: [a.ref] }));
+    const index = await readStateIndex(old.store, old.prefix);
+    expect(index).toMatchObject({ format: 'ood-audit-scan-state@2', retired: [] });
+    expect(index?.carry).toBeUndefined();
   });
 });

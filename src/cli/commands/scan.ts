@@ -23,6 +23,7 @@ export const SCAN_FLAGS = {
   workers: { type: 'string' },
   'in-process': { type: 'boolean' },
   'fail-on': { type: 'string' },
+  'fail-on-new': { type: 'string' },
   json: { type: 'boolean' },
   ...SCAN_OPTIONS,
   ...BACKEND_OPTION,
@@ -38,7 +39,8 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
   --cache <loc>    feature cache (default <model>/cache); an unchanged shard is never re-encoded
   --workers N      local worker processes to start if none serves the queues (default: one per core)
   --full           scan every image (default: only images new or changed since the last completed
-                   scan of this prefix with this model; the report says how many were skipped)
+                   scan of this prefix with this model; the report still describes the whole prefix,
+                   the unchanged images' scores carried forward, with the new or changed apart)
   --partition-depth N  report partitions: the first N path segments below the input (default 1)
   --top-k N        images in the report's most-OOD and most-typical galleries (default 24)
   --md-style S     report.md's partitions as a table (default) or a list (for chat tools without tables)
@@ -47,18 +49,21 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
                    a failure in failures.csv, never read
   --in-process     run every job in this process, without Redis and workers (same outputs)
   --backend B      auto (default) | onnx | onnx-cuda | tensorflow-gpu | tensorflow | wasm | cpu
-  --fail-on F      exit non-zero on a shift: shifted = exit ${VERDICT_EXIT.shifted} when the verdict (or a partition's) is "shifted";
-                   possibly = also exit ${VERDICT_EXIT.possiblyShifted} on "possibly shifted"; never (default) = exit 0.
+  --fail-on F      exit non-zero on a shift of the whole prefix (the report's headline: unchanged images'
+                   scores are carried forward): shifted = exit ${VERDICT_EXIT.shifted} when the verdict (or a partition's) is
+                   "shifted"; possibly = also exit ${VERDICT_EXIT.possiblyShifted} on "possibly shifted"; never (default) = exit 0.
                    Errors exit 1 (2 for bad options or configuration). The last line states the verdict.
+  --fail-on-new F  the same for the images new or changed since the last scan (their own verdict);
+                   with both, the worse exit status wins (${VERDICT_EXIT.shifted} before ${VERDICT_EXIT.possiblyShifted})
   --json           print one JSON document on stdout (verdict, counts, outputs, exit status);
                    progress and logs stay on stderr
   --log-format F   log lines on stderr: text (default) | json
   Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded redis-server.`;
 
-export function failOn(value: string | undefined): FailOn {
+export function failOn(value: string | undefined, option = '--fail-on'): FailOn {
   if (value === undefined) return 'never';
   if ((FAIL_ON as readonly string[]).includes(value)) return value as FailOn;
-  throw new OodError('CONFIG_INVALID', `invalid --fail-on: expected ${FAIL_ON.join(' | ')}, got ${JSON.stringify(value)}`);
+  throw new OodError('CONFIG_INVALID', `invalid ${option}: expected ${FAIL_ON.join(' | ')}, got ${JSON.stringify(value)}`);
 }
 
 /** The document `scan --json` prints. */
@@ -78,9 +83,18 @@ export interface ScanJson {
   readonly expectedFraction: number;
   readonly missingShards: readonly number[];
   readonly missingShardCount: number;
+  /** The images new or changed since the last scan (null: every image was scanned). The counts above are the whole prefix's. */
+  readonly newOrChanged: { readonly scored: number; readonly failed: number; readonly flagged: number; readonly flaggedFraction: number; readonly verdict: string; readonly headline: string } | null;
   readonly outputs: { readonly summary: string; readonly report: string };
   readonly failOn: FailOn;
+  readonly failOnNew: FailOn;
   readonly exitCode: number;
+}
+
+/** The exit status of two --fail-on checks: shifted (3) before possibly shifted (4) before 0. */
+export function worseExit(a: number, b: number): number {
+  const rank = (c: number): number => (c === VERDICT_EXIT.shifted ? 2 : c === VERDICT_EXIT.possiblyShifted ? 1 : 0);
+  return rank(b) > rank(a) ? b : a;
 }
 
 export async function scanCommand(argv: readonly string[], env: EnvConfig): Promise<number> {
@@ -92,6 +106,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
   const workers = int(v, 'workers', 1, 256);
   const backend = backendChoice(v);
   const fail = failOn(str(v, 'fail-on'));
+  const failNew = failOn(str(v, 'fail-on-new'), '--fail-on-new');
   const json = v['json'] === true;
   const log = cliLog(env);
   const open = (uri: string, mustExist = false): ReturnType<typeof openLocation> => openLocation(uri, env, mustExist);
@@ -131,7 +146,8 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
   const summary = await getJson<RunSummary>(out.store, joinKey(out.prefix, OUTPUT_FILES.summary)).catch(() => undefined);
   // The headline: a partition shifted under a milder dataset verdict counts (report.html leads with it).
   const headline = result.headline ?? result.verdict;
-  const exitCode = verdictExitCode(headline, fail);
+  const fresh = result.newOrChanged;
+  const exitCode = worseExit(verdictExitCode(headline, fail), fresh !== undefined ? verdictExitCode(fresh.headline, failNew) : 0);
   const doc: ScanJson = {
     command: 'scan',
     runId: summary?.run?.id ?? null,
@@ -147,15 +163,18 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     expectedFraction: result.expectedFraction,
     missingShards: result.missingShards,
     missingShardCount: result.missingShardCount,
+    newOrChanged: fresh ?? null,
     outputs: { summary: joinUri(outUri, OUTPUT_FILES.summary), report: joinUri(outUri, REPORT_JSON) },
     failOn: fail,
+    failOnNew: failNew,
     exitCode,
   };
   printResult(json, doc, () =>
-    `${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
+    `${fresh !== undefined ? 'whole prefix: ' : ''}${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
       `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
       `${result.missingShardCount > 0 ? `; ${result.missingShardCount} shards not scored (${result.missingShards.join(', ')}${result.missingShardCount > result.missingShards.length ? ', ...' : ''})` : ''}; outputs in ${outUri}\n` +
-      `verdict: ${doc.headline.text ?? headline}${exitCode !== 0 ? ` (exit ${exitCode}: --fail-on ${fail})` : ''}\n`,
+      (fresh !== undefined ? `new or changed since the last scan: ${fresh.scored} scored, ${fresh.failed} failed, ${fresh.flagged} flagged: ${fresh.headline}\n` : '') +
+      `verdict: ${doc.headline.text ?? headline}${exitCode !== 0 ? ` (exit ${exitCode}: ${failNew !== 'never' ? `--fail-on ${fail}, --fail-on-new ${failNew}` : `--fail-on ${fail}`})` : ''}\n`,
   );
   return exitCode;
 }

@@ -4,8 +4,9 @@
  *   scan: the shards' score rows -> parts/scores/part-<group>.parquet, their failures (and every
  *         image of a shard that could not be scored, with the shard's reason) ->
  *         parts/failures/part-<group>.csv (in the work area: the report moves them under --out),
- *         their report aggregates merged -> groups/<group>.agg, and groups/<group>.json, written
- *         last, with what the group found.
+ *         their report aggregates merged -> groups/<group>.agg, their rows in binary ->
+ *         groups/<group>.rows (the report carries them into the prefix's scan state), and
+ *         groups/<group>.json, written last, with what the group found.
  *   fit:  the shards' extract results -> groups/<group>.extracts.json (the train job reads them).
  *
  * Memory is bounded by a group (GROUP_SHARDS shards or GROUP_IMAGES images).
@@ -14,6 +15,7 @@ import type { Failure } from '../feature-set.js';
 import { readModelJson } from '../dlsr/model-json.js';
 import { OodError } from '../errors.js';
 import { reasonsToCsv, scoresToParquet } from '../outputs/score-files.js';
+import { encodeScoreRows } from '../outputs/score-rows.js';
 import { mergeShardScores, shardScoresSchema, type ShardScores } from '../outputs/shard-scores.js';
 import { partKeys, shardManifest, workKeys, type ExtractResult, type GroupOutcome, type GroupPayload, type ScoreResult } from '../queue/contract.js';
 import { addFailures, decodeAggregate, emptyAggregate, encodeAggregate, mergeAggregates } from '../report/aggregate.js';
@@ -71,6 +73,7 @@ export async function mergeScanGroup(p: GroupPayload, outcomes: ShardOutcomes, c
   await work.store.put(joinKey(work.prefix, workKeys.part(partKeys.scores(p.group.id))), scoresToParquet(merged.table, merged.flags, { inputUri: settings.input, runId: p.runId, partitionDepth: settings.partitionDepth }, { model: settings.model, encoder: model.fingerprint.id, primary }));
   await work.store.put(joinKey(work.prefix, workKeys.part(partKeys.failures(p.group.id))), reasonsToCsv(failures, settings.input));
   await work.store.put(joinKey(work.prefix, workKeys.groupAggregate(p.group.id)), encodeAggregate(agg));
+  await work.store.put(joinKey(work.prefix, workKeys.groupRows(p.group.id)), encodeScoreRows({ table: merged.table }));
   const outcome: GroupOutcome = {
     group: p.group.index,
     scored: merged.table.keys.length,

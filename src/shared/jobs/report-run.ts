@@ -1,13 +1,17 @@
 /**
  * Job: a scan's groups -> the run's outputs under --out: the score, failure and skipped parts
- * (single files too for small runs), report.json/html/md from the merged aggregates, summary.json
- * (written last: the outputs are complete), then the prefix's scan state and its trend (history.json);
- * then the run's work area is removed.
+ * (single files too for small runs) and summary.json, which hold what this run scanned; the prefix's
+ * state pages rebuilt where the run changed them (jobs/whole-prefix.ts); report.json/html/md, which
+ * describe the whole prefix as of the scan (the unchanged images' scores carried forward), with the
+ * run's own images new or changed in a section of their own; summary.json (written last: the outputs
+ * are complete), then the prefix's scan state index and its trend (history.json); then the run's
+ * work area is removed.
  *
  * A group that failed is not fatal: each of its images is listed in failures/ with the group's
- * failure reason, and its shards in summary.json's run.missingShards; the scan state leaves their
- * keys out, so the next incremental scan retries them. Memory: the report's aggregate (4 bytes per
- * scored image, the galleries, the summary sample) and one group or page at a time.
+ * failure reason, and its shards in summary.json's run.missingShards; failed images are left out of
+ * the scan state, so the next incremental scan retries them. Memory: the run's aggregate and the
+ * prefix's (4 bytes per scored image each, the galleries, the summary sample) and one group or page
+ * at a time.
  */
 import { readCalibration, readModelJson } from '../dlsr/model-json.js';
 import { OodError } from '../errors.js';
@@ -16,16 +20,17 @@ import { accounting, SKIP_REASONS } from '../outputs/accounting.js';
 import { REPORT_FILES, writeReportFiles } from '../outputs/report-files.js';
 import type { ScanReport } from '../report/report.js';
 import { concatCsvParts, concatTables, OUTPUT_DIRS, OUTPUT_FILES, readScoresParquet, REASONS_HEADER, reasonsToCsv, scoresToCsv, scoresToParquet, scoreSummary, type RunSummary } from '../outputs/score-files.js';
-import { readStateIndex, writeScanState, type KeyRange } from '../outputs/scan-state.js';
+import { readStateIndex, writeScanState } from '../outputs/scan-state.js';
 import { appendScanHistory, readScanHistory } from '../outputs/scan-history.js';
 import { groupOutcome, partKeys, runRecord, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
-import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates } from '../report/aggregate.js';
+import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates, type Aggregate } from '../report/aggregate.js';
 import type { Location } from '../storage/locate.js';
 import { getJson, getValidJson, joinKey, putJson } from '../storage/object-store.js';
 import { joinUri } from '../storage/locate.js';
 import type { JobContext } from './context.js';
 import { shardFailures } from './merge-group.js';
 import { groupPlanOf } from './settings.js';
+import { buildWholePrefix, type WholePrefix } from './whole-prefix.js';
 
 /** Shards listed in a report result (the report and summary.json list them all). */
 const RESULT_SHARDS = 100;
@@ -60,6 +65,9 @@ async function completed(out: Location, runId: string): Promise<ReportResult | u
   if (summary.run?.id !== runId) return undefined;
   const report = await getJson<ScanReport>(out.store, joinKey(out.prefix, REPORT_FILES.json));
   const missing = summary.run.missingShards;
+  // Outputs written before reports had a scope (the whole prefix) or a headline: the run's own counts.
+  const r = report as Partial<ScanReport> & Pick<ScanReport, 'verdict'>;
+  if (r.scope !== undefined && r.headline !== undefined && r.newOrChanged !== undefined) return resultOf(report, summaryKey, missing);
   return {
     summaryKey,
     scored: summary.input.scored,
@@ -68,8 +76,7 @@ async function completed(out: Location, runId: string): Promise<ReportResult | u
     flaggedFraction: summary.flaggedFraction,
     expectedFraction: summary.expectedFraction,
     verdict: report.verdict.level,
-    // Outputs written before reports had a headline have none.
-    ...((report as Partial<ScanReport>).headline !== undefined ? { headline: report.headline.level } : {}),
+    ...(r.headline !== undefined ? { headline: r.headline.level } : {}),
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
   };
@@ -113,15 +120,12 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   // Merge the groups' aggregates in key order; a failed group's images become failures.
   const agg = emptyAggregate();
   const missing: number[] = [];
-  const failedRanges: KeyRange[] = [];
+  const groupRows: string[] = [];
   const scoreParts: string[] = [];
   const failureParts: string[] = [];
   let extractSeconds = 0;
   let scoreSeconds = 0;
   const encoderRuntimes = new Set<string>();
-  const rangeOf = (lost: readonly Failure[]): void => {
-    if (lost.length > 0) failedRanges.push({ first: lost[0]!.key, last: lost[lost.length - 1]!.key });
-  };
   for (const g of record.groups) {
     const plan = async (): Promise<GroupPlan> => groupPlanOf({ work: p.work, group: g }, ctx);
     const outcomeKey = w(workKeys.groupOutcome(g.id));
@@ -130,14 +134,8 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       const outcome = await getValidJson(work.store, outcomeKey, groupOutcome);
       const aggKey = w(workKeys.groupAggregate(g.id));
       mergeAggregates(agg, decodeAggregate(await work.store.get(aggKey), aggKey), p.topK);
-      if (outcome.missingShards.length > 0) {
-        const shards = new Map((await plan()).shards.map((s) => [s.index, s]));
-        for (const m of outcome.missingShards) {
-          missing.push(m.shard);
-          const s = shards.get(m.shard);
-          if (s !== undefined) rangeOf(await shardFailures(work, s, m.reason));
-        }
-      }
+      groupRows.push(workKeys.groupRows(g.id));
+      for (const m of outcome.missingShards) missing.push(m.shard);
       extractSeconds += outcome.extractSeconds;
       scoreSeconds += outcome.scoreSeconds;
       for (const r of outcome.encoderRuntimes ?? []) encoderRuntimes.add(r);
@@ -153,9 +151,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     const reason = `group ${g.index} failed: ${failedReason ?? 'its outputs were not written'}`;
     const lost: Failure[] = [];
     for (const s of (await plan()).shards) {
-      const shardLost = await shardFailures(work, s, reason);
-      rangeOf(shardLost);
-      lost.push(...shardLost);
+      lost.push(...(await shardFailures(work, s, reason)));
       missing.push(s.index);
     }
     await work.store.put(w(workKeys.part(partKeys.failures(g.id))), reasonsToCsv(lost, p.input));
@@ -166,6 +162,40 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     mergeAggregates(agg, a, p.topK);
   }
   const tally = accounting(record.listed, agg.scored, agg.failed, record.skippedByReason, `run ${p.runId}`);
+  const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
+  const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
+  const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
+  const primary = p.primary ?? model.config.scoring.primary;
+  // The whole prefix, before anything is written under --out (a corrupt state fails the run first):
+  // the state's pages (kept, or rebuilt from carried and new rows), and this run's failures.
+  let prefix: WholePrefix | undefined;
+  if (stateLoc !== undefined) {
+    if (p.carry === undefined) throw new OodError('PAYLOAD_INVALID', `run ${p.runId}: records scan state without a carry binding`);
+    const condThreshold = calibration.scores.conditions?.threshold;
+    prefix = await buildWholePrefix({
+      state: stateLoc,
+      work,
+      pages: record.statePages,
+      plannedKey: (id) => workKeys.statePage(id),
+      groupRows,
+      scoring: {
+        carry: p.carry,
+        calibration,
+        primary,
+        partitionDepth: p.partitionDepth,
+        topK: p.topK,
+        ...(model.conditions !== undefined && condThreshold !== undefined ? { conditions: { model: model.conditions, threshold: condThreshold } } : {}),
+      },
+      moved: (previous?.runId ?? null) !== record.stateBase,
+    });
+    withFailures(prefix.aggregate, agg);
+    // Complete or loudly failed: the prefix holds every image this run scored and every one it carried.
+    const unchanged = tally.skippedByReason[SKIP_REASONS.unchanged] ?? 0;
+    if (prefix.aggregate.scored !== agg.scored + unchanged || prefix.carried !== unchanged) {
+      throw new OodError('INTERNAL', `run ${p.runId}: the whole prefix holds ${prefix.aggregate.scored} scored images (${prefix.carried} carried forward), expected ${agg.scored} scored now + ${unchanged} unchanged`);
+    }
+    ctx.log(`run ${p.runId}: whole prefix from ${prefix.pages.length} state pages (${prefix.kept} kept, ${prefix.rebuilt} rebuilt, ${prefix.io.rebuilt} aggregates rebuilt from rows), ${prefix.io.reads} state files read (${prefix.io.bytes} bytes)`);
+  }
   for (const key of toMove) await moveIn(key);
 
   // skipped/ from the planner's pages; then the parts of earlier runs into this output go.
@@ -185,7 +215,6 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     const tables = [];
     for (const k of scoreParts) tables.push(await readScoresParquet(await out.store.get(k)));
     const all = concatTables(tables);
-    const primary = p.primary ?? model.config.scoring.primary;
     const rows = { inputUri: p.input, runId: p.runId, partitionDepth: p.partitionDepth };
     await out.store.put(o(OUTPUT_FILES.parquet), scoresToParquet(all.table, all.flags, rows, { model: p.model, encoder: model.fingerprint.id, primary }));
     await out.store.put(o(OUTPUT_FILES.csv), scoresToCsv(all.table, all.flags, rows));
@@ -207,9 +236,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   }
 
   const input = ctx.open(p.input);
-  const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
-  const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
-  const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
+  const whole = prefix?.aggregate ?? agg;
   const report = await writeReportFiles({
     out,
     input: { store: input.store, prefix: input.prefix, uri: p.input },
@@ -219,7 +246,9 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     runId: p.runId,
     startedAt: p.startedAt,
     backend: ctx.backend.provider,
-    aggregate: agg,
+    aggregate: whole,
+    ...(prefix !== undefined && p.incremental ? { delta: { aggregate: agg, since: record.stateBase } } : {}),
+    ...(prefix !== undefined ? { scope: { carried: prefix.carried, rescan: p.rescan ?? null } } : {}),
     accounting: tally,
     incremental: p.incremental,
     maxBytes: p.maxBytes,
@@ -232,8 +261,8 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     ...(p.primary !== undefined ? { primary: p.primary } : {}),
     failuresFile: agg.failed <= p.singleFileMax,
   });
-  const primary = p.primary ?? model.config.scoring.primary;
-  const flagged = report.verdict.flagged;
+  // summary.json holds this run's own rows (those of scores/ and failures/); `prefix` the report's whole prefix.
+  const flagged = flaggedOf(agg);
   const summary: RunSummary = {
     model: { uri: p.model, encoder: model.fingerprint.id, primary, threshold: calibration.scores[primary]!.threshold, tpr: calibration.tpr },
     input: { uri: p.input, images: agg.scored + agg.failed, scored: agg.scored, failed: agg.failed, skippedNonImages: tally.skippedByReason[SKIP_REASONS.notImage] ?? 0 },
@@ -252,34 +281,54 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     run: { id: p.runId, missingShards: missing },
     parts: { scores: scoreParts.length, failures: failureParts.length, skipped: skippedParts.length },
     outputs: { ...outputs, report: o('report.html'), summary: o(OUTPUT_FILES.summary) },
+    ...(prefix !== undefined ? { prefix: { scored: report.verdict.scored, failed: whole.failed, carried: prefix.carried, flagged: report.verdict.flagged, flaggedFraction: report.verdict.flaggedFraction } } : {}),
   };
   await putJson(out.store, o(OUTPUT_FILES.summary), summary);
-  if (stateLoc !== undefined) {
+  if (stateLoc !== undefined && prefix !== undefined) {
     await writeScanState({
       state: stateLoc,
-      work: { store: work.store, pageKey: (id) => w(workKeys.statePage(id)) },
       previous,
-      base: record.stateBase,
-      pages: record.statePages,
-      failedRanges,
-      run: { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored },
+      pages: prefix.pages,
+      run: { runId: p.runId, finishedAt: report.run.finishedAt, out: p.out, flaggedFraction: report.verdict.flaggedFraction, scored: report.verdict.scored, carry: p.carry! },
     });
     // The trend's point of this scan (the report's last), after the state it describes.
     const point = report.trend?.runs[report.trend.runs.length - 1];
     if (point !== undefined) await appendScanHistory(stateLoc.store, stateLoc.prefix, point);
   }
   await removeWork();
-  ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.verdict.text}`);
+  ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.scope.text}; ${report.verdict.text}`);
+  return resultOf(report, o(OUTPUT_FILES.summary), missing);
+}
+
+/** The run's result: the report's whole-prefix counts and verdicts, and its new-or-changed section's. */
+function resultOf(report: ScanReport, summaryKey: string, missing: readonly number[]): ReportResult {
+  const v = report.verdict;
+  const n = report.newOrChanged;
   return {
-    summaryKey: o(OUTPUT_FILES.summary),
-    scored: agg.scored,
-    failed: agg.failed,
-    flagged,
-    flaggedFraction: summary.flaggedFraction,
-    expectedFraction: summary.expectedFraction,
-    verdict: report.verdict.level,
+    summaryKey,
+    scored: v.scored,
+    failed: report.scope.failed,
+    flagged: v.flagged,
+    flaggedFraction: v.flaggedFraction,
+    expectedFraction: v.expectedFraction,
+    verdict: v.level,
     headline: report.headline.level,
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
+    ...(n !== null ? { newOrChanged: { scored: n.scored, failed: n.failed, flagged: n.verdict.flagged, flaggedFraction: n.verdict.flaggedFraction, verdict: n.verdict.level, headline: n.headline.level } } : {}),
   };
+}
+
+/** Flagged images of an aggregate. */
+function flaggedOf(agg: Aggregate): number {
+  let n = 0;
+  for (const p of agg.partitions.values()) n += p.flagged;
+  return n;
+}
+
+/** The run's failures (all of the prefix's: failed images are retried by every scan) added to the prefix's aggregate. */
+function withFailures(prefix: Aggregate, run: Aggregate): void {
+  prefix.failed += run.failed;
+  for (const [r, n] of run.failuresByReason) prefix.failuresByReason.set(r, (prefix.failuresByReason.get(r) ?? 0) + n);
+  prefix.failureExamples.push(...run.failureExamples);
 }

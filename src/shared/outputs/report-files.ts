@@ -29,7 +29,7 @@ export async function thumbnail(data: Uint8Array, size = 96): Promise<string | u
 }
 
 /** What the report needs besides the aggregate: passed through to buildReport unchanged. */
-type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'aggregate' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous' | 'history'>;
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'aggregate' | 'delta' | 'scope' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous' | 'history'>;
 
 export interface ReportFilesParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
@@ -65,6 +65,8 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     tpr: p.calibration.tpr,
     inputUri: p.input.uri,
     aggregate: p.aggregate,
+    ...(p.delta !== undefined ? { delta: p.delta } : {}),
+    ...(p.scope !== undefined ? { scope: p.scope } : {}),
     ...(p.model.conditions !== undefined && p.calibration.scores.conditions !== undefined ? { conditions: { model: p.model.conditions, calibration: p.calibration.scores.conditions } } : {}),
     accounting: p.accounting,
     incremental: p.incremental,
@@ -75,7 +77,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     history: p.history,
   });
   const thumbs = new Map<string, string>();
-  for (const e of [...report.mostOod, ...report.mostTypical]) {
+  for (const e of [...report.mostOod, ...report.mostTypical, ...(report.newOrChanged?.mostOod ?? [])]) {
     if (thumbs.has(e.key)) continue;
     try {
       const t = await thumbnail(await p.input.store.get(joinKey(p.input.prefix, e.key), { maxBytes: p.maxBytes }));

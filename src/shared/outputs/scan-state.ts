@@ -1,18 +1,24 @@
 /**
  * The scan state of an input prefix: what the last completed scan of it with a model saw (every
- * image key with its ETag), where its outputs went and its flagged fraction. Incremental scans read
- * it to skip unchanged objects; the report compares with it.
+ * scored image key with its ETag, and the image's score row), where its outputs went and its flagged
+ * fraction. Incremental scans read it to skip unchanged objects; the report carries the unchanged
+ * objects' scores forward from it, so every report describes the whole prefix.
  *
  * It is paged so that a nightly scan reads and writes state in proportion to what it touches, not to
  * the size of the lake: <model>/scans/<hash of the input URI>/
  *
- *   index.json        the last run, and the pages in key order: [{ id, first, last, count }]
- *   pages/<id>.json   { objects: { key: etag } } for a contiguous range of keys
+ *   index.json        the last run, what its scores are bound to (`carry`: the model's identity and
+ *                     the scoring settings), and the pages in key order: [{ id, first, last, count }]
+ *   pages/<id>.json   { objects: { key: etag } } for a contiguous range of keys (scored images only)
+ *   pages/<id>.rows   the same images' score rows (outputs/score-rows.ts), bound to the page and `carry`
+ *   pages/<id>.agg    the report aggregate of those rows (outputs/prefix-pages.ts)
  *
  * Page boundaries are content-defined (after a key whose hash is 0 modulo STATE_PAGE, or at
  * 4 x STATE_PAGE keys), so a change moves at most the boundaries around it, and a page's id is the
- * hash of its content: an unchanged range keeps its page file, and a run writes only new pages.
- * Everything read back is validated like job data.
+ * hash of its content: an unchanged range keeps its page files, and a run writes only new pages.
+ * Pages are kept for one scan after the index stops naming them (`retired`), so a scan that planned
+ * on the state before the last one still finds what it carries forward. Everything read back is
+ * validated like job data.
  */
 import { z } from 'zod';
 import { stableHash } from '../hash.js';
@@ -26,18 +32,35 @@ export const STATE_PAGE = 4096;
 const pageRef = z.object({ id: z.string().regex(/^[0-9a-f]{16}$/), first: z.string(), last: z.string(), count: z.number().int().min(0) });
 export type PageRef = z.infer<typeof pageRef>;
 
+/** The current format; @2 (before score rows were kept) is read, but carries nothing forward. */
+export const STATE_FORMAT = 'ood-audit-scan-state@3';
+
+const hex16 = z.string().regex(/^[0-9a-f]{16}$/);
+
 export const stateIndexSchema = z.object({
-  format: z.literal('ood-audit-scan-state@2'),
+  format: z.enum(['ood-audit-scan-state@2', STATE_FORMAT]),
   runId: z.string(),
   finishedAt: z.string(),
   out: z.string(),
+  /** The whole prefix's flagged fraction and scored images (@2: the scan's own). */
   flaggedFraction: z.number(),
   scored: z.number().int().min(0),
+  /** What the pages' scores are bound to: a hash of the model's identity and the scoring settings (@3). */
+  carry: hex16.optional(),
   pages: z.array(pageRef),
+  /** Pages the previous index named and this one does not: deleted by the next scan. */
+  retired: z.array(hex16).default([]),
 });
 export type StateIndex = z.infer<typeof stateIndexSchema>;
 
 export const statePageSchema = z.object({ objects: z.record(z.string(), z.string()) });
+
+/**
+ * A page as the planner writes it to the run's work area: its objects, which of them are unchanged
+ * since the previous scan (their scores are carried forward), and the previous pages they are in.
+ */
+export const plannedPageSchema = statePageSchema.extend({ carried: z.array(z.string()).default([]), sources: z.array(hex16).default([]) });
+export type PlannedPage = z.infer<typeof plannedPageSchema>;
 
 /**
  * Where the scan state of `inputUri` scanned with the model at `modelUri` lives (a folder). Scans
@@ -47,7 +70,12 @@ export function scanStateLocation(modelUri: string, inputUri: string, primary?: 
   return joinUri(modelUri, 'scans', primary === undefined ? stableHash(inputUri) : stableHash(inputUri, primary));
 }
 
-export const STATE_KEYS = { index: 'index.json', page: (id: string): string => `pages/${id}.json` } as const;
+export const STATE_KEYS = {
+  index: 'index.json',
+  page: (id: string): string => `pages/${id}.json`,
+  rows: (id: string): string => `pages/${id}.rows`,
+  aggregate: (id: string): string => `pages/${id}.agg`,
+} as const;
 
 export async function readStateIndex(store: ObjectStore, prefix: string): Promise<StateIndex | undefined> {
   const key = joinKey(prefix, STATE_KEYS.index);
@@ -82,6 +110,11 @@ export class StateCursor {
     private readonly pages: readonly PageRef[],
   ) {}
 
+  /** The id of the page the last answer came from. */
+  get pageId(): string | undefined {
+    return this.current?.ref.id;
+  }
+
   async etagOf(key: string): Promise<string | undefined> {
     if (this.current !== undefined && compareKeys(key, this.current.ref.last) <= 0) return compareKeys(key, this.current.ref.first) >= 0 ? this.current.objects[key] : undefined;
     for (;;) {
@@ -96,65 +129,32 @@ export class StateCursor {
   }
 }
 
-/** A range of keys (inclusive) whose state is dropped: the images of shards that were not scored. */
-export interface KeyRange {
-  readonly first: string;
-  readonly last: string;
-}
-
 export interface WriteStateParams {
   /** The state folder. */
   readonly state: { readonly store: ObjectStore; readonly prefix: string };
-  /** The run's work area, holding the state pages it planned, and their keys in it. */
-  readonly work: { readonly store: ObjectStore; readonly pageKey: (id: string) => string };
-  /** The state as it is now (its pages are replaced). */
+  /** The index as it is now (its pages are replaced). */
   readonly previous: StateIndex | undefined;
-  /**
-   * The run id of the state the run's planning read. When another scan of the prefix wrote the state
-   * since, pages the run kept from the old state may be gone: those are dropped (their keys are
-   * scanned again next time), never named while missing.
-   */
-  readonly base: string | null;
-  /** The pages of what the run listed, in key order. */
+  /** The pages of what the run scored and carried, in key order; their files are in the state folder. */
   readonly pages: readonly PageRef[];
-  /** Keys within these ranges are left out (the next incremental scan retries them). */
-  readonly failedRanges: readonly KeyRange[];
-  readonly run: Omit<StateIndex, 'format' | 'pages'>;
+  readonly run: Omit<StateIndex, 'format' | 'pages' | 'retired'> & { readonly carry: string };
 }
 
-const inRange = (key: string, r: KeyRange): boolean => compareKeys(key, r.first) >= 0 && compareKeys(key, r.last) <= 0;
-const overlaps = (p: PageRef, r: KeyRange): boolean => compareKeys(r.last, p.first) >= 0 && compareKeys(r.first, p.last) <= 0;
-
 /**
- * Records what a completed run saw: its new pages move from the work area into the state folder
- * (pages that hold keys of unscored shards are rewritten without them), then index.json; pages of
- * the previous index that the new one no longer names are deleted. Reads and writes the pages that
- * changed, not the whole state.
+ * Records what a completed run saw: index.json names its pages (written before, by the report);
+ * the previous index's pages it no longer names are retired, and the pages retired by the previous
+ * index (two scans ago) are deleted, with their rows and aggregates.
  */
 export async function writeScanState(p: WriteStateParams): Promise<StateIndex> {
-  const pages: PageRef[] = [];
-  const have = new Set(p.previous?.pages.map((r) => r.id) ?? []);
-  const pageKey = (id: string): string => joinKey(p.state.prefix, STATE_KEYS.page(id));
-  const planned = p.work.pageKey;
-  const moved = (p.previous?.runId ?? null) !== p.base;
-  for (const ref of p.pages) {
-    const ranges = p.failedRanges.filter((r) => overlaps(ref, r));
-    const fromWork = (await p.work.store.head(planned(ref.id))) !== undefined;
-    if (!fromWork && moved && (await p.state.store.head(pageKey(ref.id))) === undefined) continue;
-    if (ranges.length === 0) {
-      if (fromWork && !have.has(ref.id)) await p.state.store.put(pageKey(ref.id), await p.work.store.get(planned(ref.id)));
-      pages.push(ref);
-      continue;
-    }
-    const objects = fromWork ? (await getValidJson(p.work.store, planned(ref.id), statePageSchema)).objects : await readStatePage(p.state.store, p.state.prefix, ref.id);
-    const kept = Object.fromEntries(Object.entries(objects).filter(([k]) => !ranges.some((r) => inRange(k, r))));
-    const id = pageId(kept);
-    await p.state.store.put(pageKey(id), JSON.stringify({ objects: kept }));
-    pages.push({ id, first: ref.first, last: ref.last, count: Object.keys(kept).length });
-  }
-  const index: StateIndex = { format: 'ood-audit-scan-state@2', ...p.run, pages };
+  const named = new Set(p.pages.map((r) => r.id));
+  const retired = [...new Set(p.previous?.pages.map((r) => r.id) ?? [])].filter((id) => !named.has(id));
+  const index: StateIndex = { format: STATE_FORMAT, ...p.run, pages: [...p.pages], retired };
   await p.state.store.put(joinKey(p.state.prefix, STATE_KEYS.index), JSON.stringify(index));
-  const named = new Set(pages.map((r) => r.id));
-  for (const id of have) if (!named.has(id)) await p.state.store.delete(pageKey(id)).catch(() => undefined);
+  const keep = new Set([...named, ...retired]);
+  for (const id of p.previous?.retired ?? []) {
+    if (keep.has(id)) continue;
+    for (const key of [STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)]) {
+      await p.state.store.delete(joinKey(p.state.prefix, key)).catch(() => undefined);
+    }
+  }
   return index;
 }

@@ -72,6 +72,11 @@ export interface RunSummary {
   readonly encoderRuntimes: readonly string[];
   readonly outputs: Readonly<Record<string, string>>;
   readonly run?: { readonly id: string; readonly missingShards: readonly number[] };
+  /**
+   * What the report describes (scans that record state): the whole prefix as of the scan, the
+   * unchanged images' scores carried forward. Everything else in summary.json is this run's own.
+   */
+  readonly prefix?: { readonly scored: number; readonly failed: number; readonly carried: number; readonly flagged: number; readonly flaggedFraction: number };
   /** Part files written, per folder. */
   readonly parts: { readonly scores: number; readonly failures: number; readonly skipped: number };
 }

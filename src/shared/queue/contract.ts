@@ -245,6 +245,14 @@ export const reportPayload = z.object({
   singleFileMax: z.number().int().min(0).default(DEFAULTS.singleFileMax),
   /** Folder of the input's scan state (what the last scan saw) and trend, when the run records them. */
   state: location.optional(),
+  /**
+   * What the run's scores are bound to (a hash of the model's identity and the scoring settings):
+   * recorded with the state; scores are carried forward only between scans of the same binding.
+   * A run that records state without it fails (report-run.ts).
+   */
+  carry: z.string().regex(/^[0-9a-f]{16}$/).optional(),
+  /** Why every image was scanned, when the run records state and carries nothing forward ("first scan of this prefix", ...). */
+  rescan: z.string().max(500).optional(),
   mdStyle,
   primary,
 });
@@ -267,6 +275,12 @@ export const reportResult = z.object({
   /** The first shards that could not be scored (summary.json lists them all), and how many. */
   missingShards: z.array(z.number().int()),
   missingShardCount: z.number().int().min(0),
+  /**
+   * The counts above, the verdict and the headline describe the whole prefix as of the scan (unchanged
+   * images' scores carried forward); this describes the images new or changed since the previous scan,
+   * when scores were carried forward (absent: everything was scanned).
+   */
+  newOrChanged: z.object({ scored: z.number().int(), failed: z.number().int(), flagged: z.number().int(), flaggedFraction: z.number(), verdict: z.string(), headline: z.string() }).optional(),
 });
 export type ReportResult = z.infer<typeof reportResult>;
 
@@ -482,6 +496,8 @@ export const workKeys = {
   /** A scan group's outcome (groups/<id>.json) and merged aggregate, written when it completes. */
   groupOutcome: (group: string): string => `groups/${group}.json`,
   groupAggregate: (group: string): string => `groups/${group}.agg`,
+  /** A scan group's scored rows (outputs/score-rows.ts): the report cuts them into state pages. */
+  groupRows: (group: string): string => `groups/${group}.rows`,
   /** A fit group's extract results (the train job reads the features they name). */
   groupExtracts: (group: string): string => `groups/${group}.extracts.json`,
   /** A scan group's part files, moved under --out by the report (partKeys) once the run is complete. */

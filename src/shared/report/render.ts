@@ -141,18 +141,24 @@ function gallery(title: string, items: readonly ReportImage[], thumbs: ReadonlyM
   return `<section><h2>${escapeHtml(title)}</h2><div class="gallery">${cells.join('')}</div></section>`;
 }
 
+/** What a trend point covers: the whole prefix (with its new or changed images), or, before whole-prefix reports, an incremental scan's own images. */
+function imagesOf(r: Trend['runs'][number]): string {
+  if (r.newOrChanged !== undefined) return `whole prefix (${r.newOrChanged.scored} new or changed, ${r.newOrChanged.level})`;
+  return r.incremental ? 'new or changed only' : 'whole prefix';
+}
+
 /** The trend section: the chart and, folded, the scans as a table. */
 function trendSection(t: Trend | null): string {
   if (t === null || t.runs.length === 0) return '';
   const rows = [...t.runs]
     .reverse()
-    .map((r) => `<tr><td>${escapeHtml(r.finishedAt.slice(0, 16).replace('T', ' '))} UTC</td><td>${badgeOf(r.level)}</td><td class="n">${r.scored}</td><td class="n">${r.flagged}</td><td class="n">${pct(r.flaggedFraction)}</td><td>${r.incremental ? 'new or changed' : 'all'}</td><td>${escapeHtml(r.partitions.filter((p) => p.level === 'shifted' || p.level === 'possibly shifted').map((p) => p.name).join(', '))}</td></tr>`)
+    .map((r) => `<tr><td>${escapeHtml(r.finishedAt.slice(0, 16).replace('T', ' '))} UTC</td><td>${badgeOf(r.level)}</td><td class="n">${r.scored}</td><td class="n">${r.flagged}</td><td class="n">${pct(r.flaggedFraction)}</td><td>${imagesOf(r)}</td><td>${escapeHtml(r.partitions.filter((p) => p.level === 'shifted' || p.level === 'possibly shifted').map((p) => p.name).join(', '))}</td></tr>`)
     .join('');
   return (
     `<section><h2>Trend: the last ${t.runs.length} scans of this prefix</h2>${trendSvg(t)}` +
-    `<p class="meta">Each point is one completed scan (its verdict's colour; it links to that scan's report); an incremental scan covers the images new or changed since the scan before. ` +
+    `<p class="meta">Each point is one completed scan (its verdict's colour; it links to that scan's report): the whole prefix as of that scan (points of scans before whole-prefix reports marked "new or changed only" cover that scan's images alone). ` +
     `Squares on dashed lines: the worst partitions of scans that covered several. Verdicts: ${(['shifted', 'possibly shifted', 'no shift detected', 'too few images'] as const).map((l) => `<span class="dot" style="background:${COLORS[l]}"></span>${l}`).join(' ')}.</p>` +
-    `<details><summary>the scans as a table</summary><table><tr><th>finished</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th>images</th><th>shifted partitions</th></tr>${rows}</table></details></section>`
+    `<details><summary>the scans as a table</summary><table><tr><th>finished</th><th>verdict</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th>covers</th><th>shifted partitions</th></tr>${rows}</table></details></section>`
   );
 }
 
@@ -177,14 +183,41 @@ export interface HtmlExtras {
   readonly failures?: string;
 }
 
-export function renderHtml(r: ScanReport, thumbs: ReadonlyMap<string, string>, extra: HtmlExtras = {}): string {
-  const v = r.verdict;
-  const rows = r.partitions.list
+const PARTITION_HEADER = '<tr><th>partition</th><th>semantic</th><th>conditions</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th class="n">binomial</th><th class="n">AUC</th><th class="n">KS</th></tr>';
+
+/** The partitions table's rows, worst first. */
+function partitionRows(list: ScanReport['partitions']['list']): string {
+  return list
     .map(
       (p) =>
         `<tr><td>${escapeHtml(p.name)}</td><td>${badgeOf(p.level, p.fewImages)}</td><td>${p.conditions !== null ? `${badge(p.conditions)}${p.conditions.shiftedProperties.length > 0 ? ` <small>${escapeHtml(p.conditions.shiftedProperties.join(', '))}</small>` : ''}` : '<small>n/a</small>'}</td><td class="n">${p.scored}</td><td class="n">${p.flagged}</td><td class="n">${pct(p.flaggedFraction)}</td><td class="n">${escapeHtml(formatP(p.binomialP))}</td><td class="n">${p.auc.toFixed(2)}</td><td class="n">${p.ksD.toFixed(2)} (${escapeHtml(formatP(p.ksP))})</td></tr>`,
     )
     .join('');
+}
+
+/**
+ * The section of the images new or changed since the previous scan, with their own verdict; on a
+ * scan that scanned every image, one line saying why (the whole prefix above is then what it found).
+ */
+function newOrChangedSection(r: ScanReport, thumbs: ReadonlyMap<string, string>): string {
+  const n = r.newOrChanged;
+  if (n === null) {
+    if (!r.scope.wholePrefix) return '';
+    return `<section class="new"><h2>New or changed since the last scan</h2><p class="meta">Every image of the prefix was scanned by this run${r.scope.rescan !== null ? ` (${escapeHtml(r.scope.rescan)})` : ''}: the report above is what it found, with no separate section.</p></section>`;
+  }
+  const body =
+    n.scored + n.failed === 0
+      ? '<p>No image is new or changed since the last scan.</p>'
+      : `<div class="verdict small" style="background:${COLORS[n.headline.level]}">${escapeHtml(n.headline.text)}</div>` +
+        `<p class="meta">${n.scored} scored, ${n.failed} failed${n.since !== null ? `, since ${escapeHtml(n.since)}` : ''}; failed images are retried by every scan, so they count here each time.</p>` +
+        `<table>${PARTITION_HEADER}${partitionRows(n.partitions)}</table>` +
+        (n.mostOod.length > 0 ? gallery(`Most out-of-distribution new or changed images (top ${n.mostOod.length})`, n.mostOod, thumbs, r.input.uri) : '');
+  return `<section class="new"><h2>New or changed since the last scan</h2>${body}</section>`;
+}
+
+export function renderHtml(r: ScanReport, thumbs: ReadonlyMap<string, string>, extra: HtmlExtras = {}): string {
+  const v = r.verdict;
+  const rows = partitionRows(r.partitions.list);
   const failures = failuresSection(r, extra.failures ?? 'failures.csv');
   const previous = r.previous === null ? '' : `<p class="prev">Compared with the previous scan of this prefix: ${escapeHtml(r.previous.change)}.</p>`;
   const missing = r.input.missingShards.length > 0 ? `<p class="warn">Shards not scored (their images are listed as failures): ${r.input.missingShards.join(', ')}.</p>` : '';
@@ -195,7 +228,7 @@ export function renderHtml(r: ScanReport, thumbs: ReadonlyMap<string, string>, e
 <style>
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#101828;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #eaecf0;padding-bottom:4px}
-.verdict{font-size:20px;padding:14px 16px;border-radius:8px;color:#fff;margin:12px 0}.plots{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end}
+.verdict{font-size:20px;padding:14px 16px;border-radius:8px;color:#fff;margin:12px 0}.verdict.small{font-size:15px;padding:8px 12px}.scope{font-size:14px}.plots{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end}
 .badge{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
 table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eaecf0;padding:4px 10px;text-align:left}.n{text-align:right;font-variant-numeric:tabular-nums}
 .gallery{display:flex;flex-wrap:wrap;gap:10px}.thumb{width:170px;margin:0;font-size:11px;overflow-wrap:anywhere}.thumb .s{white-space:nowrap}.thumb a{color:inherit}.thumb img{border:3px solid #eaecf0;border-radius:4px;image-rendering:pixelated}
@@ -206,6 +239,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eae
 <div class="meta">${escapeHtml(r.input.uri)} · run ${escapeHtml(r.run.id)} · ${escapeHtml(r.run.finishedAt)}</div>
 <div class="verdict" style="background:${COLORS[r.headline.level]}">${escapeHtml(r.headline.text)}</div>
 <p><b>${escapeHtml(r.verdicts.text)}</b></p>
+<p class="scope">This report describes ${escapeHtml(r.scope.text)}.</p>
 ${previous}${missing}
 <section><h2>Run</h2><ul class="meta">
 <li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, trained on ${r.model.idImages} ID images${r.model.idSource !== null ? ` from ${escapeHtml(r.model.idSource)}` : ''}); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
@@ -213,8 +247,9 @@ ${previous}${missing}
 <li>every listed entry accounted for: ${escapeHtml(formatAccounting(r.input.accounting))}; see failures.csv and skipped.csv</li>${incremental}
 <li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}</li></ul></section>
 <section><h2>Where: partitions by severity</h2>
-<table><tr><th>partition</th><th>semantic</th><th>conditions</th><th class="n">scored</th><th class="n">flagged</th><th class="n">flagged %</th><th class="n">binomial</th><th class="n">AUC</th><th class="n">KS</th></tr>${rows}</table>
+<table>${PARTITION_HEADER}${rows}</table>
 <p class="meta">Expected flagged fraction for in-distribution data: ${pct(v.expectedFraction)}. AUC: probability that an image of the partition scores above an ID holdout image (0.5 = no shift).</p></section>
+${newOrChangedSection(r, thumbs)}
 ${trendSection(r.trend)}
 <section><h2>Scores against the ID calibration set</h2><div class="plots">${histogramSvg(r.histogram, 600, 220, `${r.model.primary} histogram`)}${rankHistogramSvg(r.rankHistogram)}</div>${extra.roc ?? ''}
 <p class="meta">Left: the ${escapeHtml(r.model.primary)} score (fraction of images per bin). Right: the same images by their rank among the ID holdout's scores, where the holdout is flat and images above every holdout score have a bar of their own: far-OOD images cannot squeeze the ID mass there. ${r.model.holdout.std !== null ? `Holdout: ${r.model.holdout.n} images, maximum ${escapeHtml(num(r.model.holdout.max))}, sd ${escapeHtml(num(r.model.holdout.std))}.` : ''}</p></section>
@@ -259,23 +294,25 @@ function markdownTrend(t: Trend | null): string | undefined {
   return `Trend (last ${last.length} of ${t.runs.length} scans, flagged): ${last.map((r) => `${pct(r.flaggedFraction)}${r.level === 'shifted' || r.level === 'possibly shifted' ? ` ${r.level}` : ''}`).join(' → ')}`;
 }
 
-/** The headline in Markdown: the verdict's own words, partition names from the data escaped. */
-function markdownHeadline(r: ScanReport): string {
-  const h = r.headline;
-  if (h.partitions.length === 0) return r.verdict.text;
-  const worse = r.partitions.list.filter((p) => h.partitions.includes(p.name));
+/** A headline in Markdown: the verdict's own words, partition names from the data escaped. */
+function markdownHeadline(h: ScanReport['headline'], v: Verdict, list: ScanReport['partitions']['list']): string {
+  if (h.partitions.length === 0) return v.text;
+  const worse = list.filter((p) => h.partitions.includes(p.name));
   const named = worse.map((p) => `${escapeMarkdown(p.name)} (${p.flagged} of ${p.scored} flagged${p.fewImages ? ', few images' : ''})`).join(', ');
-  return `${h.partitions.length === 1 ? 'partition' : 'partitions'} ${h.level}: ${named}; whole scan: ${r.verdict.text}`;
+  return `${h.partitions.length === 1 ? 'partition' : 'partitions'} ${h.level}: ${named}; whole scan: ${v.text}`;
 }
 
 export function renderMarkdown(r: ScanReport, options: { readonly style?: MdStyle } = {}): string {
   const h = r.headline;
   const lines = [
     `**ood-audit** ${escapeMarkdown(r.input.uri)} (${r.run.finishedAt.slice(0, 16).replace('T', ' ')} UTC)`,
-    `**${h.level.toUpperCase()}**: ${markdownHeadline(r)}`,
+    `**${h.level.toUpperCase()}**: ${markdownHeadline(h, r.verdict, r.partitions.list)}`,
     r.verdicts.text,
     `${escapeMarkdown(formatAccounting(r.input.accounting))}; model ${escapeMarkdown(r.model.uri)} (${r.model.primary})`,
   ];
+  if (r.scope.wholePrefix) lines.push(`Scope: ${escapeMarkdown(r.scope.text)}`);
+  const n = r.newOrChanged;
+  if (n !== null) lines.push(n.scored + n.failed === 0 ? 'New or changed since the last scan: none' : `New or changed since the last scan: **${n.headline.level.toUpperCase()}**: ${markdownHeadline(n.headline, n.verdict, n.partitions)}`);
   if (r.previous !== null) lines.push(`Previous scan: ${r.previous.change}`);
   const trend = markdownTrend(r.trend);
   if (trend !== undefined) lines.push(trend);

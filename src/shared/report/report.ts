@@ -68,6 +68,47 @@ export interface ConditionsReport {
   readonly method: string;
 }
 
+/**
+ * What the report's verdict describes. A scan that records state describes the whole prefix as of
+ * the scan: the images it scanned, and the unchanged images whose scores it carried forward from the
+ * previous scan of the prefix with the same model and scoring settings.
+ */
+export interface ReportScope {
+  /** True when the report describes every image under the input as of this scan (false: eval's sets). */
+  readonly wholePrefix: boolean;
+  /** Images the report describes: scored + failed. */
+  readonly images: number;
+  readonly scored: number;
+  readonly failed: number;
+  /** Scored images whose scores were carried forward (unchanged since the previous scan). */
+  readonly carried: number;
+  /** Images this run scanned (scored or failed): new or changed since the previous scan, earlier failures retried, or all. */
+  readonly scanned: number;
+  /** The scan whose scores were carried forward (null: none). */
+  readonly carriedFrom: string | null;
+  /** Why every image was scanned (first scan, --full, model changed, ...); null when scores were carried forward, or for eval. */
+  readonly rescan: string | null;
+  /** One line in plain words. */
+  readonly text: string;
+}
+
+/** The images new or changed since the previous scan: their own verdict, apart from the whole prefix's. */
+export interface NewOrChangedSection {
+  /** The previous scan (the one compared with). */
+  readonly since: string | null;
+  readonly scored: number;
+  readonly failed: number;
+  readonly verdict: Verdict;
+  readonly headline: Headline;
+  /** Partitions with new or changed images, worst first. */
+  readonly partitions: readonly PartitionReport[];
+  /** The most OOD of them (at most NEW_GALLERY). */
+  readonly mostOod: ReportImage[];
+}
+
+/** Images of the new-or-changed section's own gallery. */
+export const NEW_GALLERY = 8;
+
 export interface PreviousRun {
   readonly runId: string;
   readonly finishedAt: string;
@@ -100,6 +141,8 @@ export interface ScanReport {
     readonly holdout: { readonly n: number; readonly max: number; readonly std: number | null };
   };
   readonly input: { readonly uri: string; readonly images: number; readonly scored: number; readonly failed: number; readonly skippedNonImages: number; readonly missingShards: readonly number[]; readonly accounting: Accounting };
+  /** What the report describes: the whole prefix (carried-forward scores included) or, for eval, the sets scanned. */
+  readonly scope: ReportScope;
   readonly verdict: Verdict;
   /** Semantic shift (the primary score) and condition shift (image properties), stated separately. */
   readonly verdicts: { readonly semantic: VerdictLevel; readonly conditions: VerdictLevel | null; readonly text: string };
@@ -114,6 +157,8 @@ export interface ScanReport {
   readonly mostOod: ReportImage[];
   readonly mostTypical: ReportImage[];
   readonly previous: (PreviousRun & { readonly change: string }) | null;
+  /** The images new or changed since the previous scan, with their own verdict; null when every image was scanned (first scan, --full, model changed) or for eval. */
+  readonly newOrChanged: NewOrChangedSection | null;
   /** The last scans of this prefix with this model, this one last; null when the run records no scan state (eval). */
   readonly trend: Trend | null;
 }
@@ -131,8 +176,15 @@ export interface ReportInput {
   readonly calibration: ScoreCalibration;
   readonly tpr: number;
   readonly inputUri: string;
-  /** What the run's shards contributed (counts, partition scores, galleries, failures). */
+  /** What the report describes (counts, partition scores, galleries, failures): the whole prefix, carried-forward scores included. */
   readonly aggregate: Aggregate;
+  /**
+   * When scores were carried forward: what this run scanned (the images new or changed since the
+   * previous scan), for the report's section of its own, and where the carried scores come from.
+   */
+  readonly delta?: { readonly aggregate: Aggregate; readonly since: string | null };
+  /** Scope facts: carried-forward images and why everything was scanned (absent: nothing carried, no reason given). */
+  readonly scope?: { readonly carried: number; readonly rescan: string | null };
   /** listed = scored + failed + skipped, with the skipped entries by reason. */
   readonly accounting: Accounting;
   readonly incremental: boolean;
@@ -190,10 +242,14 @@ export function histogram(scan: ArrayLike<number>, id: ArrayLike<number>, thresh
   return { edges, scan: count(scan), id: count(id), threshold };
 }
 
-export function buildReport(r: ReportInput): ScanReport {
-  const agg = r.aggregate;
-  const expected = 1 - r.tpr;
-  const idScores = r.calibration.sorted;
+/** A set of images judged against the ID calibration: the whole, and each partition, worst first. */
+interface Judged {
+  readonly all: Float32Array;
+  readonly overall: Verdict;
+  readonly partitions: PartitionReport[];
+}
+
+function judge(agg: Aggregate, idScores: ArrayLike<number>, expected: number, cond: ReportInput['conditions']): Judged {
   const byPartition = [...agg.partitions].map(([name, p]) => ({ name, scores: partitionScores(p), flagged: p.flagged }));
   const all = new Float32Array(agg.scored);
   let off = 0;
@@ -202,7 +258,6 @@ export function buildReport(r: ReportInput): ScanReport {
     off += p.scores.length;
   }
   const overall = verdict(all, byPartition.reduce((s, p) => s + p.flagged, 0), idScores, expected);
-  const cond = r.conditions;
   const condOf = (name: string): ConditionsVerdict | null => {
     const pc = agg.partitions.get(name)?.conditions;
     return cond === undefined || pc === undefined ? null : conditionsVerdict(pc, cond.model, expected);
@@ -213,11 +268,43 @@ export function buildReport(r: ReportInput): ScanReport {
     return { name: p.name, ...v, conditions: c, summary: twoVerdicts(v.level, c) };
   });
   partitions.sort((a, b) => b.severity - a.severity || a.name.localeCompare(b.name));
+  return { all, overall, partitions };
+}
+
+/** The scope line: what the verdict describes. */
+function scopeOf(r: ReportInput, agg: Aggregate): ReportScope {
+  const carried = r.scope?.carried ?? 0;
+  const rescan = r.scope?.rescan ?? null;
+  const wholePrefix = r.history !== null;
+  const images = agg.scored + agg.failed;
+  const scanned = images - carried;
+  const since = r.delta?.since ?? null;
+  const text = !wholePrefix
+    ? `${images} images: the images listed for this run`
+    : carried > 0 || r.delta !== undefined
+      ? `the whole prefix as of this scan: ${images} images, ${carried} unchanged since ${since ?? 'the previous scan'} (scores carried forward) and ${scanned} new or changed scanned now`
+      : `the whole prefix as of this scan: ${images} images, all scanned now${rescan !== null ? ` (${rescan})` : ''}`;
+  return { wholePrefix, images, scored: agg.scored, failed: agg.failed, carried, scanned, carriedFrom: carried > 0 || r.delta !== undefined ? since : null, rescan, text };
+}
+
+export function buildReport(r: ReportInput): ScanReport {
+  const agg = r.aggregate;
+  const expected = 1 - r.tpr;
+  const idScores = r.calibration.sorted;
+  const cond = r.conditions;
+  const { all, overall, partitions } = judge(agg, idScores, expected, cond);
   const spread = holdoutSpread(r.calibration);
   const image = (e: ImageEntry): ReportImage => ({ ...e, aboveIdMaxSd: e.score > spread.max && spread.std !== null ? (e.score - spread.max) / spread.std : null });
+  const newOrChanged = ((): NewOrChangedSection | null => {
+    if (r.delta === undefined) return null;
+    const d = judge(r.delta.aggregate, idScores, expected, cond);
+    return { since: r.delta.since, scored: r.delta.aggregate.scored, failed: r.delta.aggregate.failed, verdict: d.overall, headline: headline(d.overall, d.partitions), partitions: d.partitions, mostOod: r.delta.aggregate.mostOod.slice(0, Math.min(r.topK, NEW_GALLERY)).map(image) };
+  })();
   const finishedAt = new Date(r.finishedAt).toISOString();
   const seconds = (r.finishedAt - r.startedAt) / 1000;
-  const scanned = agg.scored + agg.failed;
+  // `input` and the throughput are this run's own: what it listed and scanned.
+  const own = r.delta?.aggregate ?? agg;
+  const scanned = own.scored + own.failed;
   const previous =
     r.previous === null
       ? null
@@ -251,7 +338,8 @@ export function buildReport(r: ReportInput): ScanReport {
       incremental: r.incremental,
     },
     model: { uri: r.modelUri, encoder: r.encoder, idImages: r.idImages, idSource: r.idSource ?? null, primary: r.primary, threshold: r.calibration.threshold, tpr: r.tpr, holdout: { n: r.calibration.n, ...spread } },
-    input: { uri: r.inputUri, images: scanned, scored: agg.scored, failed: agg.failed, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
+    scope: scopeOf(r, agg),
+    input: { uri: r.inputUri, images: scanned, scored: own.scored, failed: own.failed, skippedNonImages: r.accounting.skippedByReason[SKIP_REASONS.notImage] ?? 0, missingShards: r.missingShards, accounting: r.accounting },
     verdict: overall,
     verdicts: { semantic: overall.level, conditions: overallConditions?.level ?? null, text: twoVerdicts(overall.level, overallConditions) },
     headline: headline(overall, partitions),
@@ -267,9 +355,10 @@ export function buildReport(r: ReportInput): ScanReport {
     mostOod: agg.mostOod.slice(0, r.topK).map(image),
     mostTypical: agg.mostTypical.slice(0, r.topK).map(image),
     previous,
+    newOrChanged,
     trend:
       r.history === null
         ? null
-        : { limit: TREND_RUNS, runs: appendRun(r.history.runs, trendRun({ runId: r.runId, finishedAt, out: r.history.out, incremental: r.incremental, verdict: overall, partitions })) },
+        : { limit: TREND_RUNS, runs: appendRun(r.history.runs, trendRun({ runId: r.runId, finishedAt, out: r.history.out, incremental: r.incremental, verdict: overall, partitions, ...(newOrChanged !== null ? { newOrChanged: newOrChanged.verdict } : {}) })) },
   };
 }

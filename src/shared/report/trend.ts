@@ -4,8 +4,10 @@
  * state (history.json, see outputs/scan-history.ts), appended by every scan that records state (not
  * by eval), listed in report.json and drawn in report.html.
  *
- * An incremental scan (the default) describes the objects new or changed since the previous scan,
- * so each point is that night's delta: its `incremental` flag and `scored` count say so.
+ * Each point describes the whole prefix as of its scan (an incremental scan carries the scores of
+ * unchanged objects forward), with the images new or changed since the scan before in
+ * `newOrChanged`. Points written before reports described the whole prefix have no `newOrChanged`:
+ * those of incremental scans describe that night's delta.
  */
 import { z } from 'zod';
 import { VERDICT_RANK, type Verdict } from './verdict.js';
@@ -37,6 +39,8 @@ export const trendRunSchema = z.object({
   /** The worst TREND_PARTITIONS partitions of the scan, worst first. */
   partitions: z.array(trendPartitionSchema).max(TREND_PARTITIONS),
   partitionsOmitted: count,
+  /** The images new or changed since the scan before (absent: every image was scanned, or a point written before whole-prefix reports). */
+  newOrChanged: z.object({ scored: count, flagged: count, flaggedFraction: fraction, level }).optional(),
 });
 export type TrendRun = z.infer<typeof trendRunSchema>;
 
@@ -54,6 +58,7 @@ export function trendRun(p: {
   readonly incremental: boolean;
   readonly verdict: Verdict;
   readonly partitions: readonly (Verdict & { readonly name: string })[];
+  readonly newOrChanged?: Verdict;
 }): TrendRun {
   const kept = p.partitions.slice(0, TREND_PARTITIONS);
   return {
@@ -68,6 +73,7 @@ export function trendRun(p: {
     level: p.verdict.level,
     partitions: kept.map((v) => ({ name: v.name, scored: v.scored, flagged: v.flagged, flaggedFraction: v.flaggedFraction, level: v.level })),
     partitionsOmitted: p.partitions.length - kept.length,
+    ...(p.newOrChanged !== undefined ? { newOrChanged: { scored: p.newOrChanged.scored, flagged: p.newOrChanged.flagged, flaggedFraction: p.newOrChanged.flaggedFraction, level: p.newOrChanged.level } } : {}),
   };
 }
 
