@@ -73,8 +73,10 @@ describe('outcomes machines can act on', () => {
     const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { model: { primary: string; threshold: number } };
     const calibration = JSON.parse(readFileSync(path.join(model, 'calibration.json'), 'utf8')) as { scores: Record<string, { threshold: number }> };
     expect(summary.model).toMatchObject({ primary: 'mahalanobis', threshold: calibration.scores['mahalanobis']!.threshold });
-    const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { model: { primary: string } };
+    const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { model: { primary: string }; run: { encoderRuntimes: string[] } };
     expect(report.model.primary).toBe('mahalanobis');
+    // The encoder runtime that computed the features is recorded in the report.
+    expect(report.run.encoderRuntimes).toEqual(['tfjs wasm']);
     // Flagged = mahalanobis above its threshold, row by row.
     const csv = readFileSync(path.join(out, 'scores.csv'), 'utf8').trim().split('\n');
     const head = csv[0]!.split(',');

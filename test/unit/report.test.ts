@@ -152,7 +152,7 @@ describe('verdicts and partitions', () => {
     other.push(0);
     const failures = [{ key: '2026-01-02/empty.jpg', reason: 'empty file (0 bytes)' }, { key: '2026-01-03/sub/bad.jpg', reason: 'VipsJpeg: premature end of JPEG image' }];
     const report = (aggregate: Aggregate): ScanReport => buildReport({
-      runId: 'scan-0000000000000001', startedAt: 0, finishedAt: 60_000, backend: 'wasm', modelUri: '/m', encoder: 'e', idImages: 4000, primary: 'fused', calibration: gcal, tpr: 0.95, inputUri: '/lake', aggregate,
+      runId: 'scan-0000000000000001', startedAt: 0, finishedAt: 60_000, backend: 'wasm', encoderRuntimes: ['tfjs wasm', 'onnxruntime-node 1.30.0 cpu, 1 thread'], modelUri: '/m', encoder: 'e', idImages: 4000, primary: 'fused', calibration: gcal, tpr: 0.95, inputUri: '/lake', aggregate,
       accounting: { listed: 906, scored: 901, failed: 2, skipped: 3, skippedByReason: { 'not an image (file extension)': 3 } }, incremental: false, missingShards: [], partitionDepth: 1, topK: 8,
       previous: { runId: 'scan-0000000000000000', finishedAt: '2026-01-01T00:00:00.000Z', flaggedFraction: 0.05, scored: 800 },
       history: { runs: [PREVIOUS_POINT], out: '/out/2026-01-02' },

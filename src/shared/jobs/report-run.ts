@@ -246,6 +246,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     runId: p.runId,
     startedAt: p.startedAt,
     backend: ctx.backend.provider,
+    encoderRuntimes: [...encoderRuntimes],
     aggregate: whole,
     ...(prefix !== undefined && p.incremental ? { delta: { aggregate: agg, since: record.stateBase } } : {}),
     ...(prefix !== undefined ? { scope: { carried: prefix.carried, rescan: p.rescan ?? null } } : {}),

@@ -29,7 +29,7 @@ export async function thumbnail(data: Uint8Array, size = 96): Promise<string | u
 }
 
 /** What the report needs besides the aggregate: passed through to buildReport unchanged. */
-type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'aggregate' | 'delta' | 'scope' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous' | 'history'>;
+type RunFacts = Pick<ReportInput, 'modelUri' | 'runId' | 'startedAt' | 'backend' | 'encoderRuntimes' | 'aggregate' | 'delta' | 'scope' | 'accounting' | 'incremental' | 'missingShards' | 'partitionDepth' | 'topK' | 'previous' | 'history'>;
 
 export interface ReportFilesParams extends RunFacts {
   readonly out: { readonly store: ObjectStore; readonly prefix: string };
@@ -56,6 +56,7 @@ export async function writeReportFiles(p: ReportFilesParams): Promise<ScanReport
     startedAt: p.startedAt,
     finishedAt: Date.now(),
     backend: p.backend,
+    ...(p.encoderRuntimes !== undefined ? { encoderRuntimes: p.encoderRuntimes } : {}),
     modelUri: p.modelUri,
     encoder: p.model.fingerprint.id,
     idImages: p.model.info.trainCount,

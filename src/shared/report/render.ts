@@ -245,7 +245,7 @@ ${previous}${missing}
 <li>model ${escapeHtml(r.model.uri)} (encoder ${escapeHtml(r.model.encoder)}, trained on ${r.model.idImages} ID images${r.model.idSource !== null ? ` from ${escapeHtml(r.model.idSource)}` : ''}); primary score <b>${escapeHtml(r.model.primary)}</b>, threshold ${escapeHtml(num(r.model.threshold))} keeps ${pct(r.model.tpr)} of ID images</li>
 <li>${r.input.images} images scanned, ${r.input.scored} scored, ${r.input.failed} failed, ${r.input.skippedNonImages} non-image files skipped</li>
 <li>every listed entry accounted for: ${escapeHtml(formatAccounting(r.input.accounting))}; see failures.csv and skipped.csv</li>${incremental}
-<li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}</li></ul></section>
+<li>${r.run.seconds.toFixed(0)} s, ${r.run.imagesPerSecond.toFixed(1)} images/s, backend ${escapeHtml(r.run.backend)}${r.run.encoderRuntimes.length > 0 ? `, encoder ${escapeHtml(r.run.encoderRuntimes.join('; '))}` : ''}</li></ul></section>
 <section><h2>Where: partitions by severity</h2>
 <table>${PARTITION_HEADER}${rows}</table>
 <p class="meta">Expected flagged fraction for in-distribution data: ${pct(v.expectedFraction)}. AUC: probability that an image of the partition scores above an ID holdout image (0.5 = no shift).</p></section>

@@ -125,6 +125,8 @@ export interface ScanReport {
     readonly seconds: number;
     readonly imagesPerSecond: number;
     readonly backend: string;
+    /** Every encoder runtime that computed this run's features (cached features included), sorted. */
+    readonly encoderRuntimes: readonly string[];
     /** Objects left out because they were unchanged since the previous scan (incremental scans). */
     readonly skippedUnchanged: number;
     readonly incremental: boolean;
@@ -168,6 +170,8 @@ export interface ReportInput {
   readonly startedAt: number;
   readonly finishedAt: number;
   readonly backend: string;
+  /** Encoder runtimes of the run's features (absent: none recorded). */
+  readonly encoderRuntimes?: readonly string[];
   readonly modelUri: string;
   readonly encoder: string;
   readonly idImages: number;
@@ -334,6 +338,7 @@ export function buildReport(r: ReportInput): ScanReport {
       seconds,
       imagesPerSecond: scanned / Math.max(seconds, 1e-9),
       backend: r.backend,
+      encoderRuntimes: [...(r.encoderRuntimes ?? [])].sort(),
       skippedUnchanged: r.accounting.skippedByReason[SKIP_REASONS.unchanged] ?? 0,
       incremental: r.incremental,
     },
