@@ -19,6 +19,7 @@ import { fitDlsr, splitHoldout } from '../../src/shared/dlsr/fit.js';
 import { disposeModel } from '../../src/shared/dlsr/model.js';
 import { selectRows, type FeatureSet } from '../../src/shared/feature-set.js';
 import { auroc, fprAtTpr } from '../../src/shared/metrics.js';
+import { decodeFrame, encodeFrame } from '../../src/shared/binary-frame.js';
 import { baseColumns, normaliserOf, withFusions, type Columns } from './candidates.js';
 import { classRows, limitTrain, SPLITS } from './sets.js';
 
@@ -96,6 +97,44 @@ function unitsFor(families: readonly Family[]): Unit[] {
   return units;
 }
 
+const COLUMNS_MAGIC = 'OODCOL01';
+
+/** Score columns of a unit's sets (holdout, id, each OOD set): one binary frame, float32 body. */
+function saveColumns(file: string, sets: readonly [string, Columns][]): void {
+  const names = Object.keys(sets[0]![1]).sort();
+  const header = { columns: names, sets: sets.map(([name, cols]) => ({ name, n: cols[names[0]!]!.length })) };
+  const total = header.sets.reduce((s, x) => s + x.n, 0) * names.length;
+  const body = new Float32Array(total);
+  let off = 0;
+  for (const [, cols] of sets)
+    for (const c of names) {
+      body.set(cols[c]!, off);
+      off += cols[c]!.length;
+    }
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, encodeFrame(COLUMNS_MAGIC, header, new Uint8Array(body.buffer)));
+}
+
+/** The columns saveColumns wrote: set name -> column name -> scores. */
+export function loadColumns(file: string): Map<string, Columns> {
+  const frame = decodeFrame(readFileSync(file), COLUMNS_MAGIC, file, 'a bench score-columns file');
+  const h = frame.header as { columns: string[]; sets: { name: string; n: number }[] };
+  // A copy, aligned (frame.body may be a Buffer, whose slice is a view into a larger buffer).
+  const body = new Float32Array(frame.body.length / 4);
+  new Uint8Array(body.buffer).set(frame.body);
+  const out = new Map<string, Columns>();
+  let off = 0;
+  for (const s of h.sets) {
+    const cols: Columns = {};
+    for (const c of h.columns) {
+      cols[c] = body.subarray(off, off + s.n);
+      off += s.n;
+    }
+    out.set(s.name, cols);
+  }
+  return out;
+}
+
 function load(file: string): SuiteFile {
   if (!existsSync(file)) return { rows: [], units: [], timings: [] };
   return JSON.parse(readFileSync(file, 'utf8')) as SuiteFile;
@@ -123,16 +162,23 @@ export async function runSuite(sets: SuiteSets, o: SuiteOptions): Promise<SuiteF
           const t1 = performance.now();
           try {
             const holdout = selectRows(train, splitHoldout(train.keys, cfg.holdoutFraction, seed).holdout);
-            const norm = normaliserOf(baseColumns(model, holdout));
+            const holdoutCols = baseColumns(model, holdout);
+            const norm = normaliserOf(holdoutCols);
             const idTest = classRows(sets.test, unit.idClasses, true);
-            const idCols = withFusions(baseColumns(model, idTest), norm);
+            const idBase = baseColumns(model, idTest);
+            const idCols = withFusions(idBase, norm);
+            const kept: [string, Columns][] = [['holdout', holdoutCols], ['id', idBase]];
             for (const [family, split, set] of unit.oods(sets, idTest)) {
-              const oodCols: Columns = withFusions(baseColumns(model, set), norm);
+              const oodBase = baseColumns(model, set);
+              kept.push([`${family}/${split}`, oodBase]);
+              const oodCols: Columns = withFusions(oodBase, norm);
               for (const [score, a] of Object.entries(idCols)) {
                 const b = oodCols[score];
                 if (b !== undefined) file.rows.push({ family, split, size, seed, mode, score, auroc: auroc(a, b), fpr95: fprAtTpr(a, b) });
               }
             }
+            // Every single-score column, so other fusions can be evaluated later without refitting.
+            saveColumns(path.join(path.dirname(o.out), 'columns', `${id.replaceAll('/', '_')}.bin`), kept);
           } finally {
             disposeModel(model);
           }
