@@ -6,7 +6,9 @@
  *   2. Margin = candidate - best baseline (Mahalanobis or kNN, the better of the two by mean over
  *      seeds), each averaged over seeds; spread = the larger seed sd of the two, at least 0.2 points.
  *   3. A candidate is eligible if its margin >= -spread on every selection family at every size.
- *   4. The default is the eligible candidate with the largest worst-case margin (ties: fewer parts).
+ *   4. The default is the eligible candidate with the largest worst-case margin (ties: fewer parts);
+ *      when none is eligible, the candidate with the largest worst-case margin, and the rule is
+ *      reported as not met.
  *   5. The held-out family (leave-one-class-out) takes no part in 1-4; it is reported afterwards as
  *      the check, with the same margins, and the choice is not changed after seeing it.
  */
@@ -82,6 +84,8 @@ export interface Selection {
   readonly complete: boolean;
   readonly ranked: readonly { candidate: string; worst: number; eligible: boolean }[];
   readonly chosen: string | undefined;
+  /** Whether the chosen candidate meets the rule (else it is only the best worst case). */
+  readonly eligible: boolean;
 }
 
 /** Applies the rule on the selection families at the sizes present. */
@@ -99,7 +103,8 @@ export function select(all: Map<string, Map<string, Cell>>, sizes: readonly Size
     .filter((r) => r.worst > Number.NEGATIVE_INFINITY)
     .sort((a, b) => Number(b.eligible) - Number(a.eligible) || b.worst - a.worst || a.parts - b.parts);
   const complete = keys.length === wanted.length;
-  return { keys, complete, ranked, chosen: complete ? ranked.find((r) => r.eligible)?.candidate : undefined };
+  const best = ranked.find((r) => r.eligible) ?? ranked[0];
+  return { keys, complete, ranked, chosen: best?.candidate, eligible: best?.eligible === true };
 }
 
 /** The suite's tables and the selection, as Markdown. */
@@ -129,7 +134,9 @@ export function selectionReport(rows: readonly SuiteRow[]): string {
     const held = sizes.map((s) => marginOf(all, r.candidate, `${HELD_OUT}|${s}`)).map((m) => (m === undefined ? '—' : `${signed(m.margin)}${m.margin < -m.spread ? ' ✗' : ''}`));
     out.push(`| ${i + 1} | ${r.candidate} | ${signed(r.worst)} | ${r.eligible ? 'yes' : 'no'} | ${ms.join(' | ')} | ${held.join(', ')} |`);
   });
-  if (!sel.complete) out.push('', `Incomplete: the rule needs every selection family at every size; ranked above on ${sel.keys.join(', ').replaceAll('|', ' @ ')} only.`);
-  else out.push('', sel.chosen === undefined ? 'No candidate meets the rule on every selection family and size.' : `Chosen by the rule: **${sel.chosen}**.`);
+  const scope = sel.complete ? '' : ` (incomplete: the rule needs every selection family at every size; ranked on ${sel.keys.join(', ').replaceAll('|', ' @ ')} only)`;
+  if (sel.chosen === undefined) out.push('', `No candidate measured${scope}.`);
+  else if (sel.eligible) out.push('', `Chosen by the rule: **${sel.chosen}**${scope}.`);
+  else out.push('', `No candidate meets the rule on every selection family and size; the largest worst-case margin is **${sel.chosen}**${scope}.`);
   return out.join('\n') + '\n';
 }

@@ -4,7 +4,7 @@
  * the verdict and the counts (logs on stderr, here as JSON lines); `--version`. Real Redis (a queue
  * prefix of its own) and the CLI's local workers for the queued scan; the clean scan in-process.
  */
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -67,7 +67,8 @@ describe('outcomes machines can act on', () => {
   it('scan --primary flags with another score of the model, with its own scan state; an unknown or uncalibrated one is refused', async () => {
     const input = path.join(demo, 'scan');
     const out = path.join(work, 'out-primary');
-    const statesBefore = readdirSync(path.join(model, 'scans')).length;
+    const states = (): number => (existsSync(path.join(model, 'scans')) ? readdirSync(path.join(model, 'scans')).length : 0);
+    const statesBefore = states();
     const r = await runCli(['scan', '--in-process', '--model', model, '--input', input, '--out', out, '--primary', 'mahalanobis', '--json', '--backend', 'wasm']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { model: { primary: string; threshold: number } };
@@ -85,7 +86,7 @@ describe('outcomes machines can act on', () => {
       const cells = line.split(',');
       expect(cells[iFlag] === 'true', line).toBe(Number(cells[iScore]) > calibration.scores['mahalanobis']!.threshold);
     }
-    expect(readdirSync(path.join(model, 'scans')).length).toBe(statesBefore + 1);
+    expect(states()).toBe(statesBefore + 1);
     const bad = await runCli(['scan', '--model', model, '--input', input, '--out', path.join(work, 'x'), '--primary', 'best']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid --primary: expected one of fused, .*, got "best"/);

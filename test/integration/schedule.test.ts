@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ScheduleListing } from '../../src/cli/commands/schedule.js';
-import { ROOT, runCli } from '../helpers/cli.js';
+import { Redis } from 'ioredis';
+import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { startWorker } from '../helpers/services.js';
 
 interface Listing {
@@ -87,9 +88,29 @@ describe('schedule', () => {
       expect(bad.code).toBe(2);
       expect(bad.stderr.trim().split('\n').at(-1)).toContain(`ood-audit schedule: ${message}`);
     }
-    for (const s of listed.schedules) expect((await runCli(['schedule', '--remove', s.name])).code).toBe(0);
+    // Adding a name is atomic: while another command holds the name's add lock, an add is refused in
+    // one line (the lock held here by hand), and of two concurrent adds of one name exactly one wins.
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+    try {
+      const lockKey = `${TEST_QUEUE_PREFIX}:ood-audit:schedule-add:race`;
+      await redis.set(lockKey, 'someone-else', 'PX', 30_000);
+      const held = await runCli(['schedule', '--name', 'race', '--cron', '0 5 * * *', ...scan('r1')]);
+      expect(held.code).toBe(2);
+      expect(held.stderr.trim().split('\n').at(-1)).toContain('ood-audit schedule: schedule race: another schedule command is adding or replacing it right now');
+      expect(await redis.get(lockKey)).toBe('someone-else');
+      await redis.del(lockKey);
+    } finally {
+      redis.disconnect();
+    }
+    const both = await Promise.all([runCli(['schedule', '--name', 'race', '--cron', '0 5 * * *', ...scan('r1')]), runCli(['schedule', '--name', 'race', '--cron', '0 6 * * *', ...scan('r2')])]);
+    expect(both.map((r) => r.code).sort()).toEqual([0, 2]);
+    const loser = both.find((r) => r.code === 2)!;
+    expect(loser.stderr).toMatch(/schedule race (already exists|: another schedule command is adding)/);
+    const raced = (await listJson()).schedules.find((s) => s.name === 'race')!;
+    expect(raced.output).toBe(path.join(work, both[0]!.code === 0 ? 'r1' : 'r2', '{date}'));
+    for (const s of (await listJson()).schedules) expect((await runCli(['schedule', '--remove', s.name])).code).toBe(0);
     expect((await runCli(['schedule', '--list'])).stdout).toMatch(/no schedules/);
-  }, 120_000);
+  }, 300_000);
 
   it('fires incremental scans and lists the last firing with its verdict', async () => {
     const worker = startWorker({ REDIS_URL: 'redis://127.0.0.1:6379' });

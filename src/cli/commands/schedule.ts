@@ -12,7 +12,7 @@ import { OodError } from '../../shared/errors.js';
 import { stableHash } from '../../shared/hash.js';
 import { jobId, JOB_OPTIONS, QUEUES, reportResult, schedulePayload } from '../../shared/queue/contract.js';
 import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
-import { checkScheduleName, checkTimeZone, DEFAULT_TIME_ZONE, forgetFiring, formatInZone, nextFirings, readFirings, type LastFiring } from '../../shared/queue/schedules.js';
+import { checkScheduleName, checkTimeZone, DEFAULT_TIME_ZONE, forgetFiring, formatInZone, nextFirings, readFirings, withScheduleLock, type LastFiring } from '../../shared/queue/schedules.js';
 import { openLocation } from '../../shared/storage/open.js';
 import { modelIdentity } from '../../producers/plan.js';
 import type { Log } from '../../shared/log.js';
@@ -186,14 +186,18 @@ export async function scheduleCommand(argv: readonly string[], env: EnvConfig): 
     const out = absolute(required(s, 'out'));
     const settings = scanSettings(s);
     const name = checkScheduleName(str(v, 'name') ?? `scan-${stableHash(input, model, out).slice(0, 10)}`);
-    const existing = await queue.getJobScheduler(name);
-    if (existing !== undefined && v['replace'] !== true) {
-      throw new OodError('CONFIG_INVALID', `schedule ${name} already exists (${describe(existing)}): add --replace to replace it, or choose another --name`);
-    }
     await modelIdentity(openLocation(model, env, true)); // the model must exist now
     openLocation(input, env, true);
     const data = schedulePayload.parse({ model, input, out, ...settings });
-    await queue.upsertJobScheduler(name, { pattern: cron.trim(), tz }, { name: 'scan', data, opts: JOB_OPTIONS.schedule });
+    // Check and add under the name's lock: a concurrent add of the same name is refused, not lost.
+    const existing = await withScheduleLock(connection, env.queuePrefix, name, async () => {
+      const found = await queue.getJobScheduler(name);
+      if (found !== undefined && v['replace'] !== true) {
+        throw new OodError('CONFIG_INVALID', `schedule ${name} already exists (${describe(found)}): add --replace to replace it, or choose another --name`);
+      }
+      await queue.upsertJobScheduler(name, { pattern: cron.trim(), tz }, { name: 'scan', data, opts: JOB_OPTIONS.schedule });
+      return found;
+    });
     process.stdout.write(
       `schedule ${name}${existing !== undefined ? ' (replaced)' : ''}: cron "${cron.trim()}" in ${tz}: scan ${input} -> ${out} (model ${model})\n` +
         `next firings: ${firings.map((t) => `${formatInZone(t, tz)} (${new Date(t).toISOString()})`).join(', ')}\n`,

@@ -119,3 +119,23 @@ export async function readFirings(connection: Redis, prefix: string): Promise<Ma
   }
   return out;
 }
+
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Runs `fn` holding the add lock of schedule `name` (a Redis key with a lease): two `schedule`
+ * commands adding the same name at once would both see it absent and the second would silently
+ * replace the first; with the lock the second is refused in one line.
+ */
+export async function withScheduleLock<T>(conn: Redis, prefix: string, name: string, fn: () => Promise<T>, leaseMs = 60_000): Promise<T> {
+  const key = `${prefix}:ood-audit:schedule-add:${name}`;
+  const token = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  if ((await conn.set(key, token, 'PX', leaseMs, 'NX')) !== 'OK') {
+    throw new OodError('CONFIG_INVALID', `schedule ${name}: another schedule command is adding or replacing it right now; try again when it is done (ood-audit schedule --list)`);
+  }
+  try {
+    return await fn();
+  } finally {
+    await conn.eval(UNLOCK, 1, key, token).catch(() => undefined);
+  }
+}
