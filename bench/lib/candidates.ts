@@ -5,7 +5,8 @@
  *
  *   mse, mfsim, mfsim_all, lr   as the product computes them (in the LFDN's, possibly whitened, space)
  *   mse_z, mfsim_z, mfsim_all_z the reconstruction mapped back to the standardised space (whitened models)
- *   fused                       the product's fused score (mfsim_all and mse, holdout z-scored)
+ *   fused                       the fused score of the model (the suite pins the earlier default:
+ *                               mfsim_all and mse in the LFDN's space, holdout z-scored)
  *   f:<a>+<b>[+<c>]             other fusions: the mean of holdout z-scored parts
  *   mahalanobis, knn            the baselines on the same standardised features
  *
@@ -43,9 +44,9 @@ export function baseColumns(model: DlsrModel, rows: FeatureRows): Columns {
     const back = reconstructionScores(r.z, unapplyWhitening(model.whitening, r.final, d), model.stageSizes);
     Object.assign(cols, { mse_z: back.mse, mfsim_z: back.mfsim, mfsim_all_z: back.mfsim_all });
   }
-  cols['fused'] = fuseScores(rec, model.fusion!);
   cols['mahalanobis'] = mahalanobisScores(model.mahalanobis, r.z, d);
   cols['knn'] = knnScores(model.knn, r.z, d);
+  cols['fused'] = fuseScores({ ...cols, mfsim: rec.mfsim, mfsim_all: rec.mfsim_all }, model.fusion!);
   return cols;
 }
 

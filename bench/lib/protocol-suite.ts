@@ -156,7 +156,10 @@ export async function runSuite(sets: SuiteSets, o: SuiteOptions): Promise<SuiteF
           if (file.units.includes(id)) continue;
           const idTrain = classRows(sets.train, unit.idClasses, true);
           const train = size === '5000' ? limitTrain(idTrain, 5_000) : idTrain;
-          const cfg: DlsrConfig = { ...base, whiten: mode, train: { ...base.train, seed, ...(o.epochs !== undefined ? { epochs: o.epochs } : {}) } };
+          // The candidates' `fused` row is the earlier default (mfsim_all + mse in the LFDN's space), pinned
+          // so rows of every run mean the same; today's default fused is the f:mse+knn row.
+          const scoring = { ...base.scoring, fusedParts: ['mfsim_all', 'mse'] as const, cosineSpace: 'lfdn' as const };
+          const cfg: DlsrConfig = { ...base, whiten: mode, scoring, train: { ...base.train, seed, ...(o.epochs !== undefined ? { epochs: o.epochs } : {}) } };
           const t0 = performance.now();
           const { model } = await fitDlsr(train, cfg, { backend: o.backend, versions: {} });
           const t1 = performance.now();

@@ -4,9 +4,9 @@
  *   mfsim      minus the mean cosine similarity per stage, skipping the first stage (official code);
  *   mfsim_all  the same over all stages (paper);
  *   lr         error of the first-epoch checkpoint minus (or plus, see LR_SIGN) error of the final one;
- *   fused      the mean of mfsim_all and mse, each z-scored with its mean and std on the ID calibration
- *              holdout. On whitened features (config.whiten) the per-stage cosine of MFsim is blind to
- *              the feature norm, i.e. to the Gaussian (Mahalanobis) part of the shift, which MSE keeps.
+ *   fused      the mean of the model's fused parts (config.scoring.fusedParts: mse and knn by default;
+ *              mfsim_all and mse in models made before it), each z-scored with its mean and std on the
+ *              ID calibration holdout.
  * Plain arrays in, plain arrays out.
  */
 import { stageBounds } from './features.js';

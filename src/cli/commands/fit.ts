@@ -18,7 +18,7 @@ export const FIT_USAGE = `ood-audit fit --id <loc> --model <loc> [options]
   --encoder NAME        mobilenet_v2 (default) | layers | graph, with --encoder-uri <loc> (the folder of its model.json)
   --seed N              training seed (default 0)
   --t N --steps N --eta X --score-seed N   scoring: distortion timestep (3), DDIM steps (3), eta (1), seed (0)
-  --primary SCORE       score that decides "flagged" (default fused: MFsim and MSE, holdout z-scored)
+  --primary SCORE       score that decides "flagged" (default mahalanobis: chosen across protocols, docs/benchmarks.md)
   --whiten none|stage|global   whiten the features (Ledoit-Wolf, ZCA) before the LFDN (default stage)
   --tpr X               ID fraction kept below the threshold (default 0.95)
   --holdout X           ID fraction held out for calibration (default 0.1)

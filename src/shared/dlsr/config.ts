@@ -79,9 +79,15 @@ export const DEFAULT_SCORING: ScoringConfig = Object.freeze({
   eta: DEFAULT_RECONSTRUCT.eta,
   seed: 0,
   lrSign: 1,
-  primary: 'fused',
+  // Chosen across protocols by the rule of bench/lib/selection.ts (docs/benchmarks.md, "Choosing the
+  // default across protocols"): no DLSR score or fusion met it; Mahalanobis has the best worst case.
+  primary: 'mahalanobis',
   tpr: 0.95,
   batchSize: 512,
+  // The same rule over the fusions with a DLSR part.
+  fusedParts: ['mse', 'knn'] as const,
+  // MFsim's cosine on the standardised features: 99.9 far-OOD, where the whitened space's is 86-92.
+  cosineSpace: 'standardised',
 });
 
 /** The whitening a model uses: models made before whitening have no `whiten` and use none. */
