@@ -73,8 +73,15 @@ export async function assertWritable(loc: Location): Promise<void> {
  */
 export async function modelIdentity(model: Location): Promise<{ json: ModelJson; identity: string }> {
   const json = await verifyModel(model.store, model.prefix);
-  const head = await model.store.head(joinKey(model.prefix, MODEL_FILES.model));
-  return { json, identity: stableHash(json.fingerprint.id, head?.etag ?? '') };
+  // The content, not the ETag (on local storage size + mtime, which two unpacked models can share):
+  // model.json records the hashes of the weights and the calibration.
+  return { json, identity: stableHash(json.fingerprint.id, JSON.stringify(json)) };
+}
+
+/** Refuses a --primary the model has no calibration for, naming the scores it has. */
+export async function checkPrimary(model: Location, modelUri: string, json: ModelJson, primary: ScoreType): Promise<void> {
+  const calibrated = Object.keys((await readCalibration(model.store, model.prefix, json)).scores).filter((t) => t !== CONDITIONS_SCORE);
+  if (!calibrated.includes(primary)) throw new OodError('CONFIG_INVALID', `--primary ${primary}: the model at ${modelUri} has no calibrated ${primary} score (it has ${calibrated.join(', ')})`);
 }
 
 /** The run id of the last run that completed into `out` (its summary.json), if any. */
@@ -314,11 +321,7 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const { json, identity } = await modelIdentity(p.open(p.model, true));
   // Another primary flags other images: its own scan state and trend (the model's own keeps the plain one).
   const primary = p.primary !== undefined && p.primary !== json.config.scoring.primary ? p.primary : undefined;
-  if (primary !== undefined) {
-    const loc = p.open(p.model, true);
-    const calibrated = Object.keys((await readCalibration(loc.store, loc.prefix, json)).scores).filter((t) => t !== CONDITIONS_SCORE);
-    if (!calibrated.includes(primary)) throw new OodError('CONFIG_INVALID', `--primary ${primary}: the model at ${p.model} has no calibrated ${primary} score (it has ${calibrated.join(', ')})`);
-  }
+  if (primary !== undefined) await checkPrimary(p.open(p.model, true), p.model, json, primary);
   const stateUri = scanStateLocation(p.model, p.input.uri, primary);
   const stateLoc = p.open(stateUri);
   const previous = p.incremental || p.recordState ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -131,6 +131,13 @@ describe('model artifact', () => {
     const loaded = await loadModel(store, 'm');
     expect(loaded.config.scoring).toMatchObject({ fusedParts: ['mse', 'mahalanobis'], cosineSpace: 'standardised' });
     expect(Array.from(scoreFeatures(loaded, probe).scores.fused!)).toEqual(Array.from(all.scores.fused!));
+    // A model.json whose fusion statistics do not match its parts is refused (else every fused score is NaN).
+    const file = path.join(store.root, 'm', 'model.json');
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { fusion: { mean: number[]; parts: string[] } };
+    writeFileSync(file, JSON.stringify({ ...json, fusion: { ...json.fusion, mean: [0] } }));
+    await expect(loadModel(store, 'm')).rejects.toThrow(/fusion: must have one mean and one std per part/);
+    writeFileSync(file, JSON.stringify({ ...json, fusion: { ...json.fusion, parts: ['mse', 'mse'] } }));
+    await expect(loadModel(store, 'm')).rejects.toThrow(/fusion: parts must be distinct/);
     disposeModel(model);
     disposeModel(loaded);
     expect(() => validateDlsrConfig({ ...cfg, scoring: { ...cfg.scoring, fusedParts: ['mse', 'mse'] } })).toThrow(/invalid fused parts: expected distinct scores of mse, mfsim, mfsim_all, lr, mahalanobis, knn, got \["mse","mse"\]/);

@@ -11,6 +11,7 @@ import { calibrateScore, flagScores } from '../../src/shared/calibration.js';
 import { csvText } from '../../src/shared/outputs/score-files.js';
 import { auroc, rocCurve } from '../../src/shared/metrics.js';
 import { Rng } from '../../src/shared/rng.js';
+import { decodeFrame, encodeFrame } from '../../src/shared/binary-frame.js';
 
 function binomRef(k: number, n: number, p: number): number {
   let s = 0;
@@ -182,5 +183,25 @@ describe('verdicts and partitions', () => {
     const roc = rocCurve([0, 1, 2, 3], [2, 3, 4, 5]);
     expect([roc.fpr[0], roc.tpr[0]]).toEqual([0, 0]);
     expect([roc.fpr[roc.fpr.length - 1], roc.tpr[roc.tpr.length - 1]]).toEqual([1, 1]);
+  });
+});
+
+describe('aggregate files from outside', () => {
+  it('refuse a partition named twice, more flagged than images, and too many failure examples', () => {
+    const cal = calibrateScore(Float32Array.from({ length: 100 }, (_, i) => i / 100), 0.95);
+    const keys = ['a/1.jpg', 'a/2.jpg', 'b/1.jpg'];
+    const col = Float32Array.from([0.1, 0.99, 0.5]);
+    const bytes = encodeAggregate(aggregateShard({ keys, digests: keys, scores: { fused: col } }, flagScores(cal, col), 'fused', 1, 4, []));
+    const frame = decodeFrame(bytes, 'OODAGG01', 'test', 'an aggregate');
+    const header = frame.header as { partitions: { name: string; count: number; flagged: number }[]; failureExamples: unknown[] };
+    const tamper = (edit: (h: typeof header) => void): Uint8Array => {
+      const h = JSON.parse(JSON.stringify(header)) as typeof header;
+      edit(h);
+      return encodeFrame('OODAGG01', h, frame.body.slice());
+    };
+    expect(() => decodeAggregate(tamper(() => undefined), 'x.agg')).not.toThrow();
+    expect(() => decodeAggregate(tamper((h) => (h.partitions[1]!.name = 'a')), 'x.agg')).toThrow(/^x\.agg: partition "a" appears twice$/);
+    expect(() => decodeAggregate(tamper((h) => (h.partitions[0]!.flagged = 5)), 'x.agg')).toThrow(/^x\.agg: partition "a" has 5 flagged of 2 images$/);
+    expect(() => decodeAggregate(tamper((h) => (h.failureExamples = Array.from({ length: 201 }, (_, i) => ({ key: `k${i}`, reason: 'r' })))), 'x.agg')).toThrow(/^x\.agg: 201 failure examples, at most 200$/);
   });
 });

@@ -14,7 +14,7 @@ import { jobId, JOB_OPTIONS, QUEUES, reportResult, schedulePayload } from '../..
 import { checkRedis, redisConnection } from '../../shared/queue/redis.js';
 import { checkScheduleName, checkTimeZone, DEFAULT_TIME_ZONE, forgetFiring, formatInZone, nextFirings, readFirings, withScheduleLock, type LastFiring } from '../../shared/queue/schedules.js';
 import { openLocation } from '../../shared/storage/open.js';
-import { modelIdentity } from '../../producers/plan.js';
+import { checkPrimary, modelIdentity } from '../../producers/plan.js';
 import type { Log } from '../../shared/log.js';
 import { absolute, parse, required, SCAN_OPTIONS, scanSettings, str } from '../options.js';
 import { cliLog, printResult } from '../output.js';
@@ -186,7 +186,8 @@ export async function scheduleCommand(argv: readonly string[], env: EnvConfig): 
     const out = absolute(required(s, 'out'));
     const settings = scanSettings(s);
     const name = checkScheduleName(str(v, 'name') ?? `scan-${stableHash(input, model, out).slice(0, 10)}`);
-    await modelIdentity(openLocation(model, env, true)); // the model must exist now
+    const { json } = await modelIdentity(openLocation(model, env, true)); // the model must exist now
+    if (settings.primary !== undefined && settings.primary !== json.config.scoring.primary) await checkPrimary(openLocation(model, env, true), model, json, settings.primary);
     openLocation(input, env, true);
     const data = schedulePayload.parse({ model, input, out, ...settings });
     // Check and add under the name's lock: a concurrent add of the same name is refused, not lost.

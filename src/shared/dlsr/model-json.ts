@@ -87,7 +87,11 @@ const modelJsonSchema = z.object({
   weightsManifest: manifest,
   firstEpochWeightsManifest: manifest,
   baselines: z.object({ path: z.literal(MODEL_FILES.baselines), shrinkage: finite, knnK: z.number().int().min(1) }),
-  fusion: z.object({ parts: z.array(z.enum(FUSABLE_SCORES)).min(1), mean: z.array(finite), std: z.array(finite.refine((x) => x > 0, 'must be positive')) }).optional(),
+  fusion: z
+    .object({ parts: z.array(z.enum(FUSABLE_SCORES)).min(1), mean: z.array(finite), std: z.array(finite.refine((x) => x > 0, 'must be positive')) })
+    .refine((f) => new Set(f.parts).size === f.parts.length, 'parts must be distinct')
+    .refine((f) => f.mean.length === f.parts.length && f.std.length === f.parts.length, 'must have one mean and one std per part')
+    .optional(),
   files: z.record(z.string(), fileRecordSchema).optional(),
   conditions: z
     .object({

@@ -59,7 +59,8 @@ export interface StateFolder {
 
 /** What a page aggregate is bound to, besides its page. */
 export function aggregateBinding(s: PageScoring): string {
-  return stableHash(s.carry, s.partitionDepth, s.topK);
+  // The flags of an aggregate follow the primary score and its calibrated threshold: both bind it.
+  return stableHash(s.carry, s.partitionDepth, s.topK, s.primary, s.calibration.scores[s.primary]?.threshold ?? null);
 }
 
 /** The aggregate of a page's rows: what its scored images add to the whole prefix's report. */
@@ -122,6 +123,9 @@ export async function readPageAggregate(state: StateFolder, id: string, s: PageS
     if (h.binding === aggregateBinding(s)) {
       const agg = decodeAggregate(frame.body, source);
       if (agg.scored > PAGE_ROWS) throw invalid(state, key, `expected at most ${PAGE_ROWS} images, got ${agg.scored}`);
+      // A page aggregate holds scored images only (failures are the run's, retried every scan).
+      if (agg.failed !== 0 || agg.failuresByReason.size > 0 || agg.failureExamples.length > 0 || agg.sample.length > 0) throw invalid(state, key, 'a page aggregate with failures or a sample');
+      if (agg.mostOod.length > s.topK || agg.mostTypical.length > s.topK) throw invalid(state, key, `expected at most ${s.topK} gallery images`);
       return agg;
     }
   }

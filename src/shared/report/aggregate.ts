@@ -279,8 +279,12 @@ export function decodeAggregate(bytes: Uint8Array, source: string): Aggregate {
   const scores = new Float32Array(total);
   new Uint8Array(scores.buffer).set(frame.body);
   const partitions = new Map<string, PartitionScores>();
+  if (h.failureExamples.length > FAILURE_EXAMPLES) throw new OodError('MODEL_INVALID', `${source}: ${h.failureExamples.length} failure examples, at most ${FAILURE_EXAMPLES}`);
   let off = 0;
   for (const p of h.partitions) {
+    // A partition named twice would drop the first's scores from the verdict; more flagged than scored skews it.
+    if (partitions.has(p.name)) throw new OodError('MODEL_INVALID', `${source}: partition ${JSON.stringify(p.name)} appears twice`);
+    if (p.flagged > p.count) throw new OodError('MODEL_INVALID', `${source}: partition ${JSON.stringify(p.name)} has ${p.flagged} flagged of ${p.count} images`);
     partitions.set(p.name, { chunks: [scores.subarray(off, off + p.count)], flagged: p.flagged, ...(p.conditions !== undefined ? { conditions: p.conditions } : {}) });
     off += p.count;
   }

@@ -71,7 +71,12 @@ export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder>
       session.close().catch(() => undefined);
     },
   };
-  // Warm up once so the first real batch does not pay for kernel set-up.
-  await encoder.encode([new Uint8Array(per)]);
+  // Warm up once so the first real batch does not pay for kernel set-up; a failed warm-up ends the thread.
+  try {
+    await encoder.encode([new Uint8Array(per)]);
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
   return encoder;
 }

@@ -25,14 +25,16 @@ parentPort.on('message', async (m) => {
       parentPort.postMessage({ id: m.id, ok: true });
     } else if (m.type === 'run') {
       const input = new ort.Tensor('uint8', new Uint8Array(m.pixels), m.dims);
-      const outputs = await session.run({ [m.input]: input });
-      const t = outputs[m.output];
-      if (t === undefined || t.type !== 'float32') throw new Error('no float32 output ' + m.output + ' (got ' + (t ? t.type : 'nothing') + ')');
-      const data = Float32Array.from(t.data);
-      const dims = Array.from(t.dims);
-      input.dispose();
-      t.dispose();
-      parentPort.postMessage({ id: m.id, ok: true, data, dims }, [data.buffer]);
+      let t;
+      try {
+        t = (await session.run({ [m.input]: input }))[m.output];
+        if (t === undefined || t.type !== 'float32') throw new Error('no float32 output ' + m.output + ' (got ' + (t ? t.type : 'nothing') + ')');
+        const data = Float32Array.from(t.data);
+        parentPort.postMessage({ id: m.id, ok: true, data, dims: Array.from(t.dims) }, [data.buffer]);
+      } finally {
+        input.dispose();
+        if (t !== undefined) t.dispose();
+      }
     } else if (m.type === 'release') {
       if (session !== undefined) await session.release();
       session = undefined;
@@ -121,7 +123,14 @@ export class SessionThread {
     return new Promise<Reply>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id }, transfer);
+      try {
+        this.worker.postMessage({ ...message, id }, transfer);
+      } catch (err) {
+        // Nothing was sent: forget the call, so the thread does not keep the process alive for it.
+        this.pending.delete(id);
+        if (this.pending.size === 0) this.worker.unref();
+        reject(new OodError('BACKEND_UNAVAILABLE', `onnxruntime-node encoder thread: could not send a batch (${(err as Error).message.split('\n')[0]})`));
+      }
     });
   }
 }
