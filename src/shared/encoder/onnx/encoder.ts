@@ -10,12 +10,12 @@ import type { Encoder, EncoderFingerprint, Preprocessing, StageInfo } from '../e
 import type { KerasPlan } from '../keras-plan.js';
 import { buildOnnxGraph, ONNX_INPUT, ONNX_OUTPUT } from './graph.js';
 import { serialiseOnnxModel } from './proto.js';
-import { SessionThread } from './session-thread.js';
+import type { OrtModule } from './runtime.js';
 
 export type OnnxDevice = 'cpu' | 'cuda';
 
 export interface OnnxEncoderOptions {
-  /** The onnxruntime-node version loadOrt found (the thread loads the same package). */
+  readonly ort: OrtModule;
   readonly ortVersion: string;
   readonly plan: KerasPlan;
   readonly fingerprint: EncoderFingerprint;
@@ -31,10 +31,9 @@ export interface OnnxEncoderOptions {
 export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder> {
   const graph = buildOnnxGraph(o.plan, o.inputSize, o.preprocessing);
   const bytes = serialiseOnnxModel(graph, o.fingerprint.id);
-  // The session runs in a thread of its own (session-thread.ts): its run blocks the thread it is on.
-  let session: SessionThread;
+  let session: Awaited<ReturnType<OrtModule['InferenceSession']['create']>>;
   try {
-    session = await SessionThread.start(bytes, {
+    session = await o.ort.InferenceSession.create(bytes, {
       executionProviders: o.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
       intraOpNumThreads: o.threads,
       interOpNumThreads: 1,
@@ -63,19 +62,28 @@ export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder>
         if (img.length !== per) throw new OodError('SHAPE_MISMATCH', `image ${i} in batch: expected ${per} bytes (${o.inputSize}x${o.inputSize}x3), got ${img.length}`);
         packed.set(img, i * per);
       });
-      const output = await session.run(packed, [images.length, o.inputSize, o.inputSize, 3], ONNX_INPUT, ONNX_OUTPUT);
-      if (output.data.length !== images.length * featureSize) throw new OodError('SHAPE_MISMATCH', `encoder output: expected float32 [${images.length}, ${featureSize}], got [${output.dims.join(', ')}]`);
-      return output.data;
+      const input = new o.ort.Tensor('uint8', packed, [images.length, o.inputSize, o.inputSize, 3]);
+      let output: InstanceType<OrtModule['Tensor']> | undefined;
+      try {
+        output = (await session.run({ [ONNX_INPUT]: input }))[ONNX_OUTPUT];
+        if (output === undefined || output.type !== 'float32' || output.data.length !== images.length * featureSize) {
+          throw new OodError('SHAPE_MISMATCH', `encoder output: expected float32 [${images.length}, ${featureSize}], got ${output?.type ?? 'nothing'} [${output?.dims.join(', ') ?? ''}]`);
+        }
+        return Float32Array.from(output.data as Float32Array);
+      } finally {
+        input.dispose();
+        output?.dispose();
+      }
     },
     dispose(): void {
-      session.close().catch(() => undefined);
+      session.release().catch(() => undefined);
     },
   };
-  // Warm up once so the first real batch does not pay for kernel set-up; a failed warm-up ends the thread.
+  // Warm up once so the first real batch does not pay for kernel set-up; a failed warm-up releases the session.
   try {
     await encoder.encode([new Uint8Array(per)]);
   } catch (err) {
-    await session.close();
+    await session.release().catch(() => undefined);
     throw err;
   }
   return encoder;
