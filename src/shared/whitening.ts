@@ -120,27 +120,42 @@ export function fitWhitening(z: Float32Array, stageSizes: readonly number[], mod
   return { mean, matrix };
 }
 
-/** (z - mean) W for row-major [n, D] features; z itself when there is no whitening. */
-export function applyWhitening(w: Whitening | undefined, z: Float32Array, d: number): Float32Array {
-  if (w === undefined) return z;
-  if (w.mean.length !== d || z.length % d !== 0) throw new OodError('SHAPE_MISMATCH', `whitening: expected rows of ${w.mean.length} features, got ${z.length} values of width ${d}`);
-  const n = z.length / d;
-  const out = new Float32Array(z.length);
-  const matrix = tf.tensor2d(w.matrix, [d, d]);
-  const mean = tf.tensor1d(w.mean);
+/** Row by row, (x - before) M + after for row-major [n, d] rows, in chunks of 4,096 rows (tf). */
+function affineRows(x: Float32Array, d: number, m: Float32Array, shift: { readonly before?: Float32Array; readonly after?: Float32Array }): Float32Array {
+  const n = x.length / d;
+  const out = new Float32Array(x.length);
+  const matrix = tf.tensor2d(m, [d, d]);
+  const before = shift.before !== undefined ? tf.tensor1d(shift.before) : undefined;
+  const after = shift.after !== undefined ? tf.tensor1d(shift.after) : undefined;
   try {
     const chunk = 4096;
     for (let s = 0; s < n; s += chunk) {
-      const m = Math.min(chunk, n - s);
-      const u = tf.tidy(() => tf.matMul(tf.sub(tf.tensor2d(z.subarray(s * d, (s + m) * d), [m, d]), mean), matrix));
-      out.set(u.dataSync(), s * d);
-      u.dispose();
+      const rows = Math.min(chunk, n - s);
+      const y = tf.tidy(() => {
+        const t = tf.tensor2d(x.subarray(s * d, (s + rows) * d), [rows, d]);
+        const p = tf.matMul(before !== undefined ? tf.sub(t, before) : t, matrix);
+        return after !== undefined ? tf.add(p, after) : p;
+      });
+      out.set(y.dataSync(), s * d);
+      y.dispose();
     }
   } finally {
     matrix.dispose();
-    mean.dispose();
+    before?.dispose();
+    after?.dispose();
   }
   return out;
+}
+
+function checkRows(w: Whitening, x: Float32Array, d: number): void {
+  if (w.mean.length !== d || x.length % d !== 0) throw new OodError('SHAPE_MISMATCH', `whitening: expected rows of ${w.mean.length} features, got ${x.length} values of width ${d}`);
+}
+
+/** (z - mean) W for row-major [n, D] features; z itself when there is no whitening. */
+export function applyWhitening(w: Whitening | undefined, z: Float32Array, d: number): Float32Array {
+  if (w === undefined) return z;
+  checkRows(w, z, d);
+  return affineRows(z, d, w.matrix, { before: w.mean });
 }
 
 /** W^-1 of each whitening, computed once (W is symmetric positive definite: its eigenvalues inverted). */
@@ -170,22 +185,6 @@ function inverseOf(w: Whitening): Float32Array {
 /** The inverse of applyWhitening: u W^-1 + mean, back in the standardised space (u itself without whitening). */
 export function unapplyWhitening(w: Whitening | undefined, u: Float32Array, d: number): Float32Array {
   if (w === undefined) return u;
-  if (w.mean.length !== d || u.length % d !== 0) throw new OodError('SHAPE_MISMATCH', `whitening: expected rows of ${w.mean.length} features, got ${u.length} values of width ${d}`);
-  const n = u.length / d;
-  const out = new Float32Array(u.length);
-  const matrix = tf.tensor2d(inverseOf(w), [d, d]);
-  const mean = tf.tensor1d(w.mean);
-  try {
-    const chunk = 4096;
-    for (let s = 0; s < n; s += chunk) {
-      const m = Math.min(chunk, n - s);
-      const z = tf.tidy(() => tf.add(tf.matMul(tf.tensor2d(u.subarray(s * d, (s + m) * d), [m, d]), matrix), mean));
-      out.set(z.dataSync(), s * d);
-      z.dispose();
-    }
-  } finally {
-    matrix.dispose();
-    mean.dispose();
-  }
-  return out;
+  checkRows(w, u, d);
+  return affineRows(u, d, inverseOf(w), { after: w.mean });
 }

@@ -4,19 +4,14 @@
  * reads every night's parts and agrees with the scans' own counts. Only the s3://bucket/reports/
  * location is replaced by the local folder the scans wrote (httpfs is not at hand offline).
  */
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runCli } from '../helpers/cli.js';
+import { copyEntries, DEMO, demoIdSubset, fitTinyModel } from '../helpers/demo.js';
 
-const demo = path.join(ROOT, 'examples/demo');
-
-function copy(from: string, to: string, count: number, skip = 0): void {
-  mkdirSync(to, { recursive: true });
-  for (const f of readdirSync(from).slice(skip, skip + count)) cpSync(path.join(from, f), path.join(to, f), { recursive: true });
-}
 
 /** The SQL statements of the "Querying many runs" section of docs/report-schema.md. */
 function documentedQueries(): string[] {
@@ -33,15 +28,12 @@ function documentedQueries(): string[] {
 describe('the documented DuckDB queries', () => {
   it('run over the parts of nightly scans and agree with their counts', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'ood-duckdb-'));
-    const id = path.join(work, 'id');
-    for (const c of readdirSync(path.join(demo, 'id'))) copy(path.join(demo, 'id', c), path.join(id, c), 12);
     const model = path.join(work, 'model');
-    const fit = await runCli(['fit', '--in-process', '--id', id, '--model', model, '--epochs', '2', '--width', '64', '--depth', '1']);
-    expect(fit.code, fit.stderr).toBe(0);
+    await fitTinyModel(demoIdSubset(work), model);
     const lake = path.join(work, 'lake');
     const scanned: Record<string, number> = {};
     for (const [night, c] of [['2026-11-01', 'cifar10'], ['2026-11-02', 'fashion-mnist']] as const) {
-      copy(path.join(demo, 'scan', c), path.join(lake, night), 2);
+      copyEntries(path.join(DEMO, 'scan', c), path.join(lake, night), 2);
       const r = await runCli(['scan', '--in-process', '--model', model, '--input', lake, '--out', path.join(work, 'reports', night), '--shard-size', '4']);
       expect(r.code, r.stderr).toBe(0);
       scanned[night] = (JSON.parse(readFileSync(path.join(work, 'reports', night, 'summary.json'), 'utf8')) as { input: { scored: number } }).input.scored;

@@ -6,7 +6,7 @@
  * nothing; report.md lists every partition (table or list); score tables carry run_id and
  * partition; the HTML report is checked in the real browser.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,22 +16,17 @@ import type { TrendRun } from '../../src/shared/report/trend.js';
 import { checkPage } from '../../support/browser.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { readParquet } from '../helpers/parquet.js';
+import { copyEntries, demoIdSubset, fitTinyModel } from '../helpers/demo.js';
 
 const demo = path.join(ROOT, 'examples/demo');
 
-function copy(from: string, to: string, count: number, skip = 0): void {
-  mkdirSync(to, { recursive: true });
-  for (const f of readdirSync(from).slice(skip, skip + count)) cpSync(path.join(from, f), path.join(to, f));
-}
+const copy = copyEntries;
 
 describe('trend over nightly scans', () => {
   it('appends every completed scan of the prefix, and reports it', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'ood-trend-'));
-    const id = path.join(work, 'id');
-    for (const c of readdirSync(path.join(demo, 'id'))) copy(path.join(demo, 'id', c), path.join(id, c), 12);
     const model = path.join(work, 'model');
-    const fit = await runCli(['fit', '--in-process', '--id', id, '--model', model, '--epochs', '2', '--width', '64', '--depth', '1']);
-    expect(fit.code, fit.stderr).toBe(0);
+    await fitTinyModel(demoIdSubset(work), model);
 
     const lake = path.join(work, 'lake');
     const night = async (date: string, extra: string[] = []): Promise<{ runId: string; out: string; report: ScanReport }> => {
