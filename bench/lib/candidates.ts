@@ -64,15 +64,8 @@ export function withFusions(cols: Columns, norm: Normaliser): Columns {
   const out: Columns = { ...cols };
   for (const parts of FUSIONS) {
     if (!parts.every((p) => cols[p] !== undefined && norm.stats[p] !== undefined)) continue;
-    const n = cols[parts[0]!]!.length;
-    const f = new Float32Array(n);
-    for (const p of parts) {
-      const c = cols[p]!;
-      const { mean, std } = norm.stats[p]!;
-      const inv = 1 / ((std || 1) * parts.length);
-      for (let i = 0; i < n; i++) f[i]! += (c[i]! - mean) * inv;
-    }
-    out[fusionName(parts)] = f;
+    // The product's fusion, with the holdout statistics of these parts (a constant part gets std 1, as in fitFusion).
+    out[fusionName(parts)] = fuseScores(cols, { parts, mean: parts.map((p) => norm.stats[p]!.mean), std: parts.map((p) => norm.stats[p]!.std || 1) });
   }
   return out;
 }

@@ -97,8 +97,8 @@ export function fitFusion(holdout: Readonly<Partial<Record<FusedPart, ArrayLike<
 }
 
 /** Mean of the holdout-normalised part scores. */
-export function fuseScores(cols: Readonly<Partial<Record<FusedPart, ArrayLike<number>>>>, stats: FusionStats): Float32Array {
-  const part = (p: FusedPart): ArrayLike<number> => {
+export function fuseScores<K extends string = FusedPart>(cols: Readonly<Partial<Record<K, ArrayLike<number>>>>, stats: { readonly parts: readonly K[]; readonly mean: readonly number[]; readonly std: readonly number[] }): Float32Array {
+  const part = (p: K): ArrayLike<number> => {
     const c = cols[p];
     if (c === undefined) throw new OodError('INTERNAL', `fusion: no ${p} scores to fuse`);
     return c;
