@@ -10,7 +10,8 @@
  * --backend a,b (runtimes to compare, default wasm,onnx; e.g. onnx-cuda on a GPU host),
  * --threads a,b (onnxruntime intra-op threads of a single process, default 1,2), --skip-train,
  * --source local,s3 (s3: the same images uploaded to a local s3rver and read through the product's
- * object store, one process per core, to compare with the local folder).
+ * object store, one process per core, to compare with the local folder), --decode thread,main
+ * (where sharp decodes: the process's decode thread, the default, or the encoder's own thread).
  * The end-to-end target of issue 16 is 10x the PyTorch CPU reference of PLATFORM.md (MobileNetV2
  * features, 2 threads, 24 img/s at 224 px): 240 img/s.
  */
@@ -32,9 +33,14 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1,2' },
     'skip-train': { type: 'boolean', default: false },
     source: { type: 'string', default: 'local,s3' },
+    decode: { type: 'string', default: 'thread' },
   },
 });
 const sources = values.source.split(',');
+const decodeModes = values.decode.split(',').map((d) => {
+  if (d !== 'thread' && d !== 'main') throw new Error(`--decode: expected thread or main, got ${d}`);
+  return d;
+});
 const PYTORCH_REFERENCE = 24;
 const nImages = Number(values.images);
 const epochs = Number(values.epochs);
@@ -71,15 +77,15 @@ result['score'] = { oneProcess: sc1, perCore: scN };
 
 // Layouts: each runtime in one process (onnxruntime at each thread count), then one process per core
 // (onnxruntime at 1 thread each): 1 x 2 threads against 2 x 1 is the split the default rests on.
-interface Layout { readonly backend: string; readonly processes: number; readonly threads?: number; readonly source: 'local' | 's3' }
+interface Layout { readonly backend: string; readonly processes: number; readonly threads?: number; readonly source: 'local' | 's3'; readonly decode: 'thread' | 'main' }
 const layouts: Layout[] = [];
-for (const b of backends) {
+for (const decode of decodeModes) for (const b of backends) {
   const onnx = b === 'onnx' || b === 'onnx-cuda' || b === 'auto';
   if (sources.includes('local')) {
-    for (const t of onnx ? threadCounts : [undefined]) layouts.push({ backend: b, processes: 1, source: 'local', ...(t !== undefined ? { threads: t } : {}) });
-    layouts.push({ backend: b, processes: cores, source: 'local', ...(onnx ? { threads: 1 } : {}) });
+    for (const t of onnx ? threadCounts : [undefined]) layouts.push({ backend: b, processes: 1, source: 'local', decode, ...(t !== undefined ? { threads: t } : {}) });
+    layouts.push({ backend: b, processes: cores, source: 'local', decode, ...(onnx ? { threads: 1 } : {}) });
   }
-  if (sources.includes('s3')) layouts.push({ backend: b, processes: cores, source: 's3', ...(onnx ? { threads: 1 } : {}) });
+  if (sources.includes('s3')) layouts.push({ backend: b, processes: cores, source: 's3', decode, ...(onnx ? { threads: 1 } : {}) });
 }
 const extract: Json[] = [];
 const s3 = layouts.some((l) => l.source === 's3') ? await startS3rver('bench') : undefined;
@@ -91,9 +97,9 @@ try {
     childEnv = { ...process.env, ...s3.env };
   }
   for (const l of layouts) {
-    console.log(`extract: ${nImages} CIFAR-10 test images per process at ${cfg.encoder.inputSize}px from ${l.source}, ${l.backend}, ${l.processes} process(es)${l.threads !== undefined ? ` x ${l.threads} thread(s)` : ''}`);
+    console.log(`extract: ${nImages} CIFAR-10 test images per process at ${cfg.encoder.inputSize}px from ${l.source}, ${l.backend}, ${l.processes} process(es)${l.threads !== undefined ? ` x ${l.threads} thread(s)` : ''}, decoding in the ${l.decode === 'thread' ? 'decode thread' : 'main thread'}`);
     const from = l.source === 's3' ? 's3://bench/speed/' : dir;
-    const runs = await parallel(Array.from({ length: l.processes }, (_, p) => ({ task: 'extract', backend: l.backend, ...(l.threads !== undefined ? { threads: l.threads } : {}), dir: from, keys: slice(p, l.processes) })));
+    const runs = await parallel(Array.from({ length: l.processes }, (_, p) => ({ task: 'extract', backend: l.backend, decodeThread: l.decode === 'thread', ...(l.threads !== undefined ? { threads: l.threads } : {}), dir: from, keys: slice(p, l.processes) })));
     extract.push({ ...l, runs });
   }
 } finally {
@@ -107,8 +113,8 @@ const lines = [
   '',
   `Extraction at ${cfg.encoder.inputSize} px (CIFAR-10 test JPEGs from a local folder, read and decode included). Per batch of 32, milliseconds: each stage alone (the batch's images concurrently, as the product runs them; resize = decode with resize - decode alone; score = the LFDN with every score type), then in the pipeline: the encoder's idle wait for the prefetched batch and the encode.`,
   '',
-  '| runtime | source | processes x threads | extract img/s (total) | encoder alone img/s (per process) | read | decode | resize | encode | score | pipeline: wait / encode | peak RSS MB (per process) |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| runtime | source | decode | processes x threads | extract img/s (total) | encoder alone img/s (per process) | read | decode | resize | encode | score | pipeline: wait / encode | peak RSS MB (per process) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const e of extract) {
   const runs = e['runs'] as Json[];
@@ -116,17 +122,17 @@ for (const e of extract) {
   const total = runs.reduce((s, r) => s + (r['imgPerS'] as number), 0);
   const batch = runs[0]!['batchSize'] as number;
   lines.push(
-    `| ${String(runs[0]!['runtime'])} | ${String(e['source'])} | ${String(e['processes'])} x ${String(e['threads'] ?? 1)} | ${f(total)} | ${runs.map((r) => f(r['encodeOnlyImgPerS'])).join(', ')} | ${f(mean('read'))} | ${f(mean('decode'))} | ${f(mean('decodeResize') - mean('decode'))} | ${f(mean('encode'))} | ${f((batch / scoreAll) * 1000)} | ${f(mean('pipelineWait'))} / ${f(mean('pipelineEncode'))} | ${runs.map((r) => f(r['maxRssMB'], 0)).join(', ')} |`,
+    `| ${String(runs[0]!['runtime'])} | ${String(e['source'])} | ${String(e['decode'])} | ${String(e['processes'])} x ${String(e['threads'] ?? 1)} | ${f(total)} | ${runs.map((r) => f(r['encodeOnlyImgPerS'])).join(', ')} | ${f(mean('read'))} | ${f(mean('decode'))} | ${f(mean('decodeResize') - mean('decode'))} | ${f(mean('encode'))} | ${f((batch / scoreAll) * 1000)} | ${f(mean('pipelineWait'))} / ${f(mean('pipelineEncode'))} | ${runs.map((r) => f(r['maxRssMB'], 0)).join(', ')} |`,
   );
 }
 // The targets of issue 16, per runtime: the default layout (one process per core) from the folder and from S3.
 const totalOf = (e: Json): number => (e['runs'] as Json[]).reduce((s, r) => s + (r['imgPerS'] as number), 0);
-for (const b of backends) {
-  const local = extract.find((e) => e['backend'] === b && e['source'] === 'local' && e['processes'] === cores);
-  const remote = extract.find((e) => e['backend'] === b && e['source'] === 's3');
+for (const decode of decodeModes) for (const b of backends) {
+  const local = extract.find((e) => e['backend'] === b && e['decode'] === decode && e['source'] === 'local' && e['processes'] === cores);
+  const remote = extract.find((e) => e['backend'] === b && e['decode'] === decode && e['source'] === 's3');
   if (local === undefined) continue;
   const l = totalOf(local);
-  lines.push('', `${String((local['runs'] as Json[])[0]!['runtime'])}, ${cores} processes: ${f(l)} img/s from the folder (target 250; ${f(l / PYTORCH_REFERENCE)}x the PyTorch reference of ${PYTORCH_REFERENCE} img/s, target 10x)${remote !== undefined ? `, ${f(totalOf(remote))} img/s from S3 = ${f((100 * totalOf(remote)) / l, 0)}% of the folder (target 90%)` : ''}.`);
+  lines.push('', `${String((local['runs'] as Json[])[0]!['runtime'])}, ${cores} processes, decoding in the ${decode === 'thread' ? 'decode thread' : 'main thread'}: ${f(l)} img/s from the folder (target 250; ${f(l / PYTORCH_REFERENCE)}x the PyTorch reference of ${PYTORCH_REFERENCE} img/s, target 10x)${remote !== undefined ? `, ${f(totalOf(remote))} img/s from S3 = ${f((100 * totalOf(remote)) / l, 0)}% of the folder (target 90%)` : ''}.`);
 }
 lines.push('', `| measure | 1 process | per process with ${cores} | total with ${cores} | peak RSS (MB) | tensors before/after |`, '|---|---|---|---|---|---|');
 for (const k of ['dlsr', 'dlsrWithLr', 'allScores'] as const) {

@@ -22,7 +22,7 @@ import { openLocation } from '../../src/shared/storage/open.js';
 import { joinKey } from '../../src/shared/storage/object-store.js';
 import { parseEnv } from '../../src/shared/config/env.js';
 
-const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; backend?: BackendChoice; threads?: number; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
+const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; backend?: BackendChoice; decodeThread?: boolean; threads?: number; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
 /** Images from a local folder, or through the product's object store when `dir` is an s3:// URI. */
 const readImage: (key: string) => Promise<Uint8Array> = job.dir?.startsWith('s3://') === true
   ? (() => {
@@ -38,12 +38,13 @@ if (job.task === 'extract') {
   const encoder = await createEncoder(DEFAULT_ENCODER, { runtime: backend.encoder });
   // Warm-up batch outside the timing.
   const items = job.keys!.map((key) => ({ key }));
-  await extractFeatures(encoder, items.slice(0, encoder.batchSize), readImage);
+  await extractFeatures(encoder, items.slice(0, encoder.batchSize), readImage, { decodeThread: job.decodeThread ?? true });
   const before = tf.memory().numTensors;
   const stages = { wait: 0, encode: 0 };
   let batches = 0;
   const t = performance.now();
   const set = await extractFeatures(encoder, items, readImage, {
+    decodeThread: job.decodeThread ?? true,
     onBatch: (_s, _n, st) => {
       batches++;
       for (const k of Object.keys(stages) as (keyof BatchStages)[]) stages[k] += st[k];

@@ -18,7 +18,10 @@ export const BACKENDS = [...ENCODER_CHOICES, ...TENSOR_BACKENDS] as const;
 export type BackendChoice = Backend | EncoderChoice | 'auto';
 
 /** What runs the built-in encoder in a process. */
-export type EncoderRuntime = { readonly kind: 'tfjs' } | { readonly kind: 'onnx'; readonly device: 'cpu' | 'cuda'; readonly threads: number };
+export type EncoderRuntime =
+  | { readonly kind: 'tfjs' }
+  /** runBatch: images per session run (default: onnx/encoder.ts CPU_RUN_BATCH on the CPU, the whole batch on CUDA). */
+  | { readonly kind: 'onnx'; readonly device: 'cpu' | 'cuda'; readonly threads: number; readonly runBatch?: number };
 
 /** Intra-op threads of an onnxruntime session when OOD_ORT_THREADS is unset (docs/benchmarks.md). */
 export const DEFAULT_ORT_THREADS = 1;

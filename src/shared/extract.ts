@@ -1,9 +1,11 @@
 /**
- * Feature extraction over a list of images: read -> hash -> decode (sharp, off the main thread) and
- * measure the image's properties (image/properties.ts) -> encode (tensor work, on the main thread). The next batch is read and decoded while the current one
- * is encoded. One bad image never sinks a batch: an image that cannot be read (deleted since the
- * listing, permission denied, I/O error, over the size limit) or decoded becomes a `failure` with the
- * reason, and the rest goes on; only transient storage faults propagate (the job is retried).
+ * Feature extraction over a list of images: read (this thread) -> hash, decode (sharp) and measure
+ * the image's properties (image/properties.ts) in the process's decode thread (image/decode-pool.ts)
+ * -> encode (tensor work, on this thread, blocking it for a batch). The next batch is read before and
+ * decoded during the current one's encode. One bad image never sinks a batch: an image that cannot be
+ * read (deleted since the listing, permission denied, I/O error, over the size limit) or decoded
+ * becomes a `failure` with the reason, and the rest goes on; only transient storage faults propagate
+ * (the job is retried).
  *
  * Memory is bounded: every read is capped (`maxBytes`, refused before reading), and the bytes read
  * but not yet decoded are capped too (`byteBudget`), so a few huge files read at once cannot push a
@@ -14,6 +16,7 @@ import type { Encoder } from './encoder/encoder.js';
 import type { FeatureSet, Failure } from './feature-set.js';
 import { sha256Hex } from './hash.js';
 import { decodeImage, decodeWithProperties, type DecodeResult } from './image/decode.js';
+import { sharedDecodePool } from './image/decode-pool.js';
 import { propertyTable, type ImageProperties, type PropertyTable } from './image/properties.js';
 import type { GetOptions } from './storage/object-store.js';
 
@@ -38,6 +41,8 @@ export interface ExtractOptions {
   readonly backend?: string;
   /** Measure each image's properties at decode time (image/properties.ts). Default true. */
   readonly properties?: boolean;
+  /** Decode in the process's decode thread (image/decode-pool.ts) instead of this one. Default true. */
+  readonly decodeThread?: boolean;
 }
 
 /**
@@ -73,6 +78,12 @@ class ByteBudget {
     this.used -= n;
     for (const w of this.waiters.splice(0)) w();
   }
+}
+
+/** Work in flight: `read` settles when its bytes are read (or the read failed), `done` when decoded. */
+interface InFlight<T> {
+  readonly read: Promise<void>;
+  readonly done: Promise<T>;
 }
 
 interface Prepared {
@@ -128,36 +139,58 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
   const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {};
   const budget = new ByteBudget(options.byteBudget ?? DEFAULT_BYTE_BUDGET);
 
-  const prepareOne = async (item: ExtractItem): Promise<Prepared> => {
-    const claim = Math.max(1, item.size ?? 0);
-    await budget.acquire(claim);
-    try {
-      let bytes: Uint8Array;
-      try {
-        bytes = await read(item.key, getOpts);
-      } catch (err) {
-        const e = coerceError(err);
-        if (!IMAGE_LEVEL.has(e.code)) throw e;
-        return { result: { ok: false, key: item.key, reason: e.message } };
-      }
-      const digest = sha256Hex(bytes);
-      return { result: await decode(item.key, bytes, decodeOpts), digest };
-    } finally {
-      budget.release(claim);
-    }
-  };
-  const prepare = (start: number): Promise<Prepared[]> => Promise.all(items.slice(start, start + bs).map(prepareOne));
+  const pool = (options.decodeThread ?? true) ? sharedDecodePool() : undefined;
 
-  let pending = items.length > 0 ? prepare(0) : undefined;
+  /** Reads one image (on this thread) and decodes it (in the decode thread when there is one). */
+  const prepareOne = (item: ExtractItem): InFlight<Prepared> => {
+    let readDone!: () => void;
+    const readSettled = new Promise<void>((resolve) => (readDone = resolve));
+    const done = (async (): Promise<Prepared> => {
+      const claim = Math.max(1, item.size ?? 0);
+      await budget.acquire(claim);
+      try {
+        let bytes: Uint8Array;
+        try {
+          bytes = await read(item.key, getOpts);
+        } catch (err) {
+          const e = coerceError(err);
+          if (!IMAGE_LEVEL.has(e.code)) throw e;
+          return { result: { ok: false, key: item.key, reason: e.message } };
+        } finally {
+          readDone();
+        }
+        if (pool !== undefined) return await pool.decode(item.key, bytes, decodeOpts, withProperties);
+        const digest = sha256Hex(bytes);
+        return { result: await decode(item.key, bytes, decodeOpts), digest };
+      } finally {
+        budget.release(claim);
+      }
+    })();
+    return { read: readSettled, done };
+  };
+  const prepare = (start: number): InFlight<Prepared[]> | undefined => {
+    if (start >= items.length) return undefined;
+    const batch = items.slice(start, start + bs).map(prepareOne);
+    const done = Promise.all(batch.map((b) => b.done));
+    // Keep a rejected look-ahead from becoming an unhandled rejection while we encode.
+    done.catch(() => undefined);
+    return { read: Promise.all(batch.map((b) => b.read)).then(() => undefined), done };
+  };
+
+  // Two batches ahead of the encoder: the next one decoding (in the decode thread, while this thread
+  // encodes) and the one after it reading. An encode blocks this thread, so before it starts, the
+  // next batch's reads are waited for: its bytes are then with the decode thread for the whole encode.
+  let current = prepare(0);
+  let next = prepare(bs);
   let batchStart = performance.now();
-  for (let start = 0; pending !== undefined; start += bs) {
+  for (let start = 0; current !== undefined; start += bs) {
     if (options.signal?.aborted === true) throw new OodError('ABORTED', 'feature extraction aborted');
     const waitStart = performance.now();
-    const prepared = await pending;
+    const prepared = await current.done;
+    if (pool !== undefined) await next?.read;
     const wait = performance.now() - waitStart;
-    pending = start + bs < items.length ? prepare(start + bs) : undefined;
-    // Keep a rejected look-ahead from becoming an unhandled rejection while we encode.
-    pending?.catch(() => undefined);
+    current = next;
+    next = prepare(start + 2 * bs);
     const good: { pixels: Uint8Array; key: string; digest: string; properties: ImageProperties | undefined }[] = [];
     for (const p of prepared) {
       if (p.result.ok) good.push({ pixels: p.result.pixels, key: p.result.key, digest: p.digest!, properties: p.result.properties });

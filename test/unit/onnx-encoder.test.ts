@@ -103,6 +103,22 @@ describe.skipIf(!ort.ok)('MobileNetV2 on onnxruntime-node', () => {
     b.dispose();
   });
 
+  it('gives every image the same features whatever the session run size a batch is sliced into', async () => {
+    const { pixels } = await demoImages(11, 96);
+    const whole = await createMobileNetV2({ inputSize: 96, batchSize: 11 }, { ...onnx, runBatch: 11 });
+    const sliced = await createMobileNetV2({ inputSize: 96, batchSize: 11 }, { ...onnx, runBatch: 3 });
+    const single = await createMobileNetV2({ inputSize: 96, batchSize: 11 }, { ...onnx, runBatch: 1 });
+    const ref = await whole.encode(pixels);
+    expect(ref).toHaveLength(11 * whole.featureSize);
+    expect(maxAbsDiff(await sliced.encode(pixels), ref)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await single.encode(pixels), ref)).toBeLessThan(1e-5);
+    // Image i's features are image i's: a batch in reverse order gives the rows in reverse order.
+    const reversed = await sliced.encode([...pixels].reverse());
+    const d = whole.featureSize;
+    for (let i = 0; i < 11; i++) expect(maxAbsDiff(reversed.subarray((10 - i) * d, (11 - i) * d), ref.subarray(i * d, (i + 1) * d))).toBeLessThan(1e-5);
+    for (const e of [whole, sliced, single]) e.dispose();
+  });
+
   it('keeps memory flat across batches', async () => {
     const enc = await createMobileNetV2({ inputSize: 96 }, onnx);
     const batch = Array.from({ length: 16 }, (_, i) => new Uint8Array(96 * 96 * 3).fill(i * 13));

@@ -116,7 +116,7 @@ export async function createMobileNetV2(options: MobileNetV2Options = {}, runtim
   if (runtime.kind === 'onnx') {
     const ort = await loadOrt();
     if (!ort.ok) throw new OodError('BACKEND_UNAVAILABLE', `onnxruntime-node could not be loaded: ${ort.reason}`);
-    return createOnnxEncoder({ ort: ort.ort, ortVersion: ort.version, plan, fingerprint, stages, inputSize, preprocessing, batchSize, device: runtime.device, threads: runtime.threads });
+    return createOnnxEncoder({ ort: ort.ort, ortVersion: ort.version, plan, fingerprint, stages, inputSize, preprocessing, batchSize, device: runtime.device, threads: runtime.threads, ...(runtime.runBatch !== undefined ? { runBatch: runtime.runBatch } : {}) });
   }
 
   const program = compileKerasFused(plan);
