@@ -16,7 +16,7 @@
  * features, 2 threads, 24 img/s at 224 px): 240 img/s.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,13 +49,23 @@ const threadCounts = values.threads.split(',').map(Number);
 
 type Json = Record<string, unknown>;
 let childEnv: NodeJS.ProcessEnv = process.env;
+let jobs = 0;
 function child(job: Json): Promise<Json> {
+  // The job (thousands of keys) goes in a file, not on the command line: onnxruntime-node 1.30
+  // crashes (SIGSEGV) creating a session in a process whose arguments exceed about 30 KB.
+  const jobFile = path.join(REPO, 'bench/out', `speed-job-${process.pid}-${jobs++}.json`);
+  mkdirSync(path.dirname(jobFile), { recursive: true });
+  writeFileSync(jobFile, JSON.stringify(job));
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'bench/lib/speed-child.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv });
+    const p = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'bench/lib/speed-child.ts'), jobFile], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as Json) : reject(new Error(`speed child exited with ${code}`))));
+    p.on('close', (code, signal) => {
+      rmSync(jobFile, { force: true });
+      if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop()!) as Json);
+      else reject(new Error(`speed child exited with ${code ?? signal}`));
+    });
   });
 }
 async function parallel(jobs: Json[]): Promise<Json[]> {

@@ -1,5 +1,6 @@
-// One process of bench:speed: runs a measured task and prints a JSON line with its figures.
+// One process of bench:speed: runs the measured task in the JSON file argv[2] names and prints a JSON line with its figures.
 import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../../src/shared/backend.js';
@@ -22,7 +23,7 @@ import { openLocation } from '../../src/shared/storage/open.js';
 import { joinKey } from '../../src/shared/storage/object-store.js';
 import { parseEnv } from '../../src/shared/config/env.js';
 
-const job = JSON.parse(process.argv[2]!) as { task: 'extract' | 'score' | 'train'; backend?: BackendChoice; decodeThread?: boolean; threads?: number; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { task: 'extract' | 'score' | 'train'; backend?: BackendChoice; decodeThread?: boolean; threads?: number; dir?: string; keys?: string[]; rows?: number; epochs?: number; trainRows?: number };
 /** Images from a local folder, or through the product's object store when `dir` is an s3:// URI. */
 const readImage: (key: string) => Promise<Uint8Array> = job.dir?.startsWith('s3://') === true
   ? (() => {
