@@ -109,8 +109,12 @@ try {
   for (const l of layouts) {
     console.log(`extract: ${nImages} CIFAR-10 test images per process at ${cfg.encoder.inputSize}px from ${l.source}, ${l.backend}, ${l.processes} process(es)${l.threads !== undefined ? ` x ${l.threads} thread(s)` : ''}, decoding in the ${l.decode === 'thread' ? 'decode thread' : 'main thread'}`);
     const from = l.source === 's3' ? 's3://bench/speed/' : dir;
+    const cpu0 = s3?.cpuSeconds() ?? 0;
+    const t0 = performance.now();
     const runs = await parallel(Array.from({ length: l.processes }, (_, p) => ({ task: 'extract', backend: l.backend, decodeThread: l.decode === 'thread', ...(l.threads !== undefined ? { threads: l.threads } : {}), dir: from, keys: slice(p, l.processes) })));
-    extract.push({ ...l, runs });
+    // The S3 server runs on the same cores: the share of them it took during this layout.
+    const s3rverCoreShare = l.source === 's3' && s3 !== undefined ? (s3.cpuSeconds() - cpu0) / (((performance.now() - t0) / 1000) * cores) : undefined;
+    extract.push({ ...l, runs, ...(s3rverCoreShare !== undefined ? { s3rverCoreShare } : {}) });
   }
 } finally {
   await s3?.stop();
@@ -142,7 +146,7 @@ for (const decode of decodeModes) for (const b of backends) {
   const remote = extract.find((e) => e['backend'] === b && e['decode'] === decode && e['source'] === 's3');
   if (local === undefined) continue;
   const l = totalOf(local);
-  lines.push('', `${String((local['runs'] as Json[])[0]!['runtime'])}, ${cores} processes, decoding in the ${decode === 'thread' ? 'decode thread' : 'main thread'}: ${f(l)} img/s from the folder (target 250; ${f(l / PYTORCH_REFERENCE)}x the PyTorch reference of ${PYTORCH_REFERENCE} img/s, target 10x)${remote !== undefined ? `, ${f(totalOf(remote))} img/s from S3 = ${f((100 * totalOf(remote)) / l, 0)}% of the folder (target 90%)` : ''}.`);
+  lines.push('', `${String((local['runs'] as Json[])[0]!['runtime'])}, ${cores} processes, decoding in the ${decode === 'thread' ? 'decode thread' : 'main thread'}: ${f(l)} img/s from the folder (target 250; ${f(l / PYTORCH_REFERENCE)}x the PyTorch reference of ${PYTORCH_REFERENCE} img/s, target 10x)${remote !== undefined ? `, ${f(totalOf(remote))} img/s from S3 = ${f((100 * totalOf(remote)) / l, 0)}% of the folder (target 90%; s3rver itself took ${f(100 * ((remote['s3rverCoreShare'] as number | undefined) ?? 0), 0)}% of the ${cores} cores)` : ''}.`);
 }
 lines.push('', `| measure | 1 process | per process with ${cores} | total with ${cores} | peak RSS (MB) | tensors before/after |`, '|---|---|---|---|---|---|');
 for (const k of ['dlsr', 'dlsrWithLr', 'allScores'] as const) {

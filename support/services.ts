@@ -5,7 +5,7 @@
  * the returned handles.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,20 @@ export interface S3Server {
   readonly client: S3Client;
   /** Environment for ood-audit processes talking to this server. */
   readonly env: Record<string, string>;
+  /** CPU seconds the server process has used so far (Linux /proc; 0 elsewhere). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/** User + system CPU seconds of a process, from /proc/<pid>/stat (0 when unreadable). */
+export function processCpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
 }
 
 export async function startS3rver(bucket = 'lake'): Promise<S3Server> {
@@ -64,6 +77,7 @@ export async function startS3rver(bucket = 'lake'): Promise<S3Server> {
     bucket,
     client,
     env,
+    cpuSeconds: () => processCpuSeconds(child.pid),
     stop: async () => {
       client.destroy();
       await stopProcess(child);
