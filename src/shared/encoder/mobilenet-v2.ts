@@ -90,10 +90,6 @@ export function bundledPlan(taps: readonly string[]): KerasPlan {
 }
 
 /**
- * Loads the encoder on `runtime` (default tfjs on the active backend). Its fingerprint does not
- * depend on the runtime.
- */
-/**
  * Images per tfjs run on the wasm and cpu backends: as on onnxruntime (onnx/encoder.ts), a batch of
  * 32 at 224 px runs from memory. Measured on wasm, 1 thread, CPU time per image: 18-19 ms at 32,
  * 16.4 at 8, 15.4 at 2 (a loaded machine); in bench:speed (2 x 1, alternating runs) 103.8 and 78.7
@@ -101,6 +97,10 @@ export function bundledPlan(taps: readonly string[]): KerasPlan {
  */
 export const TFJS_CPU_RUN_BATCH = 8;
 
+/**
+ * Loads the encoder on `runtime` (default tfjs on the active backend). Its fingerprint does not
+ * depend on the runtime.
+ */
 export async function createMobileNetV2(options: MobileNetV2Options = {}, runtime: EncoderRuntime = { kind: 'tfjs' }): Promise<Encoder> {
   const taps = options.taps ?? IMAGENET_STAGES;
   const inputSize = options.inputSize ?? 224;

@@ -78,7 +78,7 @@ export class DecodePool {
     if (this.deadError !== undefined) return Promise.reject(this.deadError);
     const id = this.next++;
     const buffer = bytes.slice().buffer;
-    const request: DecodeRequest = { id, key, bytes: buffer, options: { ...options }, properties };
+    const request: DecodeRequest = { id, key, bytes: buffer, options, properties };
     return new Promise<DecodedBytes>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
