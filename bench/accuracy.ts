@@ -23,7 +23,8 @@
  * --first-seed N (seeds N .. N+seeds-1; to split a run over processes), --train-limit N (ID training
  * images, evenly spread), --corrupt-per-class N (default 100), --taps imagenet4|finetuned3|both7,
  * --protocols far,covariate,near, --whiten none,stage,global (one model per listed mode),
- * --extract-only (fill the feature cache and stop).
+ * --extract-only (fill the feature cache and stop), --shard i/n (protocol suite: only every n-th unit
+ * from the i-th, to split one seed's units over n processes; the file name says the shard).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -41,7 +42,7 @@ import { ALL_CORRUPTIONS, corruptedDir, datasetDir, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { classRows, limitTrain, SPLITS } from './lib/sets.js';
 import { formatTables, type Row } from './lib/tables.js';
-import { FAMILIES, runSuite, SIZES, type Family, type Size, type SuiteFile } from './lib/protocol-suite.js';
+import { FAMILIES, parseShard, runSuite, SIZES, type Family, type Size, type SuiteFile } from './lib/protocol-suite.js';
 import { selectionReport } from './lib/selection.js';
 
 const { values: opt } = parseArgs({
@@ -59,6 +60,7 @@ const { values: opt } = parseArgs({
     print: { type: 'string' },
     summary: { type: 'string' },
     'extract-only': { type: 'boolean', default: false },
+    shard: { type: 'string' },
   },
 });
 
@@ -167,12 +169,13 @@ if (suite === 'protocols') {
   for (const f of families) if (!FAMILIES.includes(f)) throw new Error(`--protocols: expected some of ${FAMILIES.join(', ')}, got ${f}`);
   for (const z of sizes) if (!SIZES.includes(z)) throw new Error(`--sizes: expected some of ${SIZES.join(', ')}, got ${z}`);
   for (const m of modes) if (!WHITEN_MODES.includes(m)) throw new Error(`--whiten: expected some of ${WHITEN_MODES.join(', ')}, got ${m}`);
+  const shard = opt.shard !== undefined ? parseShard(opt.shard) : undefined;
   log(`== protocol suite: ${families.join(', ')}; sizes ${sizes.join(', ')}; seeds ${seeds.join(', ')}; whitening ${modes.join(', ')} ==`);
   const sets = await loadSets(base.encoder, families.includes('corruption'));
   if (opt['extract-only']) process.exit(0);
   const epochs = opt.epochs !== undefined ? Number(opt.epochs) : undefined;
-  const file = path.join(REPO, 'bench/out', `protocols-${[sizes.join('-'), `seeds${seeds.join('-')}`, modes.join('-'), families.length === FAMILIES.length ? '' : families.join('-'), epochs !== undefined ? `epochs${epochs}` : ''].filter((x) => x !== '').join('-')}.json`);
-  const result = await runSuite(sets, { sizes, seeds, modes, families, out: file, backend: backend.provider, log, ...(epochs !== undefined ? { epochs } : {}) });
+  const file = path.join(REPO, 'bench/out', `protocols-${[sizes.join('-'), `seeds${seeds.join('-')}`, modes.join('-'), families.length === FAMILIES.length ? '' : families.join('-'), epochs !== undefined ? `epochs${epochs}` : '', shard !== undefined ? `shard${shard.index}of${shard.count}` : ''].filter((x) => x !== '').join('-')}.json`);
+  const result = await runSuite(sets, { sizes, seeds, modes, families, out: file, backend: backend.provider, log, ...(epochs !== undefined ? { epochs } : {}), ...(shard !== undefined ? { shard } : {}) });
   log(`results in ${file}`);
   report(selectionReport(result.rows));
   process.exit(0);

@@ -67,6 +67,8 @@ export interface SuiteOptions {
   readonly epochs?: number;
   readonly backend: string;
   readonly log: (m: string) => void;
+  /** Run only every n-th unit starting at i (one shard of a run split over processes; default 0 of 1). */
+  readonly shard?: { readonly index: number; readonly count: number };
 }
 
 interface Unit {
@@ -140,7 +142,21 @@ function load(file: string): SuiteFile {
   return JSON.parse(readFileSync(file, 'utf8')) as SuiteFile;
 }
 
-/** Runs every unit of the options not yet in `out`, writing after each. */
+/** Whether unit number `u` (in unitsFor's order) belongs to the shard. */
+export function inShard(u: number, shard: SuiteOptions['shard']): boolean {
+  return shard === undefined || u % shard.count === shard.index;
+}
+
+/** Parses `--shard i/n` (0 <= i < n). */
+export function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (m === null || count < 1 || index >= count) throw new Error(`--shard: expected i/n with 0 <= i < n (e.g. 0/2), got ${text}`);
+  return { index, count };
+}
+
+/** Runs every unit of the options not yet in `out` (of the shard, if one is given), writing after each. */
 export async function runSuite(sets: SuiteSets, o: SuiteOptions): Promise<SuiteFile> {
   const file = load(o.out);
   const save = (): void => {
@@ -151,9 +167,9 @@ export async function runSuite(sets: SuiteSets, o: SuiteOptions): Promise<SuiteF
   for (const size of o.sizes)
     for (const seed of o.seeds)
       for (const mode of o.modes)
-        for (const unit of unitsFor(o.families)) {
+        for (const [u, unit] of unitsFor(o.families).entries()) {
           const id = `${size}/${seed}/${mode}/${unit.name}`;
-          if (file.units.includes(id)) continue;
+          if (file.units.includes(id) || !inShard(u, o.shard)) continue;
           const idTrain = classRows(sets.train, unit.idClasses, true);
           const train = size === '5000' ? limitTrain(idTrain, 5_000) : idTrain;
           // The candidates' `fused` row is the earlier default (mfsim_all + mse in the LFDN's space), pinned
