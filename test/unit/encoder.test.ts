@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bundledTopology, createMobileNetV2, loadBundledMobileNetV2 } from '../../src/shared/encoder/mobilenet-v2.js';
 import { DEFAULT_ENCODER, FINETUNED_STAGES, IMAGENET_STAGES } from '../../src/shared/encoder/spec.js';
 import { toEncoderInput } from '../../src/shared/encoder/preprocess.js';
-import { assertSameEncoder } from '../../src/shared/encoder/encoder.js';
+import { assertSameEncoder, encodeInSlices } from '../../src/shared/encoder/encoder.js';
 import { createEncoder } from '../../src/shared/encoder/registry.js';
 import { Rng } from '../../src/shared/rng.js';
 import { useWasm } from '../helpers/tf.js';
@@ -71,5 +71,21 @@ describe('MobileNetV2 encoder', () => {
   it('refuses unknown taps and encoders with named errors', async () => {
     await expect(createMobileNetV2({ taps: ['no_such_layer'] })).rejects.toThrow(/no layer named "no_such_layer"/);
     await expect(createEncoder({ ...DEFAULT_ENCODER, name: 'resnet9000' })).rejects.toMatchObject({ code: 'UNKNOWN_ENCODER' });
+  });
+});
+
+describe('encodeInSlices', () => {
+  it('runs the images in slices of the run size and places each slice at its rows', async () => {
+    const runs: [number, number][] = [];
+    const out = await encodeInSlices(7, 3, 2, (from, to, write) => {
+      runs.push([from, to]);
+      write(Float32Array.from({ length: (to - from) * 2 }, (_, i) => from * 2 + i));
+    });
+    expect(runs).toEqual([[0, 3], [3, 6], [6, 7]]);
+    expect([...out]).toEqual(Array.from({ length: 14 }, (_, i) => i));
+  });
+
+  it('refuses a slice whose rows do not match its images, naming them', async () => {
+    await expect(encodeInSlices(5, 4, 3, (_from, _to, write) => write(new Float32Array(3)))).rejects.toThrow(/images 0-3: expected 12 values, got 3/);
   });
 });

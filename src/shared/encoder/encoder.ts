@@ -49,6 +49,28 @@ export interface Encoder {
   dispose(): void;
 }
 
+/**
+ * Encodes `count` images in runs of at most `runBatch`: `runSlice(from, to, write)` runs images
+ * [from, to) and hands their pooled rows to `write`, which places them at row `from` of the result.
+ * On CPU runtimes small runs keep the activations in cache and give the event loop a turn between runs.
+ */
+export async function encodeInSlices(
+  count: number,
+  runBatch: number,
+  featureSize: number,
+  runSlice: (from: number, to: number, write: (rows: Float32Array) => void) => Promise<void> | void,
+): Promise<Float32Array> {
+  const out = new Float32Array(count * featureSize);
+  for (let from = 0; from < count; from += runBatch) {
+    const to = Math.min(count, from + runBatch);
+    await runSlice(from, to, (rows) => {
+      if (rows.length !== (to - from) * featureSize) throw new OodError('SHAPE_MISMATCH', `encoder output for images ${from}-${to - 1}: expected ${(to - from) * featureSize} values, got ${rows.length}`);
+      out.set(rows, from * featureSize);
+    });
+  }
+  return out;
+}
+
 export function makeFingerprint(fields: Omit<EncoderFingerprint, 'id'>): EncoderFingerprint {
   const canonical = JSON.stringify({
     encoder: fields.encoder,

@@ -17,7 +17,7 @@ import { planKeras, type KerasLayerConfig, type KerasPlan } from './keras-plan.j
 import { createOnnxEncoder } from './onnx/encoder.js';
 import { loadOrt } from './onnx/runtime.js';
 import { sha256Hex } from '../hash.js';
-import { makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
+import { encodeInSlices, makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
 import { toEncoderInput } from './preprocess.js';
 import { IMAGENET_STAGES } from './spec.js';
 
@@ -140,21 +140,18 @@ export async function createMobileNetV2(options: MobileNetV2Options = {}, runtim
     runtime: `tfjs ${tf.getBackend()}`,
     async encode(images: readonly Uint8Array[]): Promise<Float32Array> {
       if (images.length === 0) return new Float32Array(0);
-      const out = new Float32Array(images.length * featureSize);
-      for (let from = 0; from < images.length; from += runBatch) {
-        const slice = images.slice(from, from + runBatch);
+      return encodeInSlices(images.length, runBatch, featureSize, (from, to, write) => {
         const pooled = tf.tidy(() => {
-          const x = toEncoderInput(slice, inputSize, preprocessing);
+          const x = toEncoderInput(images.slice(from, to), inputSize, preprocessing);
           const maps = program.run(x);
           return tf.concat(maps.map((m) => tf.mean(m, [1, 2])), 1);
         });
         try {
-          out.set(pooled.dataSync() as Float32Array, from * featureSize);
+          write(pooled.dataSync() as Float32Array);
         } finally {
           pooled.dispose();
         }
-      }
-      return out;
+      });
     },
     dispose(): void {
       program.dispose();

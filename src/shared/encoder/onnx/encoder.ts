@@ -6,7 +6,7 @@
  * freely between this encoder and the tfjs one built from the same plan.
  */
 import { OodError } from '../../errors.js';
-import type { Encoder, EncoderFingerprint, Preprocessing, StageInfo } from '../encoder.js';
+import { encodeInSlices, type Encoder, type EncoderFingerprint, type Preprocessing, type StageInfo } from '../encoder.js';
 import type { KerasPlan } from '../keras-plan.js';
 import { buildOnnxGraph, ONNX_INPUT, ONNX_OUTPUT } from './graph.js';
 import { serialiseOnnxModel } from './proto.js';
@@ -60,8 +60,8 @@ export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder>
   const runtime = `onnxruntime-node ${o.ortVersion} ${o.device}${o.device === 'cpu' ? `, ${o.threads} thread${o.threads === 1 ? '' : 's'}` : ''}`;
   const runBatch = Math.max(1, Math.min(o.batchSize, o.runBatch ?? (o.device === 'cpu' ? CPU_RUN_BATCH : o.batchSize)));
 
-  /** One session run over images [from, to) of the packed batch, into out. */
-  const runSlice = async (packed: Uint8Array, from: number, to: number, out: Float32Array): Promise<void> => {
+  /** One session run over images [from, to) of the packed batch; its rows go to write. */
+  const runSlice = async (packed: Uint8Array, from: number, to: number, write: (rows: Float32Array) => void): Promise<void> => {
     const n = to - from;
     const input = new o.ort.Tensor('uint8', packed.subarray(from * per, to * per), [n, o.inputSize, o.inputSize, 3]);
     let output: InstanceType<OrtModule['Tensor']> | undefined;
@@ -70,7 +70,7 @@ export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder>
       if (output === undefined || output.type !== 'float32' || output.data.length !== n * featureSize) {
         throw new OodError('SHAPE_MISMATCH', `encoder output: expected float32 [${n}, ${featureSize}], got ${output?.type ?? 'nothing'} [${output?.dims.join(', ') ?? ''}]`);
       }
-      out.set(output.data as Float32Array, from * featureSize);
+      write(output.data as Float32Array);
     } finally {
       input.dispose();
       output?.dispose();
@@ -91,9 +91,7 @@ export async function createOnnxEncoder(o: OnnxEncoderOptions): Promise<Encoder>
         if (img.length !== per) throw new OodError('SHAPE_MISMATCH', `image ${i} in batch: expected ${per} bytes (${o.inputSize}x${o.inputSize}x3), got ${img.length}`);
         packed.set(img, i * per);
       });
-      const out = new Float32Array(images.length * featureSize);
-      for (let from = 0; from < images.length; from += runBatch) await runSlice(packed, from, Math.min(images.length, from + runBatch), out);
-      return out;
+      return encodeInSlices(images.length, runBatch, featureSize, (from, to, write) => runSlice(packed, from, to, write));
     },
     dispose(): void {
       session.release().catch(() => undefined);
