@@ -4,7 +4,7 @@
  * night before (and "new or changed: 0"), a night that adds a shifted partition shows it in the whole
  * prefix and in the new-or-changed section (that night through the queues, with a worker process),
  * a deleted object leaves the report, a corrupt page aggregate fails the scan with one line naming
- * the file, and a refitted model carries nothing forward.
+ * the file, and a refitted model carries nothing forward (so --fail-on-new judges the whole prefix).
  */
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,8 +109,11 @@ describe('whole-prefix reports', () => {
     expect(bad.stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`${path.join(state, 'pages', agg).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not an ood-audit page aggregate \\(bad magic\\)`));
 
     // A refitted model carries nothing forward (and says why): every image is scanned again.
+    // --fail-on-new then judges the whole prefix (every image is new to this model), and says so.
     await fit('2');
-    const n5 = await night('2026-01-06');
+    const n5 = await night('2026-01-06', ['--fail-on-new', 'shifted'], 3);
+    expect(n5.report.headline.level).toBe('shifted');
+    expect(n5.stdout).toMatch(/^every image was scanned by this run, so --fail-on-new judges the whole prefix\nverdict: .* \(exit 3: --fail-on never, --fail-on-new shifted\)$/m);
     expect(n5.report.scope).toMatchObject({ scored: 39, carried: 0, scanned: 39 });
     expect(n5.report.scope.rescan).toMatch(/^the model or its scoring settings \(--max-bytes\) changed since scan-[0-9a-f]{16}: every image scanned again, nothing carried forward$/);
     expect(n5.report.newOrChanged).toBeNull();

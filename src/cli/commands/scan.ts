@@ -54,7 +54,8 @@ export const SCAN_USAGE = `ood-audit scan --model <loc> --input <loc> --out <loc
                    "shifted"; possibly = also exit ${VERDICT_EXIT.possiblyShifted} on "possibly shifted"; never (default) = exit 0.
                    Errors exit 1 (2 for bad options or configuration). The last line states the verdict.
   --fail-on-new F  the same for the images new or changed since the last scan (their own verdict);
-                   with both, the worse exit status wins (${VERDICT_EXIT.shifted} before ${VERDICT_EXIT.possiblyShifted})
+                   when this run scanned every image (first scan, --full, a refitted model) every image
+                   is new, so it judges the whole prefix; with both, the worse exit status wins (${VERDICT_EXIT.shifted} before ${VERDICT_EXIT.possiblyShifted})
   --json           print one JSON document on stdout (verdict, counts, outputs, exit status);
                    progress and logs stay on stderr
   --log-format F   log lines on stderr: text (default) | json
@@ -88,6 +89,8 @@ export interface ScanJson {
   readonly outputs: { readonly summary: string; readonly report: string };
   readonly failOn: FailOn;
   readonly failOnNew: FailOn;
+  /** What --fail-on-new judged: the new-or-changed images, or the whole prefix when this run scanned every image. */
+  readonly failOnNewScope: 'new or changed' | 'whole prefix';
   readonly exitCode: number;
 }
 
@@ -147,7 +150,9 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
   // The headline: a partition shifted under a milder dataset verdict counts (report.html leads with it).
   const headline = result.headline ?? result.verdict;
   const fresh = result.newOrChanged;
-  const exitCode = worseExit(verdictExitCode(headline, fail), fresh !== undefined ? verdictExitCode(fresh.headline, failNew) : 0);
+  // A run that scanned every image (first scan, --full, a refitted model) has no separate new section:
+  // every image is new or changed, so --fail-on-new judges the whole prefix rather than nothing.
+  const exitCode = worseExit(verdictExitCode(headline, fail), verdictExitCode(fresh?.headline ?? headline, failNew));
   const doc: ScanJson = {
     command: 'scan',
     runId: summary?.run?.id ?? null,
@@ -167,13 +172,18 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     outputs: { summary: joinUri(outUri, OUTPUT_FILES.summary), report: joinUri(outUri, REPORT_JSON) },
     failOn: fail,
     failOnNew: failNew,
+    failOnNewScope: fresh !== undefined ? 'new or changed' : 'whole prefix',
     exitCode,
   };
   printResult(json, doc, () =>
     `${fresh !== undefined ? 'whole prefix: ' : ''}${result.scored} scored, ${result.failed} failed, ${result.flagged} flagged ` +
       `(${(result.flaggedFraction * 100).toFixed(1)}% vs ${(result.expectedFraction * 100).toFixed(0)}% expected in-distribution)` +
       `${result.missingShardCount > 0 ? `; ${result.missingShardCount} shards not scored (${result.missingShards.join(', ')}${result.missingShardCount > result.missingShards.length ? ', ...' : ''})` : ''}; outputs in ${outUri}\n` +
-      (fresh !== undefined ? `new or changed since the last scan: ${fresh.scored} scored, ${fresh.failed} failed, ${fresh.flagged} flagged: ${fresh.headline}\n` : '') +
+      (fresh !== undefined
+        ? `new or changed since the last scan: ${fresh.scored} scored, ${fresh.failed} failed, ${fresh.flagged} flagged: ${fresh.headline}\n`
+        : failNew !== 'never'
+          ? 'every image was scanned by this run, so --fail-on-new judges the whole prefix\n'
+          : '') +
       `verdict: ${doc.headline.text ?? headline}${exitCode !== 0 ? ` (exit ${exitCode}: ${failNew !== 'never' ? `--fail-on ${fail}, --fail-on-new ${failNew}` : `--fail-on ${fail}`})` : ''}\n`,
   );
   return exitCode;
