@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
+import { getJson, MAX_JSON_BYTES } from '../../src/shared/storage/object-store.js';
 import { classifyS3Error } from '../../src/shared/storage/s3-store.js';
 import { withRetry } from '../../src/shared/storage/retry.js';
 import { coerceError, OodError } from '../../src/shared/errors.js';
@@ -32,6 +33,17 @@ describe('local store', () => {
     expect(readdirSync(path.join(root, 'a')).filter((f) => f.startsWith('.ood-tmp'))).toEqual([]);
     for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a\0b']) await expect(s.put(bad, 'x')).rejects.toMatchObject({ code: 'KEY_UNSAFE' });
     await expect(s.get('missing.txt')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('refuses a JSON file over the JSON limit before reading it, naming the file and the limit', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'ood-store-'));
+    const s = new LocalStore(root);
+    const file = path.join(root, 'index.json');
+    writeFileSync(file, '{}');
+    truncateSync(file, MAX_JSON_BYTES + 1); // sparse: costs no disk
+    await expect(getJson(s, 'index.json')).rejects.toThrow(`${file}: ${MAX_JSON_BYTES + 1} bytes, more than the ${MAX_JSON_BYTES}-byte limit of a JSON file`);
+    await s.put('small.json', '{"a":1}');
+    await expect(getJson(s, 'small.json')).resolves.toEqual({ a: 1 });
   });
 
   it('parses locations and joins URIs', () => {

@@ -14,7 +14,7 @@ import { makeFingerprint, type EncoderFingerprint } from '../encoder/encoder.js'
 import { FUSABLE_SCORES, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { sha256Hex } from '../hash.js';
-import { getJson, joinKey, objectUri, type ObjectStore } from '../storage/object-store.js';
+import { getJson, joinKey, MAX_JSON_BYTES, objectUri, type ObjectStore } from '../storage/object-store.js';
 import { ALL_SCORE_TYPES, parseDlsrConfig, type DlsrConfig } from './config.js';
 import { PROPERTY_BINS, type ConditionsModel } from '../conditions.js';
 import { PROPERTY_NAMES } from '../image/properties.js';
@@ -185,7 +185,7 @@ export async function readCalibration(store: ObjectStore, prefix: string, json: 
   const key = joinKey(prefix, MODEL_FILES.calibration);
   const uri = objectUri(store, key);
   if ((await store.head(key)) === undefined) throw new OodError('MODEL_INVALID', `${joinKey(store.uri, prefix)}: the model has no ${MODEL_FILES.calibration} (refit it)`);
-  const bytes = await store.get(key);
+  const bytes = await store.get(key, { maxBytes: MAX_JSON_BYTES, limit: 'of a JSON file' });
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(bytes));

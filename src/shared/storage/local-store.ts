@@ -181,7 +181,7 @@ export class LocalStore implements ObjectStore {
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new OodError('OBJECT_UNREADABLE', `${full}: not a regular file`);
-      if (st.size > maxBytes) throw tooLarge(full, st.size, maxBytes);
+      if (st.size > maxBytes) throw tooLarge(full, st.size, maxBytes, options.limit);
       // Read what stat announced, and no more: a file that grows meanwhile cannot push past the cap.
       const buf = new Uint8Array(st.size);
       let off = 0;

@@ -46,13 +46,22 @@ export function isSkipped(e: ListEntry): e is SkippedEntry {
 /** The largest object any store reads (2 GiB - 1 bytes: Node reads no larger file into memory). */
 export const MAX_OBJECT_BYTES = 2 ** 31 - 1;
 
+/**
+ * The largest JSON file read (model, scan state, settings, reports): 256 MiB. Ten million objects
+ * give state files of a few MB; a larger file was not written by ood-audit, and a JSON text near
+ * V8's string limit (~512 MiB) would fail with an obscure error after minutes of reading.
+ */
+export const MAX_JSON_BYTES = 256 * 1024 * 1024;
+
 export interface GetOptions {
   /** Refuse (OBJECT_TOO_LARGE) an object larger than this, before reading it. Default MAX_OBJECT_BYTES. */
   readonly maxBytes?: number;
+  /** Which limit maxBytes is, for the message (default `(--max-bytes)`, the image limit). */
+  readonly limit?: string;
 }
 
-export function tooLarge(uri: string, size: number, maxBytes: number): OodError {
-  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${size} bytes, more than the ${maxBytes}-byte limit (--max-bytes)`);
+export function tooLarge(uri: string, size: number, maxBytes: number, limit = '(--max-bytes)'): OodError {
+  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${size} bytes, more than the ${maxBytes}-byte limit ${limit}`);
 }
 
 export interface ObjectStore {
@@ -73,8 +82,8 @@ export interface ObjectStore {
   deletePrefix(prefix: string): Promise<void>;
 }
 
-export async function getJson<T>(store: ObjectStore, key: string): Promise<T> {
-  const text = new TextDecoder().decode(await store.get(key));
+export async function getJson<T>(store: ObjectStore, key: string, maxBytes = MAX_JSON_BYTES): Promise<T> {
+  const text = new TextDecoder().decode(await store.get(key, { maxBytes, limit: 'of a JSON file' }));
   try {
     return JSON.parse(text) as T;
   } catch (err) {

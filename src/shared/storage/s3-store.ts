@@ -135,7 +135,7 @@ export class S3Store implements ObjectStore {
       if (res.ContentLength !== undefined && res.ContentLength > maxBytes) {
         // Stop the download: the body is never read.
         (res.Body as { destroy?: () => void }).destroy?.();
-        throw tooLarge(this.objectUri(k), res.ContentLength, maxBytes);
+        throw tooLarge(this.objectUri(k), res.ContentLength, maxBytes, options.limit);
       }
       return res.Body.transformToByteArray();
     });
