@@ -1,13 +1,14 @@
 /**
  * The paged scan state: index.json names the pages a run wrote; pages the index stops naming are
  * retired for one scan (a scan that planned on the state before the last one still finds them), then
- * deleted with their rows and aggregates; a state written before score rows were kept is read.
+ * deleted with their rows and aggregates; overlapping scans never leave an index naming a deleted page;
+ * a state written before score rows were kept is read.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pageId, readStateIndex, readStatePage, STATE_KEYS, writeScanState, type PageRef, type StateIndex } from '../../src/shared/outputs/scan-state.js';
+import { pageId, readStateIndex, readStatePage, STATE_KEYS, writeScanState, type PageRef, type StateIndex, type WriteStateParams } from '../../src/shared/outputs/scan-state.js';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
 
 function page(objects: Record<string, string>): { ref: PageRef; objects: Record<string, string> } {
@@ -16,6 +17,13 @@ function page(objects: Record<string, string>): { ref: PageRef; objects: Record<
 }
 
 const CARRY = '0123456789abcdef';
+/** writeScanState, which must record the state. */
+async function record(p: WriteStateParams): Promise<StateIndex> {
+  const r = await writeScanState(p);
+  if (!r.recorded) throw new Error(`not recorded: ${r.reason}`);
+  return r.index;
+}
+
 const run = (runId: string): Omit<StateIndex, 'format' | 'pages' | 'retired'> & { carry: string } => ({ runId, finishedAt: '2026-12-02T00:00:00Z', out: '/out', flaggedFraction: 0, scored: 0, carry: CARRY });
 
 describe('scan state', () => {
@@ -35,17 +43,17 @@ describe('scan state', () => {
 
   it('names the pages of the run, retires the ones it drops for one scan, then deletes them', async () => {
     for (const p of [a, b]) await put(p);
-    const first = await writeScanState({ state, previous: undefined, pages: [a.ref, b.ref], run: run('r1') });
+    const first = await record({ state, previous: undefined, pages: [a.ref, b.ref], run: run('r1') });
     expect(first).toMatchObject({ format: 'ood-audit-scan-state@3', carry: CARRY, retired: [] });
     expect(first.pages.map((p) => p.id)).toEqual([a.ref.id, b.ref.id]);
     // r2 changed b: b is retired, still there for a scan that planned on r1.
     await put(b2);
-    const second = await writeScanState({ state, previous: first, pages: [a.ref, b2.ref], run: run('r2') });
+    const second = await record({ state, previous: first, pages: [a.ref, b2.ref], run: run('r2') });
     expect(second.retired).toEqual([b.ref.id]);
     expect(await has(b.ref.id)).toEqual([true, true, true]);
     // r3 changed b again: r2's retired page b goes (every file of it), b2 is retired in turn.
     await put(b3);
-    const third = await writeScanState({ state, previous: (await readStateIndex(store, 'state'))!, pages: [a.ref, b3.ref], run: run('r3') });
+    const third = await record({ state, previous: (await readStateIndex(store, 'state'))!, pages: [a.ref, b3.ref], run: run('r3') });
     expect(third.retired).toEqual([b2.ref.id]);
     expect(await has(b.ref.id)).toEqual([false, false, false]);
     expect(await has(b2.ref.id)).toEqual([true, true, true]);
@@ -55,10 +63,37 @@ describe('scan state', () => {
   it('keeps a retired page that the new index names again', async () => {
     // r4 (planned on r2's state) names b2 again: r3's retired b2 stays.
     const now = (await readStateIndex(store, 'state'))!;
-    const fourth = await writeScanState({ state, previous: now, pages: [a.ref, b2.ref], run: run('r4') });
+    const fourth = await record({ state, previous: now, pages: [a.ref, b2.ref], run: run('r4') });
     expect(fourth.pages.map((p) => p.id)).toEqual([a.ref.id, b2.ref.id]);
     expect(fourth.retired).toEqual([b3.ref.id]);
     expect(await has(b2.ref.id)).toEqual([true, true, true]);
+  });
+
+  it('overlapping scans: never names a page another scan deleted, and retires what it replaces', async () => {
+    const r4 = (await readStateIndex(store, 'state'))!;
+    const b4 = page({ 'b/1.jpg': 'e6' });
+    const b6 = page({ 'b/1.jpg': 'e7' });
+    // Scans X and Y both report on r4's state. Y records first: it retires b2 and deletes r4's retired b3.
+    await put(b4);
+    await record({ state, previous: r4, pages: [a.ref, b4.ref], run: run('r5') });
+    expect(await has(b3.ref.id)).toEqual([false, false, false]);
+    // X had written b3 again (b/1.jpg back to the ETag it had in r3), before Y deleted it: X's index
+    // would name a deleted page, so X records nothing and says why; Y's state stands.
+    const x = await writeScanState({ state, previous: r4, pages: [a.ref, b3.ref], run: run('x') });
+    expect(x).toEqual({ recorded: false, reason: expect.stringMatching(/^scan r5 recorded the state of this prefix while this run was reporting and removed .*pages\/[0-9a-f]{16}\.json; its state stands, and the next scan plans on it$/) as unknown });
+    expect((await readStateIndex(store, 'state'))?.runId).toBe('r5');
+    // A scan whose pages all exist replaces Y's index: it retires everything r4 and r5 named or
+    // retired that it does not name, and deletes nothing this time.
+    await put(b6);
+    const r6 = await record({ state, previous: r4, pages: [a.ref, b6.ref], run: run('r6') });
+    expect(new Set(r6.retired)).toEqual(new Set([b4.ref.id, b2.ref.id, b3.ref.id]));
+    expect(await has(b4.ref.id)).toEqual([true, true, true]);
+    expect(await has(b2.ref.id)).toEqual([true, true, true]);
+    // The next scan, planned on r6, deletes them.
+    await record({ state, previous: r6, pages: [a.ref, b6.ref], run: run('r7') });
+    expect(await has(b4.ref.id)).toEqual([false, false, false]);
+    expect(await has(b2.ref.id)).toEqual([false, false, false]);
+    expect(await has(b6.ref.id)).toEqual([true, true, true]);
   });
 
   it('reads a state written before score rows were kept (no carry binding: nothing is carried from it)', async () => {

@@ -286,7 +286,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   };
   await putJson(out.store, o(OUTPUT_FILES.summary), summary);
   if (stateLoc !== undefined && prefix !== undefined) {
-    await writeScanState({
+    const state = await writeScanState({
       state: stateLoc,
       previous,
       pages: prefix.pages,
@@ -294,7 +294,8 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     });
     // The trend's point of this scan (the report's last), after the state it describes.
     const point = report.trend?.runs[report.trend.runs.length - 1];
-    if (point !== undefined) await appendScanHistory(stateLoc.store, stateLoc.prefix, point);
+    if (!state.recorded) ctx.log(`run ${p.runId}: its report is complete, but its scan state was not recorded: ${state.reason}`);
+    else if (point !== undefined) await appendScanHistory(stateLoc.store, stateLoc.prefix, point);
   }
   await removeWork();
   ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.scope.text}; ${report.verdict.text}`);

@@ -139,22 +139,53 @@ export interface WriteStateParams {
   readonly run: Omit<StateIndex, 'format' | 'pages' | 'retired'> & { readonly carry: string };
 }
 
+export type WriteStateResult =
+  | { readonly recorded: true; readonly index: StateIndex }
+  | { readonly recorded: false; readonly reason: string };
+
 /**
  * Records what a completed run saw: index.json names its pages (written before, by the report);
  * the previous index's pages it no longer names are retired, and the pages retired by the previous
  * index (two scans ago) are deleted, with their rows and aggregates.
+ *
+ * Overlapping scans of one prefix: the index is read again just before it is replaced. If another
+ * scan recorded its state since `previous` was read, that scan may have deleted pages this run
+ * names (it deletes what the index before it retired). Then the pages this run names and the
+ * current index does not are checked to exist; if one is gone, nothing is written (the other scan's
+ * state stands, and the next scan plans on it) and the reason is returned. Otherwise this run's
+ * index replaces it, retiring every page the replaced indexes named or retired, and deleting nothing
+ * this time (the next scan deletes them). A scan recording in the milliseconds between the read and
+ * the write is not detected.
  */
-export async function writeScanState(p: WriteStateParams): Promise<StateIndex> {
+export async function writeScanState(p: WriteStateParams): Promise<WriteStateResult> {
+  const { store, prefix } = p.state;
   const named = new Set(p.pages.map((r) => r.id));
-  const retired = [...new Set(p.previous?.pages.map((r) => r.id) ?? [])].filter((id) => !named.has(id));
-  const index: StateIndex = { format: STATE_FORMAT, ...p.run, pages: [...p.pages], retired };
-  await p.state.store.put(joinKey(p.state.prefix, STATE_KEYS.index), JSON.stringify(index));
-  const keep = new Set([...named, ...retired]);
-  for (const id of p.previous?.retired ?? []) {
-    if (keep.has(id)) continue;
+  const current = await readStateIndex(store, prefix);
+  const moved = (current?.runId ?? null) !== (p.previous?.runId ?? null);
+  if (!moved) {
+    const retired = [...new Set(p.previous?.pages.map((r) => r.id) ?? [])].filter((id) => !named.has(id));
+    const index: StateIndex = { format: STATE_FORMAT, ...p.run, pages: [...p.pages], retired };
+    await store.put(joinKey(prefix, STATE_KEYS.index), JSON.stringify(index));
+    const keep = new Set([...named, ...retired]);
+    for (const id of p.previous?.retired ?? []) {
+      if (keep.has(id)) continue;
+      for (const key of [STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)]) {
+        await store.delete(joinKey(prefix, key)).catch(() => undefined);
+      }
+    }
+    return { recorded: true, index };
+  }
+  const theirs = new Set(current?.pages.map((r) => r.id) ?? []);
+  for (const id of [...named].filter((x) => !theirs.has(x))) {
     for (const key of [STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)]) {
-      await p.state.store.delete(joinKey(p.state.prefix, key)).catch(() => undefined);
+      if ((await store.head(joinKey(prefix, key))) === undefined) {
+        return { recorded: false, reason: `scan ${current?.runId ?? '(none)'} recorded the state of this prefix while this run was reporting and removed ${joinUri(store.uri, joinKey(prefix, key))}; its state stands, and the next scan plans on it` };
+      }
     }
   }
-  return index;
+  const replaced = [current, p.previous].flatMap((x) => (x === undefined ? [] : [...x.pages.map((r) => r.id), ...x.retired]));
+  const retired = [...new Set(replaced)].filter((id) => !named.has(id));
+  const index: StateIndex = { format: STATE_FORMAT, ...p.run, pages: [...p.pages], retired };
+  await store.put(joinKey(prefix, STATE_KEYS.index), JSON.stringify(index));
+  return { recorded: true, index };
 }
