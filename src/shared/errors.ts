@@ -29,6 +29,8 @@ export const ERROR_TABLE = {
   /** Job data that does not match the queue contract. */
   PAYLOAD_INVALID: { retryable: false, exit: 1 },
   ABORTED: { retryable: false, exit: 1 },
+  /** Another command holds a lock this one needs right now (try again when it is done): exit 1, not a bad option. */
+  BUSY: { retryable: false, exit: 1 },
   /** A run whose listing never completed (its planner failed or stopped). */
   LISTING_INCOMPLETE: { retryable: false, exit: 1 },
   /** A bug or an unexpected state: never retried (a retry would fail the same way). */

@@ -131,7 +131,7 @@ export async function withScheduleLock<T>(conn: Redis, prefix: string, name: str
   const key = `${prefix}:ood-audit:schedule-add:${name}`;
   const token = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   if ((await conn.set(key, token, 'PX', leaseMs, 'NX')) !== 'OK') {
-    throw new OodError('CONFIG_INVALID', `schedule ${name}: another schedule command is adding or replacing it right now; try again when it is done (ood-audit schedule --list)`);
+    throw new OodError('BUSY', `schedule ${name}: another schedule command is adding or replacing it right now; try again when it is done (ood-audit schedule --list)`);
   }
   try {
     return await fn();
