@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { calibrateScore } from '../../src/shared/calibration.js';
-import { buildWholePrefix, type WholePrefix } from '../../src/shared/jobs/whole-prefix.js';
+import { buildWholePrefix, PAGE_LOOKAHEAD, type WholePrefix } from '../../src/shared/jobs/whole-prefix.js';
 import type { PageScoring } from '../../src/shared/outputs/prefix-pages.js';
 import { readStateIndex, STATE_FORMAT, STATE_KEYS, StateCursor, writeScanState } from '../../src/shared/outputs/scan-state.js';
 import { decodeScoreRows, encodeScoreRows, gatherRows } from '../../src/shared/outputs/score-rows.js';
@@ -21,7 +21,7 @@ import { encodeAggregate, partitionScores, type Aggregate } from '../../src/shar
 import { Rng } from '../../src/shared/rng.js';
 import type { Location } from '../../src/shared/storage/locate.js';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
-import { compareKeys, type GetOptions, type ObjectStore } from '../../src/shared/storage/object-store.js';
+import { compareKeys, type GetOptions, type ObjectInfo, type ObjectStore } from '../../src/shared/storage/object-store.js';
 
 /** A store that counts what is read from it. */
 class CountingStore extends LocalStore {
@@ -32,6 +32,31 @@ class CountingStore extends LocalStore {
     this.bytes += b.byteLength;
     this.reads += 1;
     return b;
+  }
+}
+
+/** A counting store whose reads each take `delayMs` (an object store's round trip), tracking how many overlap. */
+class SlowStore extends CountingStore {
+  inFlight = 0;
+  maxInFlight = 0;
+  constructor(root: string, private readonly delayMs: number) {
+    super(root);
+  }
+  private async slow<T>(f: () => Promise<T>): Promise<T> {
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      return await f();
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+  override async get(key: string, options?: GetOptions): Promise<Uint8Array> {
+    return this.slow(() => super.get(key, options));
+  }
+  override async head(key: string): Promise<ObjectInfo | undefined> {
+    return this.slow(() => super.head(key));
   }
 }
 
@@ -55,6 +80,8 @@ interface Night {
   readonly scanned: number;
   /** Bytes read from the state folder by planning and the report. */
   readonly stateBytes: number;
+  /** Wall time of the report's page builder (buildWholePrefix). */
+  readonly buildMs: number;
 }
 
 /** One scan of `listing`: plans against the state, "scores" what changed, builds the whole prefix, records the state. */
@@ -80,9 +107,11 @@ async function night(state: CountingStore, listing: readonly Listed[], s: PageSc
     await work.store.put(key, encodeScoreRows({ table: { keys: rows.map((o) => o.key), digests: rows.map((o) => `sha-${o.key}`), scores: { fused: Float32Array.from(rows, (o) => o.score!) } } }));
     groupRows.push(key);
   }
+  const t0 = performance.now();
   const prefix = await buildWholePrefix({ state: { store: state, prefix: '' }, work, pages: pages.pages, plannedKey: (id) => `state/${id}.json`, groupRows, scoring: s, moved: false });
+  const buildMs = performance.now() - t0;
   await writeScanState({ state: { store: state, prefix: '' }, previous, pages: prefix.pages, run: { runId: `r${Date.now()}`, finishedAt: new Date().toISOString(), out: '/o', flaggedFraction: 0, scored: prefix.aggregate.scored, carry: s.carry } });
-  return { prefix, scanned: scanned.length, stateBytes: state.bytes - before };
+  return { prefix, scanned: scanned.length, stateBytes: state.bytes - before, buildMs };
 }
 
 const flaggedOf = (a: Aggregate): number => [...a.partitions.values()].reduce((n, p) => n + p.flagged, 0);
@@ -95,7 +124,8 @@ describe('whole prefix', () => {
     const part = `d${String(Math.floor(i / 10_000)).padStart(2, '0')}`;
     lake.push({ key: `${part}/img-${String(i).padStart(6, '0')}.jpg`, etag: `e${i}`, score: rng.normal() + (part === 'd09' && i % 2 === 0 ? 4 : 0) });
   }
-  const state = new CountingStore(tmp('state'));
+  const stateRoot = tmp('state');
+  const state = new CountingStore(stateRoot);
   const A = scoring('aaaaaaaaaaaaaaaa');
   let first: Night;
 
@@ -117,6 +147,19 @@ describe('whole prefix', () => {
     expect(second.prefix.io.reads).toBe(first.prefix.pages.length);
     expect(second.stateBytes / 100_000).toBeLessThan(50);
     console.log(`unchanged 100k-object night: ${first.prefix.pages.length} pages; report read ${second.prefix.io.bytes} bytes in ${second.prefix.io.reads} files, planning + report ${second.stateBytes} bytes of state`);
+  }, 120_000);
+
+  it('reads kept pages ahead: on a store with a 20 ms round trip, an unchanged night overlaps its page reads', async () => {
+    const slow = new SlowStore(stateRoot, 20);
+    const n = await night(slow, lake, A);
+    expect(n.prefix).toMatchObject({ carried: 100_000, rebuilt: 0 });
+    expect(encodeAggregate(n.prefix.aggregate)).toEqual(encodeAggregate(first.prefix.aggregate));
+    const pages = n.prefix.pages.length;
+    const sequential = pages * 2 * 20; // a HEAD and a GET of each page's aggregate, one after the other
+    console.log(`unchanged night, ${pages} kept pages at 20 ms per request: page builder ${n.buildMs.toFixed(0)} ms (one request at a time: at least ${sequential} ms); at most ${slow.maxInFlight} requests at once`);
+    expect(slow.maxInFlight).toBeGreaterThan(1);
+    expect(slow.maxInFlight).toBeLessThanOrEqual(2 * PAGE_LOOKAHEAD);
+    expect(n.buildMs).toBeLessThan(sequential / 2);
   }, 120_000);
 
   it('a changed night rebuilds only the pages it touched, and reports what a full rescan would', async () => {

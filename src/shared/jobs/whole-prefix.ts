@@ -12,8 +12,9 @@
  *                  failed images are left out (so the next scan retries them); its key list, rows
  *                  and aggregate are written to the state folder under the id of what it holds
  *
- * Memory: the prefix's aggregate (4 bytes per scored image and the galleries), one page, one group's
- * rows and the few previous pages a changed page draws on. Reads: one aggregate per kept page, plus
+ * Memory: the prefix's aggregate (4 bytes per scored image and the galleries), one page (and the
+ * aggregates of up to PAGE_LOOKAHEAD kept pages read ahead), one group's rows and the few previous
+ * pages a changed page draws on. Reads: one aggregate per kept page, plus
  * rows in proportion to what changed.
  */
 import { OodError } from '../errors.js';
@@ -24,6 +25,11 @@ import { decodeScoreRows, gatherRows, type RowRef, type ScoreRows } from '../out
 import type { ScoreTable } from '../score-table.js';
 import { compareKeys, getValidJson, joinKey, objectUri } from '../storage/object-store.js';
 import type { Location } from '../storage/locate.js';
+
+/** Pages whose first reads run ahead of the one being merged. */
+export const PAGE_LOOKAHEAD = 8;
+
+type PageProbe = { readonly planned: true } | { readonly planned: false; readonly agg: Aggregate };
 
 /** Largest group rows file read (a group holds a few tens of thousands of rows, about 200 bytes each). */
 const GROUP_ROWS_BYTES = 1024 * 1024 * 1024;
@@ -122,10 +128,22 @@ export async function buildWholePrefix(p: WholePrefixParams): Promise<WholePrefi
   let carried = 0;
   let kept = 0;
   let rebuilt = 0;
-  for (const ref of p.pages) {
-    if ((await p.work.store.head(workKey(ref.id))) === undefined) {
+  // What each page needs first (is it planned? a kept page's aggregate) is read PAGE_LOOKAHEAD pages
+  // ahead: on an object store every read is a round trip, and a nightly scan mostly reads kept pages.
+  const probes: Promise<PageProbe>[] = [];
+  const probe = (i: number): Promise<PageProbe> => {
+    const ref = p.pages[i]!;
+    const pr = (async (): Promise<PageProbe> => ((await p.work.store.head(workKey(ref.id))) !== undefined ? { planned: true } : { planned: false, agg: await readPageAggregate(p.state, ref.id, p.scoring, io) }))();
+    pr.catch(() => undefined); // awaited in order below; a failure surfaces there
+    return pr;
+  };
+  for (const [i, ref] of p.pages.entries()) {
+    for (let j = probes.length; j < Math.min(p.pages.length, i + PAGE_LOOKAHEAD); j++) probes.push(probe(j));
+    const first = await probes[i]!;
+    delete probes[i];
+    if (!first.planned) {
       // Unchanged since the previous scan: its stored aggregate.
-      const agg = await readPageAggregate(p.state, ref.id, p.scoring, io);
+      const agg = first.agg;
       if (agg.scored !== ref.count) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${ref.id}.agg`))}: holds ${agg.scored} images, the index says ${ref.count}`);
       mergeAggregates(aggregate, agg, p.scoring.topK);
       pages.push(ref);
