@@ -98,11 +98,13 @@ export function pageId(objects: Readonly<Record<string, string>>): string {
 
 /**
  * Reads the previous state page by page while the listing goes forward in key order: `etagOf(key)`
- * answers from the one page whose range holds the key (keys must be asked in ascending order).
+ * answers from the one page whose range holds the key (keys must be asked in ascending order). The
+ * page after the one in use is read ahead, so its round trip overlaps the listing's.
  */
 export class StateCursor {
   private next = 0;
   private current: { ref: PageRef; objects: Record<string, string> } | undefined;
+  private ahead: { index: number; objects: Promise<Record<string, string>> } | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -123,9 +125,17 @@ export class StateCursor {
       this.next += 1;
       // A page wholly before the key (its objects were all deleted or skipped) is never read.
       if (compareKeys(key, ref.last) > 0) continue;
-      this.current = { ref, objects: await readStatePage(this.store, this.prefix, ref.id) };
+      const objects = this.ahead?.index === this.next - 1 ? this.ahead.objects : this.read(this.next - 1);
+      this.ahead = this.next < this.pages.length ? { index: this.next, objects: this.read(this.next) } : undefined;
+      this.current = { ref, objects: await objects };
       return this.current.objects[key];
     }
+  }
+
+  private read(index: number): Promise<Record<string, string>> {
+    const p = readStatePage(this.store, this.prefix, this.pages[index]!.id);
+    p.catch(() => undefined); // a page read ahead and never used must not be an unhandled rejection
+    return p;
   }
 }
 
