@@ -24,7 +24,9 @@
  * images, evenly spread), --corrupt-per-class N (default 100), --taps imagenet4|finetuned3|both7,
  * --protocols far,covariate,near, --whiten none,stage,global (one model per listed mode),
  * --extract-only (fill the feature cache and stop), --shard i/n (protocol suite: only every n-th unit
- * from the i-th, to split one seed's units over n processes; the file name says the shard).
+ * from the i-th, to split one seed's units over n processes; the file name says the shard),
+ * --bootstrap a.bin,b.bin [--pairs mahalanobis:knn,...] [--reps 400] (paired bootstrap interval of
+ * each pair's family margin over the images of saved units, bench/lib/bootstrap.ts).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -42,7 +44,8 @@ import { ALL_CORRUPTIONS, corruptedDir, datasetDir, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { classRows, limitTrain, SPLITS } from './lib/sets.js';
 import { formatTables, type Row } from './lib/tables.js';
-import { FAMILIES, parseShard, runSuite, SIZES, type Family, type Size, type SuiteFile } from './lib/protocol-suite.js';
+import { familyMargins } from './lib/bootstrap.js';
+import { FAMILIES, loadColumns, parseShard, runSuite, SIZES, type Family, type Size, type SuiteFile } from './lib/protocol-suite.js';
 import { selectionReport } from './lib/selection.js';
 
 const { values: opt } = parseArgs({
@@ -61,6 +64,9 @@ const { values: opt } = parseArgs({
     summary: { type: 'string' },
     'extract-only': { type: 'boolean', default: false },
     shard: { type: 'string' },
+    bootstrap: { type: 'string' },
+    pairs: { type: 'string', default: 'mahalanobis:knn' },
+    reps: { type: 'string', default: '400' },
   },
 });
 
@@ -72,6 +78,21 @@ function report(text: string): void {
   }
 }
 
+if (opt.bootstrap !== undefined) {
+  // Paired bootstrap of score margins over the images of saved units (bench/out/columns/*.bin).
+  const pairs = opt.pairs!.split(',').map((p) => p.split(':') as [string, string]);
+  const lines = ['| unit | family | margin a - b | 95% interval | outside the interval? |', '|---|---|---|---|---|'];
+  for (const file of opt.bootstrap.split(',')) {
+    const unit = loadColumns(file);
+    for (const [a, b] of pairs)
+      for (const m of familyMargins(unit, a, b, Number(opt.reps))) {
+        const pts = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)}`;
+        lines.push(`| ${path.basename(file, '.bin')} | ${m.family} (${m.sets} sets) | ${a} - ${b}: ${pts(m.margin)} | [${pts(m.lo)}, ${pts(m.hi)}] | ${m.lo > 0 || m.hi < 0 ? 'yes: 0 is outside' : 'no: 0 is inside'} |`);
+      }
+  }
+  report(`Paired bootstrap (${opt.reps} replicates; ID and every OOD set resampled, both scores on the same images), AUROC points:\n\n${lines.join('\n')}\n`);
+  process.exit(0);
+}
 if (opt.print !== undefined && opt.suite === 'protocols') {
   report(selectionReport(opt.print.split(',').flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as SuiteFile).rows)));
   process.exit(0);
@@ -177,6 +198,10 @@ if (suite === 'protocols') {
   const file = path.join(REPO, 'bench/out', `protocols-${[sizes.join('-'), `seeds${seeds.join('-')}`, modes.join('-'), families.length === FAMILIES.length ? '' : families.join('-'), epochs !== undefined ? `epochs${epochs}` : '', shard !== undefined ? `shard${shard.index}of${shard.count}` : ''].filter((x) => x !== '').join('-')}.json`);
   const result = await runSuite(sets, { sizes, seeds, modes, families, out: file, backend: backend.provider, log, ...(epochs !== undefined ? { epochs } : {}), ...(shard !== undefined ? { shard } : {}) });
   log(`results in ${file}`);
+  if (shard !== undefined) {
+    log(`shard ${shard.index}/${shard.count} only: merge the shards' files with --print a.json,b.json for the selection tables`);
+    process.exit(0);
+  }
   report(selectionReport(result.rows));
   process.exit(0);
 } else if (suite === 'default') {

@@ -24,7 +24,7 @@ export const ERROR_TABLE = {
   KEY_UNSAFE: { retryable: false, exit: 1 },
   /** One object that cannot be read (permission, I/O error): a per-image failure, not a job failure. */
   OBJECT_UNREADABLE: { retryable: false, exit: 1 },
-  /** One object over the size limit (--max-bytes): a per-image failure. */
+  /** An object over its size limit: a per-image failure for an image (--max-bytes); a job failure for a state, model or JSON file. */
   OBJECT_TOO_LARGE: { retryable: false, exit: 1 },
   /** Job data that does not match the queue contract. */
   PAYLOAD_INVALID: { retryable: false, exit: 1 },

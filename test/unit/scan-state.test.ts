@@ -1,14 +1,15 @@
 /**
  * The paged scan state: index.json names the pages a run wrote; pages the index stops naming are
  * retired for one scan (a scan that planned on the state before the last one still finds them), then
- * deleted with their rows and aggregates; overlapping scans never leave an index naming a deleted page;
+ * deleted with their rows and aggregates; a run whose state another scan replaced meanwhile records
+ * nothing (its index could name a page that scan deletes); the cursor reads one page ahead;
  * a state written before score rows were kept is read.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pageId, readStateIndex, readStatePage, STATE_KEYS, writeScanState, type PageRef, type StateIndex, type WriteStateParams } from '../../src/shared/outputs/scan-state.js';
+import { pageId, readStateIndex, readStatePage, STATE_KEYS, StateCursor, writeScanState, type PageRef, type StateIndex, type WriteStateParams } from '../../src/shared/outputs/scan-state.js';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
 
 function page(objects: Record<string, string>): { ref: PageRef; objects: Record<string, string> } {
@@ -69,31 +70,36 @@ describe('scan state', () => {
     expect(await has(b2.ref.id)).toEqual([true, true, true]);
   });
 
-  it('overlapping scans: never names a page another scan deleted, and retires what it replaces', async () => {
+  it('overlapping scans: a run whose state moved under it records nothing and says why', async () => {
     const r4 = (await readStateIndex(store, 'state'))!;
     const b4 = page({ 'b/1.jpg': 'e6' });
-    const b6 = page({ 'b/1.jpg': 'e7' });
     // Scans X and Y both report on r4's state. Y records first: it retires b2 and deletes r4's retired b3.
     await put(b4);
     await record({ state, previous: r4, pages: [a.ref, b4.ref], run: run('r5') });
     expect(await has(b3.ref.id)).toEqual([false, false, false]);
-    // X had written b3 again (b/1.jpg back to the ETag it had in r3), before Y deleted it: X's index
-    // would name a deleted page, so X records nothing and says why; Y's state stands.
+    // X had written b3 again (b/1.jpg back to the ETag it had in r3) before Y deleted it: recording
+    // X's index would name a deleted page. X records nothing; Y's state stands, and nothing is deleted.
     const x = await writeScanState({ state, previous: r4, pages: [a.ref, b3.ref], run: run('x') });
-    expect(x).toEqual({ recorded: false, reason: expect.stringMatching(/^scan r5 recorded the state of this prefix while this run was reporting and removed .*pages\/[0-9a-f]{16}\.json; its state stands, and the next scan plans on it$/) as unknown });
+    expect(x).toEqual({ recorded: false, reason: 'scan r5 recorded the state of this prefix while this run was reporting; its state stands, and the next scan plans on it' });
     expect((await readStateIndex(store, 'state'))?.runId).toBe('r5');
-    // A scan whose pages all exist replaces Y's index: it retires everything r4 and r5 named or
-    // retired that it does not name, and deletes nothing this time.
-    await put(b6);
-    const r6 = await record({ state, previous: r4, pages: [a.ref, b6.ref], run: run('r6') });
-    expect(new Set(r6.retired)).toEqual(new Set([b4.ref.id, b2.ref.id, b3.ref.id]));
-    expect(await has(b4.ref.id)).toEqual([true, true, true]);
     expect(await has(b2.ref.id)).toEqual([true, true, true]);
-    // The next scan, planned on r6, deletes them.
-    await record({ state, previous: r6, pages: [a.ref, b6.ref], run: run('r7') });
-    expect(await has(b4.ref.id)).toEqual([false, false, false]);
-    expect(await has(b2.ref.id)).toEqual([false, false, false]);
-    expect(await has(b6.ref.id)).toEqual([true, true, true]);
+    expect(await has(b4.ref.id)).toEqual([true, true, true]);
+    // A first scan racing another first scan: the same.
+    const fresh = { store: new LocalStore(mkdtempSync(path.join(tmpdir(), 'ood-state3-'))), prefix: '' };
+    await record({ state: fresh, previous: undefined, pages: [a.ref], run: run('f1') });
+    expect(await writeScanState({ state: fresh, previous: undefined, pages: [a.ref], run: run('f2') })).toMatchObject({ recorded: false, reason: expect.stringMatching(/^scan f1 recorded/) as unknown });
+  });
+
+  it('the cursor reads the next page ahead, and a page read ahead but never needed fails nothing', async () => {
+    const c = page({ 'c/1.jpg': 'e8' });
+    const d = page({ 'd/1.jpg': 'e9' });
+    await put(c); // d's files are never written: reading it fails
+    const cursor = new StateCursor(store, 'state', [a.ref, c.ref, d.ref]);
+    expect(await cursor.etagOf('a/1.jpg')).toBe('e1');
+    expect(await cursor.etagOf('c/1.jpg')).toBe('e8'); // c came from the read ahead; d is now read ahead and fails
+    expect(cursor.pageId).toBe(c.ref.id);
+    await new Promise((r) => setTimeout(r, 50)); // an unhandled rejection would fail this test
+    await expect(cursor.etagOf('d/1.jpg')).rejects.toThrow(/pages\/[0-9a-f]{16}\.json/);
   });
 
   it('reads a state written before score rows were kept (no carry binding: nothing is carried from it)', async () => {

@@ -52,7 +52,7 @@ export interface Encoder {
 /**
  * Encodes `count` images in runs of at most `runBatch`: `runSlice(from, to, write)` runs images
  * [from, to) and hands their pooled rows to `write`, which places them at row `from` of the result.
- * On CPU runtimes small runs keep the activations in cache and give the event loop a turn between runs.
+ * On CPU runtimes small runs keep the activations in cache (4-8 images at 224 px, docs/encoder-runtimes.md).
  */
 export async function encodeInSlices(
   count: number,

@@ -26,7 +26,7 @@ import type { ScoreTable } from '../score-table.js';
 import { compareKeys, getValidJson, joinKey, objectUri } from '../storage/object-store.js';
 import type { Location } from '../storage/locate.js';
 
-/** Pages whose first reads run ahead of the one being merged. */
+/** Pages whose first reads are in flight at once (the one being merged and those after it). */
 export const PAGE_LOOKAHEAD = 8;
 
 type PageProbe = { readonly planned: true } | { readonly planned: false; readonly agg: Aggregate };
@@ -91,7 +91,7 @@ class NewRows {
       if (key === undefined) return undefined;
       this.group += 1;
       const full = joinKey(this.work.prefix, key);
-      this.table = decodeScoreRows(await this.work.store.get(full, { maxBytes: GROUP_ROWS_BYTES }), objectUri(this.work.store, full)).table;
+      this.table = decodeScoreRows(await this.work.store.get(full, { maxBytes: GROUP_ROWS_BYTES, limit: 'of a group rows file' }), objectUri(this.work.store, full)).table;
       this.row = 0;
     }
     return this.table;

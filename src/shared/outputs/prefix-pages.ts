@@ -71,7 +71,7 @@ export function pageAggregate(table: ScoreTable, s: PageScoring): Aggregate {
 }
 
 async function read(state: StateFolder, key: string, io: StateReads): Promise<Uint8Array> {
-  const bytes = await state.store.get(joinKey(state.prefix, key), { maxBytes: PAGE_FILE_BYTES });
+  const bytes = await state.store.get(joinKey(state.prefix, key), { maxBytes: PAGE_FILE_BYTES, limit: 'of a scan-state page file' });
   io.reads += 1;
   io.bytes += bytes.byteLength;
   return bytes;

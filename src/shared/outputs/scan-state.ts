@@ -123,7 +123,7 @@ export class StateCursor {
       const ref = this.pages[this.next];
       if (ref === undefined || compareKeys(key, ref.first) < 0) return undefined;
       this.next += 1;
-      // A page wholly before the key (its objects were all deleted or skipped) is never read.
+      // A page wholly before the key (its objects were all deleted or skipped) is skipped (read only if it was the one read ahead).
       if (compareKeys(key, ref.last) > 0) continue;
       const objects = this.ahead?.index === this.next - 1 ? this.ahead.objects : this.read(this.next - 1);
       this.ahead = this.next < this.pages.length ? { index: this.next, objects: this.read(this.next) } : undefined;
@@ -159,43 +159,29 @@ export type WriteStateResult =
  * index (two scans ago) are deleted, with their rows and aggregates.
  *
  * Overlapping scans of one prefix: the index is read again just before it is replaced. If another
- * scan recorded its state since `previous` was read, that scan may have deleted pages this run
- * names (it deletes what the index before it retired). Then the pages this run names and the
- * current index does not are checked to exist; if one is gone, nothing is written (the other scan's
- * state stands, and the next scan plans on it) and the reason is returned. Otherwise this run's
- * index replaces it, retiring every page the replaced indexes named or retired, and deleting nothing
- * this time (the next scan deletes them). A scan recording in the milliseconds between the read and
- * the write is not detected.
+ * scan recorded its state since `previous` was read, nothing is recorded and the reason is returned:
+ * that scan wrote its index first and deletes what the index before it retired afterwards, so pages
+ * this run names may be gone or about to go, and no read can prove otherwise. Its state stands and
+ * the next scan plans on it. The pages this run wrote stay unnamed (page ids are content hashes that
+ * another scan may share, so deleting them is not safe). A scan recording in the milliseconds
+ * between the read and the write is not detected.
  */
 export async function writeScanState(p: WriteStateParams): Promise<WriteStateResult> {
   const { store, prefix } = p.state;
-  const named = new Set(p.pages.map((r) => r.id));
   const current = await readStateIndex(store, prefix);
-  const moved = (current?.runId ?? null) !== (p.previous?.runId ?? null);
-  if (!moved) {
-    const retired = [...new Set(p.previous?.pages.map((r) => r.id) ?? [])].filter((id) => !named.has(id));
-    const index: StateIndex = { format: STATE_FORMAT, ...p.run, pages: [...p.pages], retired };
-    await store.put(joinKey(prefix, STATE_KEYS.index), JSON.stringify(index));
-    const keep = new Set([...named, ...retired]);
-    for (const id of p.previous?.retired ?? []) {
-      if (keep.has(id)) continue;
-      for (const key of [STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)]) {
-        await store.delete(joinKey(prefix, key)).catch(() => undefined);
-      }
-    }
-    return { recorded: true, index };
+  if ((current?.runId ?? null) !== (p.previous?.runId ?? null)) {
+    return { recorded: false, reason: `scan ${current?.runId ?? '(none)'} recorded the state of this prefix while this run was reporting; its state stands, and the next scan plans on it` };
   }
-  const theirs = new Set(current?.pages.map((r) => r.id) ?? []);
-  for (const id of [...named].filter((x) => !theirs.has(x))) {
-    for (const key of [STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)]) {
-      if ((await store.head(joinKey(prefix, key))) === undefined) {
-        return { recorded: false, reason: `scan ${current?.runId ?? '(none)'} recorded the state of this prefix while this run was reporting and removed ${joinUri(store.uri, joinKey(prefix, key))}; its state stands, and the next scan plans on it` };
-      }
-    }
-  }
-  const replaced = [current, p.previous].flatMap((x) => (x === undefined ? [] : [...x.pages.map((r) => r.id), ...x.retired]));
-  const retired = [...new Set(replaced)].filter((id) => !named.has(id));
+  const named = new Set(p.pages.map((r) => r.id));
+  const retired = [...new Set(p.previous?.pages.map((r) => r.id) ?? [])].filter((id) => !named.has(id));
   const index: StateIndex = { format: STATE_FORMAT, ...p.run, pages: [...p.pages], retired };
   await store.put(joinKey(prefix, STATE_KEYS.index), JSON.stringify(index));
+  const keep = new Set([...named, ...retired]);
+  for (const id of p.previous?.retired ?? []) {
+    if (keep.has(id)) continue;
+    for (const key of [STATE_KEYS.page(id), STATE_KEYS.rows(id), STATE_KEYS.aggregate(id)]) {
+      await store.delete(joinKey(prefix, key)).catch(() => undefined);
+    }
+  }
   return { recorded: true, index };
 }

@@ -56,12 +56,12 @@ export const MAX_JSON_BYTES = 256 * 1024 * 1024;
 export interface GetOptions {
   /** Refuse (OBJECT_TOO_LARGE) an object larger than this, before reading it. Default MAX_OBJECT_BYTES. */
   readonly maxBytes?: number;
-  /** Which limit maxBytes is, for the message (default `(--max-bytes)`, the image limit). */
+  /** Which limit maxBytes is, for the message (`(--max-bytes)`, `of a JSON file`, ...). */
   readonly limit?: string;
 }
 
-export function tooLarge(uri: string, size: number, maxBytes: number, limit = '(--max-bytes)'): OodError {
-  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${size} bytes, more than the ${maxBytes}-byte limit ${limit}`);
+export function tooLarge(uri: string, size: number, maxBytes: number, limit?: string): OodError {
+  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${size} bytes, more than the ${maxBytes}-byte limit${limit !== undefined ? ` ${limit}` : ''}`);
 }
 
 export interface ObjectStore {

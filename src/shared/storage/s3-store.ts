@@ -137,7 +137,19 @@ export class S3Store implements ObjectStore {
         (res.Body as { destroy?: () => void }).destroy?.();
         throw tooLarge(this.objectUri(k), res.ContentLength, maxBytes, options.limit);
       }
-      return res.Body.transformToByteArray();
+      if (res.ContentLength !== undefined) return res.Body.transformToByteArray();
+      // No length announced: read the stream, and stop at the cap.
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+        total += chunk.byteLength;
+        if (total > maxBytes) {
+          (res.Body as { destroy?: () => void }).destroy?.();
+          throw tooLarge(this.objectUri(k), total, maxBytes, options.limit);
+        }
+        chunks.push(chunk);
+      }
+      return new Uint8Array(Buffer.concat(chunks));
     });
   }
 
