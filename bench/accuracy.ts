@@ -25,7 +25,7 @@
  * --protocols far,covariate,near, --whiten none,stage,global (one model per listed mode),
  * --extract-only (fill the feature cache and stop), --shard i/n (protocol suite: only every n-th unit
  * from the i-th, to split one seed's units over n processes; the file name says the shard),
- * --bootstrap a.bin,b.bin [--pairs mahalanobis:knn,...] [--reps 400] (paired bootstrap interval of
+ * --bootstrap a.bin,b.bin [--pairs mahalanobis/knn,f:mse+knn/knn,...] [--reps 400] (paired bootstrap interval of
  * each pair's family margin over the images of saved units, bench/lib/bootstrap.ts).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ import { ALL_CORRUPTIONS, corruptedDir, datasetDir, REPO } from './lib/data.js';
 import { featuresFor } from './lib/features.js';
 import { classRows, limitTrain, SPLITS } from './lib/sets.js';
 import { formatTables, type Row } from './lib/tables.js';
-import { familyMargins } from './lib/bootstrap.js';
+import { combineUnits, familyMargins, type MarginInterval } from './lib/bootstrap.js';
 import { FAMILIES, loadColumns, parseShard, runSuite, SIZES, type Family, type Size, type SuiteFile } from './lib/protocol-suite.js';
 import { selectionReport } from './lib/selection.js';
 
@@ -65,7 +65,7 @@ const { values: opt } = parseArgs({
     'extract-only': { type: 'boolean', default: false },
     shard: { type: 'string' },
     bootstrap: { type: 'string' },
-    pairs: { type: 'string', default: 'mahalanobis:knn' },
+    pairs: { type: 'string', default: 'mahalanobis/knn' },
     reps: { type: 'string', default: '400' },
   },
 });
@@ -80,15 +80,21 @@ function report(text: string): void {
 
 if (opt.bootstrap !== undefined) {
   // Paired bootstrap of score margins over the images of saved units (bench/out/columns/*.bin).
-  const pairs = opt.pairs!.split(',').map((p) => p.split(':') as [string, string]);
+  const pairs = opt.pairs!.split(',').map((p) => p.split('/') as [string, string]);
   const lines = ['| unit | family | margin a - b | 95% interval | outside the interval? |', '|---|---|---|---|---|'];
-  for (const file of opt.bootstrap.split(',')) {
-    const unit = loadColumns(file);
-    for (const [a, b] of pairs)
-      for (const m of familyMargins(unit, a, b, Number(opt.reps))) {
-        const pts = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)}`;
-        lines.push(`| ${path.basename(file, '.bin')} | ${m.family} (${m.sets} sets) | ${a} - ${b}: ${pts(m.margin)} | [${pts(m.lo)}, ${pts(m.hi)}] | ${m.lo > 0 || m.hi < 0 ? 'yes: 0 is outside' : 'no: 0 is inside'} |`);
+  const pts = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)}`;
+  const line = (unit: string, a: string, b: string, m: MarginInterval): string =>
+    `| ${unit} | ${m.family} (${m.sets} sets) | ${a} - ${b}: ${pts(m.margin)} | [${pts(m.lo)}, ${pts(m.hi)}] | ${m.lo > 0 || m.hi < 0 ? 'yes: 0 is outside' : 'no: 0 is inside'} |`;
+  const files = opt.bootstrap.split(',');
+  for (const [a, b] of pairs) {
+    const byFamily = new Map<string, MarginInterval[]>();
+    // Each unit its own resampling stream: units of the same sizes must not draw the same indices.
+    for (const [u, file] of files.entries())
+      for (const m of familyMargins(loadColumns(file), a, b, Number(opt.reps), u + 1)) {
+        lines.push(line(path.basename(file, '.bin'), a, b, m));
+        byFamily.set(m.family, [...(byFamily.get(m.family) ?? []), m]);
       }
+    for (const [family, units] of byFamily) if (units.length > 1) lines.push(line(`**all ${units.length} units**`, a, b, combineUnits(family, units)));
   }
   report(`Paired bootstrap (${opt.reps} replicates; ID and every OOD set resampled, both scores on the same images), AUROC points:\n\n${lines.join('\n')}\n`);
   process.exit(0);

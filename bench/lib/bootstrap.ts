@@ -18,6 +18,26 @@ export interface MarginInterval {
   /** The 2.5% and 97.5% quantiles of the replicates' margins. */
   readonly lo: number;
   readonly hi: number;
+  /** Each replicate's margin, in replicate order (to combine units: see combineUnits). */
+  readonly replicates: readonly number[];
+}
+
+function withInterval(family: string, sets: number, margin: number, replicates: readonly number[]): MarginInterval {
+  const sorted = [...replicates].sort((x, y) => x - y);
+  const n = sorted.length;
+  return { family, sets, margin, lo: sorted[Math.floor(0.025 * n)]!, hi: sorted[Math.min(n - 1, Math.ceil(0.975 * n) - 1)]!, replicates };
+}
+
+/**
+ * One family's margin over several units (e.g. the ten leave-one-out splits, each its own model and
+ * ID set): the set-weighted mean of the units' margins, replicate by replicate (units resample
+ * independently), so the interval is the family value's as the selection rule computes it.
+ */
+export function combineUnits(family: string, units: readonly MarginInterval[]): MarginInterval {
+  const sets = units.reduce((a, u) => a + u.sets, 0);
+  const reps = Math.min(...units.map((u) => u.replicates.length));
+  const at = (f: (u: MarginInterval) => number): number => units.reduce((a, u) => a + f(u) * u.sets, 0) / sets;
+  return withInterval(family, sets, at((u) => u.margin), Array.from({ length: reps }, (_, r) => at((u) => u.replicates[r]!)));
 }
 
 function resample(v: Float32Array, idx: Uint32Array): Float32Array {
@@ -59,13 +79,12 @@ export function familyMargins(unit: ReadonlyMap<string, Columns>, a: string, b: 
   const out: MarginInterval[] = [];
   for (const [family, oods] of families) {
     const margin = diff(undefined, oods, oods.map(() => undefined));
-    const reps_: number[] = [];
+    const replicates: number[] = [];
     for (let r = 0; r < reps; r++) {
       const idIdx = draw(col(id, a).length, rng);
-      reps_.push(diff(idIdx, oods, oods.map((o) => draw(col(o, a).length, rng))));
+      replicates.push(diff(idIdx, oods, oods.map((o) => draw(col(o, a).length, rng))));
     }
-    reps_.sort((x, y) => x - y);
-    out.push({ family, sets: oods.length, margin, lo: reps_[Math.floor(0.025 * reps)]!, hi: reps_[Math.min(reps - 1, Math.ceil(0.975 * reps) - 1)]! });
+    out.push(withInterval(family, oods.length, margin, replicates));
   }
   return out;
 }
