@@ -101,6 +101,8 @@ export interface FaultProxy {
   failUntil(until: number, atLeast?: number): void;
   /** Fails the next `times` requests whose URL matches `pattern` (Infinity: all of them). */
   failMatching(pattern: RegExp, times: number): void;
+  /** When true, responses come without Content-Length (chunked), as some S3-compatible servers send them. */
+  chunked: boolean;
   stop(): Promise<void>;
 }
 
@@ -121,6 +123,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     failMatching: (pattern, times) => {
       matching = { pattern, left: times };
     },
+    chunked: false,
     stop: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
@@ -134,7 +137,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       return;
     }
     const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
+      const headers = { ...r.headers };
+      if (proxy.chunked) delete headers['content-length'];
+      res.writeHead(r.statusCode ?? 502, headers);
       r.pipe(res);
     });
     up.on('error', () => {

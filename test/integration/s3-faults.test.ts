@@ -6,7 +6,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '../../src/shared/storage/s3-store.js';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { parquetReadObjects } from 'hyparquet';
@@ -124,6 +125,24 @@ describe('pipeline under faults', () => {
       await proxy.stop();
     }
   }, 240_000);
+
+  it('reads an object whose length is not announced (chunked) up to the cap, and refuses it past the cap without holding it', async () => {
+    const proxy = await startFaultProxy(s3.env.AWS_ENDPOINT_URL_S3!);
+    const client = new S3Client({ endpoint: proxy.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, maxAttempts: 1 });
+    try {
+      const store = new S3Store(s3.bucket, { endpoint: proxy.endpoint }, client);
+      const body = new Uint8Array(300_000).map((_, i) => i % 251);
+      await upload(s3, 'chunked/big.bin', body);
+      proxy.chunked = true;
+      expect(await store.get('chunked/big.bin', { maxBytes: 300_000 })).toEqual(body);
+      await expect(store.get('chunked/big.bin', { maxBytes: 100_000, limit: '(--max-bytes)' })).rejects.toThrow(/^s3:\/\/lake\/chunked\/big\.bin: \d+ bytes, more than the 100000-byte limit \(--max-bytes\)$/);
+      proxy.chunked = false;
+      await expect(store.get('chunked/big.bin', { maxBytes: 100_000 })).rejects.toThrow('s3://lake/chunked/big.bin: 300000 bytes, more than the 100000-byte limit');
+    } finally {
+      client.destroy();
+      await proxy.stop();
+    }
+  });
 
   it('fails with one line naming the endpoint when nothing answers there, and writes nothing', async () => {
     const closed = await freePort();
