@@ -124,6 +124,16 @@ export function selectionReport(rows: readonly SuiteRow[]): string {
     if (m === undefined) continue;
     out.push(`| ${c} | ${keys.map((k) => (m.has(k) ? `${pct(m.get(k)!.mean)} ± ${pct(m.get(k)!.sd)}` : '')).join(' | ')} |`);
   }
+  if (sel.keys.length === 0) {
+    // Only the held-out family (or none) in these rows: nothing to choose from; its margins alone.
+    out.push('', `No selection family (${SELECTION_FAMILIES.join(', ')}) in these rows: nothing is chosen. Margins over the best baseline in points, ✗ where below -spread:`, '');
+    out.push(`| candidate | ${keys.map((k) => k.replace('|', ' @ ')).join(' | ')} |`, `|---|${keys.map(() => '---').join('|')}|`);
+    for (const c of order) {
+      const ms = keys.map((k) => marginOf(all, c, k)).map((m) => (m === undefined ? '—' : `${signed(m.margin)}${m.margin < -m.spread ? ' ✗' : ''}`));
+      out.push(`| ${c} | ${ms.join(' | ')} |`);
+    }
+    return out.join('\n') + '\n';
+  }
   out.push('', `Selection (families ${SELECTION_FAMILIES.join(', ')} at sizes ${sizes.join(', ')}; held out: ${HELD_OUT}). Margin over the best baseline in points, ✗ where it is below -spread:`);
   out.push('', `| rank | candidate | worst margin | eligible | ${sel.keys.map((k) => k.replace('|', ' @ ')).join(' | ')} | held out ${HELD_OUT} (${sizes.join(', ')}) |`, `|---|---|---|---|${sel.keys.map(() => '---').join('|')}|---|`);
   sel.ranked.slice(0, 25).forEach((r, i) => {
