@@ -67,12 +67,13 @@ export function familyMargins(unit: ReadonlyMap<string, Columns>, a: string, b: 
     if (v === undefined) throw new Error(`bootstrap: no column ${s} (have ${Object.keys(c).join(', ')})`);
     return v;
   };
+  const pick = (v: Float32Array, ix: Uint32Array | undefined): Float32Array => (ix === undefined ? v : resample(v, ix));
   const diff = (idx: Uint32Array | undefined, oods: Columns[], oodIdx: (Uint32Array | undefined)[]): number => {
+    // The ID images once per replicate, shared by every OOD set of the family.
+    const idA = pick(col(id, a), idx);
+    const idB = pick(col(id, b), idx);
     let sum = 0;
-    for (const [j, o] of oods.entries()) {
-      const pick = (v: Float32Array, ix: Uint32Array | undefined): Float32Array => (ix === undefined ? v : resample(v, ix));
-      sum += auroc(pick(col(id, a), idx), pick(col(o, a), oodIdx[j])) - auroc(pick(col(id, b), idx), pick(col(o, b), oodIdx[j]));
-    }
+    for (const [j, o] of oods.entries()) sum += auroc(idA, pick(col(o, a), oodIdx[j])) - auroc(idB, pick(col(o, b), oodIdx[j]));
     return sum / oods.length;
   };
   const rng = new Rng(seed);

@@ -91,6 +91,11 @@ interface Prepared {
   readonly digest?: string;
 }
 
+/** How an image is read: refused past --max-bytes (when set) before reading. */
+function imageGetOptions(maxBytes: number | undefined): GetOptions {
+  return maxBytes !== undefined ? { maxBytes, limit: '(--max-bytes)' } : {};
+}
+
 /**
  * The image properties of a feature set made before they were measured: its images read and decoded
  * again (no encoding: about a third of extraction's cost), `concurrency` at a time. Undefined when an
@@ -99,7 +104,7 @@ interface Prepared {
 export async function backfillProperties(set: Pick<FeatureSet, 'keys' | 'fingerprint'>, read: ReadFn, options: Pick<ExtractOptions, 'maxBytes' | 'limitInputPixels' | 'signal'> & { readonly concurrency?: number } = {}): Promise<PropertyTable | undefined> {
   const out: ImageProperties[] = [];
   const bs = options.concurrency ?? 16;
-  const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes, limit: '(--max-bytes)' } : {};
+  const getOpts = imageGetOptions(options.maxBytes);
   const decodeOpts = { size: set.fingerprint.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
   for (let start = 0; start < set.keys.length; start += bs) {
     if (options.signal?.aborted === true) throw new OodError('ABORTED', 'property backfill aborted');
@@ -136,7 +141,7 @@ export async function extractFeatures(encoder: Encoder, items: readonly ExtractI
   const props: ImageProperties[] = [];
   const decode = withProperties ? decodeWithProperties : decodeImage;
   const decodeOpts = { size: encoder.inputSize, ...(options.limitInputPixels !== undefined ? { limitInputPixels: options.limitInputPixels } : {}) };
-  const getOpts: GetOptions = options.maxBytes !== undefined ? { maxBytes: options.maxBytes, limit: '(--max-bytes)' } : {};
+  const getOpts = imageGetOptions(options.maxBytes);
   const budget = new ByteBudget(options.byteBudget ?? DEFAULT_BYTE_BUDGET);
 
   const pool = (options.decodeThread ?? true) ? sharedDecodePool() : undefined;

@@ -14,7 +14,7 @@ import { makeFingerprint, type EncoderFingerprint } from '../encoder/encoder.js'
 import { FUSABLE_SCORES, type FusionStats } from '../scores.js';
 import type { Calibration } from '../calibration.js';
 import { sha256Hex } from '../hash.js';
-import { getJson, joinKey, MAX_JSON_BYTES, objectUri, type ObjectStore } from '../storage/object-store.js';
+import { getJson, joinKey, JSON_GET, objectUri, parseJson, type ObjectStore } from '../storage/object-store.js';
 import { ALL_SCORE_TYPES, parseDlsrConfig, type DlsrConfig } from './config.js';
 import { PROPERTY_BINS, type ConditionsModel } from '../conditions.js';
 import { PROPERTY_NAMES } from '../image/properties.js';
@@ -185,14 +185,8 @@ export async function readCalibration(store: ObjectStore, prefix: string, json: 
   const key = joinKey(prefix, MODEL_FILES.calibration);
   const uri = objectUri(store, key);
   if ((await store.head(key)) === undefined) throw new OodError('MODEL_INVALID', `${joinKey(store.uri, prefix)}: the model has no ${MODEL_FILES.calibration} (refit it)`);
-  const bytes = await store.get(key, { maxBytes: MAX_JSON_BYTES, limit: 'of a JSON file' });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (err) {
-    throw new OodError('MODEL_INVALID', `${uri}: not valid JSON (${(err as Error).message})`, { cause: err });
-  }
-  const r = calibrationSchema.safeParse(raw);
+  const bytes = await store.get(key, JSON_GET);
+  const r = calibrationSchema.safeParse(parseJson<unknown>(bytes, uri));
   if (!r.success) throw invalid(uri, r.error.issues[0]);
   const primary = json.config.scoring.primary;
   if (r.data.scores[primary] === undefined) throw new OodError('MODEL_INVALID', `${uri}: scores.${primary}: missing (the primary score)`);

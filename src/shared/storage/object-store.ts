@@ -82,13 +82,20 @@ export interface ObjectStore {
   deletePrefix(prefix: string): Promise<void>;
 }
 
-export async function getJson<T>(store: ObjectStore, key: string, maxBytes = MAX_JSON_BYTES): Promise<T> {
-  const text = new TextDecoder().decode(await store.get(key, { maxBytes, limit: 'of a JSON file' }));
+/** How every JSON file is read: refused past MAX_JSON_BYTES before reading. */
+export const JSON_GET: GetOptions = { maxBytes: MAX_JSON_BYTES, limit: 'of a JSON file' };
+
+/** JSON text read from `uri`, parsed; text that is not JSON fails naming the file. */
+export function parseJson<T>(bytes: Uint8Array, uri: string): T {
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
   } catch (err) {
-    throw new OodError('MODEL_INVALID', `${objectUri(store, key)}: not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new OodError('MODEL_INVALID', `${uri}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
+}
+
+export async function getJson<T>(store: ObjectStore, key: string): Promise<T> {
+  return parseJson<T>(await store.get(key, JSON_GET), objectUri(store, key));
 }
 
 /**
