@@ -4,12 +4,13 @@
  * both give the same features as the plain model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createEncoder } from '../../src/shared/encoder/registry.js';
 import { LocalStore } from '../../src/shared/storage/local-store.js';
+import { MAX_JSON_BYTES, type GetOptions } from '../../src/shared/storage/object-store.js';
 import { Rng } from '../../src/shared/rng.js';
 import { useWasm } from '../helpers/tf.js';
 
@@ -26,7 +27,7 @@ async function saveModel(model: tf.LayersModel, dir: string): Promise<void> {
   );
 }
 
-const folders = { openModelFolder: (uri: string) => (rel: string) => new LocalStore(uri).get(rel) };
+const folders = { openModelFolder: (uri: string) => (rel: string, options?: GetOptions) => new LocalStore(uri).get(rel, options) };
 
 function images(n: number, size: number): Uint8Array[] {
   const rng = new Rng(3);
@@ -67,5 +68,14 @@ describe('plugged-in tfjs LayersModel encoder', () => {
     const before = JSON.parse(readFileSync(path.join(dir, 'functional', 'model.json'), 'utf8')) as object;
     expect(before).toHaveProperty('weightsManifest');
     await expect(createEncoder({ name: 'layers', uri: path.join(dir, 'functional'), taps: ['nope'], inputSize: 32, preprocessing: { kind: 'unit' } }, folders)).rejects.toThrow(/no layer named "nope"/);
+  });
+
+  it('a model.json that is not JSON, or larger than any JSON file is read, fails naming it (the large one unread)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ood-layers-bad-'));
+    const spec = { name: 'layers', uri: dir, taps: ['a'], inputSize: 32, preprocessing: { kind: 'unit' } } as const;
+    writeFileSync(path.join(dir, 'model.json'), '{"modelTopology": ');
+    await expect(createEncoder(spec, folders)).rejects.toThrow(new RegExp(`^${path.join(dir, 'model.json')}: not valid JSON \\(`));
+    truncateSync(path.join(dir, 'model.json'), MAX_JSON_BYTES + 1); // sparse: nothing is written
+    await expect(createEncoder(spec, folders)).rejects.toThrow(`${path.join(dir, 'model.json')}: ${MAX_JSON_BYTES + 1} bytes, more than the ${MAX_JSON_BYTES}-byte limit of a JSON file`);
   });
 });

@@ -2,7 +2,8 @@
  * The paged scan state: index.json names the pages a run wrote; pages the index stops naming are
  * retired for one scan (a scan that planned on the state before the last one still finds them), then
  * deleted with their rows and aggregates; a run whose state another scan replaced meanwhile records
- * nothing (its index could name a page that scan deletes); the cursor reads one page ahead;
+ * nothing (its index could name a page that scan deletes); a retried report that recorded its state
+ * already changes nothing; the cursor reads one page ahead;
  * a state written before score rows were kept is read.
  */
 import { mkdtempSync } from 'node:fs';
@@ -84,6 +85,11 @@ describe('scan state', () => {
     expect((await readStateIndex(store, 'state'))?.runId).toBe('r5');
     expect(await has(b2.ref.id)).toEqual([true, true, true]);
     expect(await has(b4.ref.id)).toEqual([true, true, true]);
+    // A retried report of r5 (its first attempt recorded the index, then failed): nothing changes,
+    // and r5's retired page b2 stays for a scan that planned on r4.
+    const again = await writeScanState({ state, previous: undefined, pages: [a.ref, b4.ref], run: run('r5') });
+    expect(again).toMatchObject({ recorded: true, index: { runId: 'r5', retired: [b2.ref.id] } });
+    expect(await has(b2.ref.id)).toEqual([true, true, true]);
     // A first scan racing another first scan: the same.
     const fresh = { store: new LocalStore(mkdtempSync(path.join(tmpdir(), 'ood-state3-'))), prefix: '' };
     await record({ state: fresh, previous: undefined, pages: [a.ref], run: run('f1') });

@@ -4,8 +4,9 @@
  * builder (buildWholePrefix) and the state index. An unchanged night reads one small aggregate per
  * page and reports the same prefix; a changed night rebuilds only the pages it touched and reports
  * exactly what a full rescan of the same images would; deleted objects leave; failed images are
- * retried; another model carries nothing; a corrupt aggregate fails naming its file; other report
- * settings rebuild the aggregates from the rows.
+ * retried; another model carries nothing; a corrupt aggregate fails naming its file (and saying so
+ * when another scan overtook this one), with no read ahead left in flight; other report settings
+ * rebuild the aggregates from the rows.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -85,7 +86,7 @@ interface Night {
 }
 
 /** One scan of `listing`: plans against the state, "scores" what changed, builds the whole prefix, records the state. */
-async function night(state: CountingStore, listing: readonly Listed[], s: PageScoring, beforeBuild?: () => void): Promise<Night> {
+async function night(state: CountingStore, listing: readonly Listed[], s: PageScoring, beforeBuild?: () => void, moved = false): Promise<Night> {
   const before = state.bytes;
   const previous = await readStateIndex(state, '');
   const incremental = previous?.format === STATE_FORMAT && previous.carry === s.carry;
@@ -109,7 +110,7 @@ async function night(state: CountingStore, listing: readonly Listed[], s: PageSc
   }
   beforeBuild?.();
   const t0 = performance.now();
-  const prefix = await buildWholePrefix({ state: { store: state, prefix: '' }, work, pages: pages.pages, plannedKey: (id) => `state/${id}.json`, groupRows, scoring: s, moved: false });
+  const prefix = await buildWholePrefix({ state: { store: state, prefix: '' }, work, pages: pages.pages, plannedKey: (id) => `state/${id}.json`, groupRows, scoring: s, moved });
   const buildMs = performance.now() - t0;
   await writeScanState({ state: { store: state, prefix: '' }, previous, pages: prefix.pages, run: { runId: `r${Date.now()}`, finishedAt: new Date().toISOString(), out: '/o', flaggedFraction: 0, scored: prefix.aggregate.scored, carry: s.carry } });
   return { prefix, scanned: scanned.length, stateBytes: state.bytes - before, buildMs };
@@ -211,6 +212,11 @@ describe('whole prefix', () => {
     const victim = index.pages[3]!.id;
     await state.put(STATE_KEYS.aggregate(victim), 'OODPAGG1 this is not an aggregate');
     await expect(night(state, lake, { ...B, topK: 12 })).rejects.toThrow(new RegExp(`pages/${victim}\\.agg: `));
+    // Overtaken by another scan (the state moved since planning), the failure says so; and the pages
+    // read ahead of the failed one are no longer in flight when the build has failed.
+    const slow = new SlowStore(stateRoot, 5);
+    await expect(night(slow, lake, { ...B, topK: 12 }, undefined, true)).rejects.toThrow(new RegExp(`pages/${victim}\\.agg: .*\\(another scan of this prefix completed while this one ran: scan again\\)$`));
+    expect(slow.inFlight).toBe(0);
     await state.delete(STATE_KEYS.rows(victim));
     await state.delete(STATE_KEYS.aggregate(victim));
     await expect(night(state, lake, { ...B, topK: 12 })).rejects.toThrow(new RegExp(`pages/${victim}\\.rows: missing`));

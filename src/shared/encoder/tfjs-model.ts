@@ -6,6 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { OodError } from '../errors.js';
+import { joinUri } from '../storage/locate.js';
+import { JSON_GET, parseJson, type GetOptions } from '../storage/object-store.js';
 import { compileKerasFused, planWeights, type FusedProgram } from './keras-fused.js';
 import { planKeras, type KerasLayerConfig } from './keras-plan.js';
 import { sha256Hex } from '../hash.js';
@@ -22,17 +24,11 @@ export interface TfjsModelSpec {
   readonly batchSize?: number;
 }
 
-/** Reads a path relative to the model.json's folder. */
-export type ModelFileReader = (relativePath: string) => Promise<Uint8Array>;
+/** Reads a path relative to the model.json's folder (with the store's read options: a size cap). */
+export type ModelFileReader = (relativePath: string, options?: GetOptions) => Promise<Uint8Array>;
 
 async function loadArtifacts(read: ModelFileReader, uri: string): Promise<{ artifacts: tf.io.ModelArtifacts; weightsHash: string }> {
-  let json: tf.io.ModelJSON;
-  try {
-    json = JSON.parse(new TextDecoder().decode(await read('model.json'))) as tf.io.ModelJSON;
-  } catch (err) {
-    if (err instanceof OodError) throw err;
-    throw new OodError('MODEL_INVALID', `${uri}: model.json is not valid JSON (${(err as Error).message})`, { cause: err });
-  }
+  const json = parseJson<tf.io.ModelJSON>(await read('model.json', JSON_GET), joinUri(uri, 'model.json'));
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];
   for (const group of json.weightsManifest ?? []) {

@@ -16,7 +16,7 @@ import { MODEL_FILES } from '../dlsr/model-json.js';
 import { disposeModel, type DlsrModel } from '../dlsr/model.js';
 import type { Location } from '../storage/locate.js';
 import type { JobContext } from './context.js';
-import { joinKey } from '../storage/object-store.js';
+import { joinKey, type GetOptions } from '../storage/object-store.js';
 
 export interface Engine {
   readonly backend: BackendInfo;
@@ -34,7 +34,7 @@ export async function createEngine(choice: BackendChoice, open: (uri: string, mu
     runtime: backend.encoder,
     openModelFolder: (uri: string) => {
       const loc = open(uri, true);
-      return (rel: string) => loc.store.get(joinKey(loc.prefix, rel));
+      return (rel: string, options?: GetOptions) => loc.store.get(joinKey(loc.prefix, rel), options);
     },
   };
   return {

@@ -163,8 +163,13 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   }
   const tally = accounting(record.listed, agg.scored, agg.failed, record.skippedByReason, `run ${p.runId}`);
   const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
-  const previous = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
+  const stateNow = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
   const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
+  // A retried report whose earlier attempt recorded the state: the index is this run's own (its
+  // planned pages are still there, the ones it retired too); the scan before is the history's last other point.
+  const recordedBefore = stateNow?.runId === p.runId;
+  const previous = recordedBefore ? undefined : stateNow;
+  const previousRun = recordedBefore ? history?.runs.filter((r) => r.runId !== p.runId).at(-1) : previous;
   const primary = p.primary ?? model.config.scoring.primary;
   // The whole prefix, before anything is written under --out (a corrupt state fails the run first):
   // the state's pages (kept, or rebuilt from carried and new rows), and this run's failures.
@@ -186,7 +191,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
         topK: p.topK,
         ...(model.conditions !== undefined && condThreshold !== undefined ? { conditions: { model: model.conditions, threshold: condThreshold } } : {}),
       },
-      moved: (previous?.runId ?? null) !== record.stateBase,
+      moved: !recordedBefore && (previous?.runId ?? null) !== record.stateBase,
     });
     withFailures(prefix.aggregate, agg);
     // Complete or loudly failed: the prefix holds every image this run scored and every one it carried.
@@ -256,7 +261,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     missingShards: missing,
     partitionDepth: p.partitionDepth,
     topK: p.topK,
-    previous: previous === undefined ? null : { runId: previous.runId, finishedAt: previous.finishedAt, flaggedFraction: previous.flaggedFraction, scored: previous.scored },
+    previous: previousRun === undefined ? null : { runId: previousRun.runId, finishedAt: previousRun.finishedAt, flaggedFraction: previousRun.flaggedFraction, scored: previousRun.scored },
     history,
     mdStyle: p.mdStyle,
     ...(p.primary !== undefined ? { primary: p.primary } : {}),

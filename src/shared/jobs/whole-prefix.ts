@@ -13,7 +13,8 @@
  *                  and aggregate are written to the state folder under the id of what it holds
  *
  * Memory: the prefix's aggregate (4 bytes per scored image and the galleries), one page (and the
- * aggregates of up to PAGE_LOOKAHEAD kept pages read ahead), one group's rows and the few previous
+ * aggregates of up to PAGE_LOOKAHEAD kept pages read ahead; when the report settings changed, each of
+ * those is rebuilt from its page's rows file), one group's rows and the few previous
  * pages a changed page draws on. Reads: one aggregate per kept page, plus
  * rows in proportion to what changed.
  */
@@ -98,6 +99,13 @@ class NewRows {
   }
 }
 
+const OVERTAKEN = ' (another scan of this prefix completed while this one ran: scan again)';
+
+/** A state read's failure, saying so when another scan recorded the state after this one planned (it may have deleted the page). */
+function overtaken(p: WholePrefixParams, err: unknown): unknown {
+  return p.moved && err instanceof OodError ? new OodError(err.code, `${err.message}${OVERTAKEN}`, { cause: err }) : err;
+}
+
 /** Previous pages' rows, a few at a time (consecutive changed pages share their neighbours). */
 class PreviousRows {
   private readonly cache = new Map<string, { rows: ScoreRows & { etags: readonly string[] }; at: Map<string, number> }>();
@@ -108,7 +116,7 @@ class PreviousRows {
     let hit = this.cache.get(id);
     if (hit === undefined) {
       const rows = await readPageRows(this.p.state, id, this.p.scoring.carry, this.io).catch((err: unknown) => {
-        throw this.p.moved && err instanceof OodError ? new OodError(err.code, `${err.message} (another scan of this prefix completed while this one ran: scan again)`, { cause: err }) : err;
+        throw overtaken(this.p, err);
       });
       hit = { rows, at: new Map(rows.table.keys.map((k, i) => [k, i])) };
       if (this.cache.size >= 4) this.cache.delete(this.cache.keys().next().value!);
@@ -137,49 +145,56 @@ export async function buildWholePrefix(p: WholePrefixParams): Promise<WholePrefi
     pr.catch(() => undefined); // awaited in order below; a failure surfaces there
     return pr;
   };
-  for (const [i, ref] of p.pages.entries()) {
-    for (let j = probes.length; j < Math.min(p.pages.length, i + PAGE_LOOKAHEAD); j++) probes.push(probe(j));
-    const first = await probes[i]!;
-    delete probes[i];
-    if (!first.planned) {
-      // Unchanged since the previous scan: its stored aggregate.
-      const agg = first.agg;
-      if (agg.scored !== ref.count) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${ref.id}.agg`))}: holds ${agg.scored} images, the index says ${ref.count}`);
-      mergeAggregates(aggregate, agg, p.scoring.topK);
-      pages.push(ref);
-      carried += ref.count;
-      kept += 1;
-      continue;
-    }
-    const planned = await getValidJson(p.work.store, workKey(ref.id), plannedPageSchema);
-    const picks = await fresh.through(ref.last);
-    for (const r of picks) {
-      const key = r.table.keys[r.row]!;
-      if (planned.objects[key] === undefined) throw new OodError('INTERNAL', `whole prefix: scored ${key} is not in state page ${ref.id}`);
-    }
-    for (const key of planned.carried) {
-      let found: RowRef | undefined;
-      for (const src of planned.sources) {
-        const s = await previous.of(src);
-        const i = s.at.get(key);
-        if (i === undefined) continue;
-        if (s.rows.etags[i] !== planned.objects[key]) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${src}.rows`))}: ${key} has ETag ${s.rows.etags[i]}, its page says ${planned.objects[key]}`);
-        found = { table: s.rows.table, row: i };
-        break;
+  try {
+    for (const [i, ref] of p.pages.entries()) {
+      for (let j = probes.length; j < Math.min(p.pages.length, i + PAGE_LOOKAHEAD); j++) probes.push(probe(j));
+      const first = await probes[i]!.catch((err: unknown) => {
+        throw overtaken(p, err);
+      });
+      delete probes[i];
+      if (!first.planned) {
+        // Unchanged since the previous scan: its stored aggregate.
+        const agg = first.agg;
+        if (agg.scored !== ref.count) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${ref.id}.agg`))}: holds ${agg.scored} images, the index says ${ref.count}`);
+        mergeAggregates(aggregate, agg, p.scoring.topK);
+        pages.push(ref);
+        carried += ref.count;
+        kept += 1;
+        continue;
       }
-      if (found === undefined) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${planned.sources[0] ?? ref.id}.rows`))}: no score row for ${key}, unchanged since the previous scan${p.moved ? ' (another scan of this prefix completed while this one ran: scan again)' : ''}`);
-      picks.push(found);
+      const planned = await getValidJson(p.work.store, workKey(ref.id), plannedPageSchema);
+      const picks = await fresh.through(ref.last);
+      for (const r of picks) {
+        const key = r.table.keys[r.row]!;
+        if (planned.objects[key] === undefined) throw new OodError('INTERNAL', `whole prefix: scored ${key} is not in state page ${ref.id}`);
+      }
+      for (const key of planned.carried) {
+        let found: RowRef | undefined;
+        for (const src of planned.sources) {
+          const s = await previous.of(src);
+          const i = s.at.get(key);
+          if (i === undefined) continue;
+          if (s.rows.etags[i] !== planned.objects[key]) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${src}.rows`))}: ${key} has ETag ${s.rows.etags[i]}, its page says ${planned.objects[key]}`);
+          found = { table: s.rows.table, row: i };
+          break;
+        }
+        if (found === undefined) throw new OodError('MODEL_INVALID', `${objectUri(p.state.store, joinKey(p.state.prefix, `pages/${planned.sources[0] ?? ref.id}.rows`))}: no score row for ${key}, unchanged since the previous scan${p.moved ? OVERTAKEN : ''}`);
+        picks.push(found);
+      }
+      carried += planned.carried.length;
+      if (picks.length === 0) continue; // every image of the page failed: retried by the next scan
+      picks.sort((a, b) => compareKeys(a.table.keys[a.row]!, b.table.keys[b.row]!));
+      const table = gatherRows(picks);
+      const etags = table.keys.map((k) => planned.objects[k]!);
+      const objects = Object.fromEntries(table.keys.map((k, i) => [k, etags[i]!]));
+      const id = pageId(objects);
+      mergeAggregates(aggregate, await writePage(p.state, { id, objects, table, etags }, p.scoring), p.scoring.topK);
+      pages.push({ id, first: ref.first, last: ref.last, count: table.keys.length });
+      rebuilt += 1;
     }
-    carried += planned.carried.length;
-    if (picks.length === 0) continue; // every image of the page failed: retried by the next scan
-    picks.sort((a, b) => compareKeys(a.table.keys[a.row]!, b.table.keys[b.row]!));
-    const table = gatherRows(picks);
-    const etags = table.keys.map((k) => planned.objects[k]!);
-    const objects = Object.fromEntries(table.keys.map((k, i) => [k, etags[i]!]));
-    const id = pageId(objects);
-    mergeAggregates(aggregate, await writePage(p.state, { id, objects, table, etags }, p.scoring), p.scoring.topK);
-    pages.push({ id, first: ref.first, last: ref.last, count: table.keys.length });
-    rebuilt += 1;
+  } finally {
+    // A failed page leaves reads ahead in flight: they end before the job does (and its retry starts).
+    await Promise.allSettled(probes.filter((x) => x !== undefined));
   }
   const left = await fresh.left();
   if (left !== undefined) throw new OodError('INTERNAL', `whole prefix: scored ${left} is in no state page`);

@@ -165,10 +165,14 @@ export type WriteStateResult =
  * the next scan plans on it. The pages this run wrote stay unnamed (page ids are content hashes that
  * another scan may share, so deleting them is not safe). A scan recording in the milliseconds
  * between the read and the write is not detected.
+ *
+ * A retried report whose earlier attempt recorded this run's index finds it here and changes
+ * nothing: rewriting it would retire nothing and delete, a scan early, what the first write retired.
  */
 export async function writeScanState(p: WriteStateParams): Promise<WriteStateResult> {
   const { store, prefix } = p.state;
   const current = await readStateIndex(store, prefix);
+  if (current !== undefined && current.runId === p.run.runId) return { recorded: true, index: current };
   if ((current?.runId ?? null) !== (p.previous?.runId ?? null)) {
     return { recorded: false, reason: `scan ${current?.runId ?? '(none)'} recorded the state of this prefix while this run was reporting; its state stands, and the next scan plans on it` };
   }

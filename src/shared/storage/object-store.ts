@@ -60,8 +60,9 @@ export interface GetOptions {
   readonly limit?: string;
 }
 
-export function tooLarge(uri: string, size: number, maxBytes: number, limit?: string): OodError {
-  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${size} bytes, more than the ${maxBytes}-byte limit${limit !== undefined ? ` ${limit}` : ''}`);
+export function tooLarge(uri: string, size: number | 'unannounced', maxBytes: number, limit?: string): OodError {
+  const what = size === 'unannounced' ? `no length announced and over ${maxBytes} bytes read` : `${size} bytes`;
+  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${what}, more than the ${maxBytes}-byte limit${limit !== undefined ? ` ${limit}` : ''}`);
 }
 
 export interface ObjectStore {

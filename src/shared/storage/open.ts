@@ -3,7 +3,7 @@
  */
 import type { EnvConfig } from '../config/env.js';
 import { locate, type Location } from './locate.js';
-import { joinKey } from './object-store.js';
+import { joinKey, type GetOptions } from './object-store.js';
 import { S3Store } from './s3-store.js';
 
 const s3Stores = new Map<string, S3Store>();
@@ -28,11 +28,11 @@ export function closeStores(): void {
 }
 
 /** An encoder context that reads plugged-in model folders from any location the process can open. */
-export function encoderFolders(env: EnvConfig): { openModelFolder: (uri: string) => (rel: string) => Promise<Uint8Array> } {
+export function encoderFolders(env: EnvConfig): { openModelFolder: (uri: string) => (rel: string, options?: GetOptions) => Promise<Uint8Array> } {
   return {
     openModelFolder: (uri) => {
       const loc = openLocation(uri, env, true);
-      return (rel) => loc.store.get(joinKey(loc.prefix, rel));
+      return (rel, options) => loc.store.get(joinKey(loc.prefix, rel), options);
     },
   };
 }

@@ -138,18 +138,24 @@ export class S3Store implements ObjectStore {
         throw tooLarge(this.objectUri(k), res.ContentLength, maxBytes, options.limit);
       }
       if (res.ContentLength !== undefined) return res.Body.transformToByteArray();
-      // No length announced: read the stream, and stop at the cap.
+      // No length announced: read the stream, and stop at the cap (at most the cap in chunks, then one copy).
       const chunks: Uint8Array[] = [];
       let total = 0;
       for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
         total += chunk.byteLength;
         if (total > maxBytes) {
           (res.Body as { destroy?: () => void }).destroy?.();
-          throw tooLarge(this.objectUri(k), total, maxBytes, options.limit);
+          throw tooLarge(this.objectUri(k), 'unannounced', maxBytes, options.limit);
         }
         chunks.push(chunk);
       }
-      return new Uint8Array(Buffer.concat(chunks));
+      const bytes = new Uint8Array(total);
+      let at = 0;
+      for (const c of chunks) {
+        bytes.set(c, at);
+        at += c.byteLength;
+      }
+      return bytes;
     });
   }
 
