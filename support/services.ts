@@ -103,6 +103,8 @@ export interface FaultProxy {
   failMatching(pattern: RegExp, times: number): void;
   /** When true, responses come without Content-Length (chunked), as some S3-compatible servers send them. */
   chunked: boolean;
+  /** Awaited before a request is forwarded (a test acting at a chosen moment of a run). */
+  onRequest: ((method: string, url: string) => Promise<void>) | undefined;
   stop(): Promise<void>;
 }
 
@@ -124,6 +126,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       matching = { pattern, left: times };
     },
     chunked: false,
+    onRequest: undefined,
     stop: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
@@ -136,17 +139,25 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
       return;
     }
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      const headers = { ...r.headers };
-      if (proxy.chunked) delete headers['content-length'];
-      res.writeHead(r.statusCode ?? 502, headers);
-      r.pipe(res);
-    });
-    up.on('error', () => {
+    const forward = (): void => {
+      const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+        const headers = { ...r.headers };
+        if (proxy.chunked) delete headers['content-length'];
+        res.writeHead(r.statusCode ?? 502, headers);
+        r.pipe(res);
+      });
+      up.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      req.pipe(up);
+    };
+    if (proxy.onRequest === undefined) return forward();
+    req.pause();
+    proxy.onRequest(req.method ?? '', req.url ?? '').then(forward, () => {
       res.writeHead(502);
       res.end();
     });
-    req.pipe(up);
   });
   server.keepAliveTimeout = 1000;
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));

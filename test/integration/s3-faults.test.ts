@@ -1,7 +1,7 @@
 /**
  * The pipeline on S3 under faults: a fault proxy in front of a real S3-protocol server (s3rver)
  * answering 503 for a while or to listing continuation pages, a private Redis restarted mid-run, an
- * S3 endpoint where nothing answers. Real worker processes; the model is fitted once, in-process.
+ * S3 endpoint where nothing answers, another scan recording the prefix's state while a run reports. Real worker processes; the model is fitted once, in-process.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { withoutRunId } from '../helpers/parquet.js';
 import { freePort, startFaultProxy, startRedis, startS3rver, startWorker, upload, type S3Server } from '../helpers/services.js';
 import { QUEUES } from '../../src/shared/queue/contract.js';
+import { scanStateLocation, STATE_FORMAT, STATE_KEYS } from '../../src/shared/outputs/scan-state.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const FAST_LOCKS = ['--lock-duration', '3000', '--stalled-interval', '1500'];
@@ -143,6 +144,29 @@ describe('pipeline under faults', () => {
       await proxy.stop();
     }
   });
+
+  it('says so when another scan of the prefix recorded its state while this one reported: the report is complete, the other state stands', async () => {
+    const proxy = await startFaultProxy(s3.env.AWS_ENDPOINT_URL_S3!);
+    try {
+      for (const f of demoFiles('scan/cifar10', 2)) await upload(s3, `overtaken/${f.rel}`, readFileSync(f.abs));
+      const stateKey = `${scanStateLocation('s3://lake/models/m1', 's3://lake/overtaken/').slice('s3://lake/'.length)}/${STATE_KEYS.index}`;
+      const other = { format: STATE_FORMAT, runId: 'scan-00000000000000ff', finishedAt: new Date().toISOString(), out: 's3://lake/reports/other', flaggedFraction: 0, scored: 0, carry: '0123456789abcdef', pages: [], retired: [] };
+      // Another scan records its state just as this run writes summary.json (after its report, before its state).
+      proxy.onRequest = async (method, url) => {
+        if (method === 'PUT' && url.includes('/reports/overtaken/summary.json')) await upload(s3, stateKey, JSON.stringify(other));
+      };
+      const r = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/overtaken/', '--out', 's3://lake/reports/overtaken', '--json'], { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint });
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout) as { scored: number; stateNotRecorded: string | null };
+      expect(doc.scored).toBe(20);
+      expect(doc.stateNotRecorded).toBe('scan scan-00000000000000ff recorded the state of this prefix while this run was reporting; its state stands, and the next scan plans on it');
+      expect(JSON.parse(new TextDecoder().decode(await getBytes(stateKey)))).toEqual(other);
+      expect(await listKeys('reports/overtaken/report.html')).toHaveLength(1);
+    } finally {
+      proxy.onRequest = undefined;
+      await proxy.stop();
+    }
+  }, 120_000);
 
   it('fails with one line naming the endpoint when nothing answers there, and writes nothing', async () => {
     const closed = await freePort();

@@ -91,6 +91,8 @@ export interface ScanJson {
   readonly failOnNew: FailOn;
   /** What --fail-on-new judged: the new-or-changed images, or the whole prefix when this run scanned every image. */
   readonly failOnNewScope: 'new or changed' | 'whole prefix';
+  /** Why this run's scan state was not recorded (another scan of the prefix recorded its own meanwhile; the next scan plans on that one), or null. */
+  readonly stateNotRecorded: string | null;
   readonly exitCode: number;
 }
 
@@ -173,6 +175,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
     failOn: fail,
     failOnNew: failNew,
     failOnNewScope: fresh !== undefined ? 'new or changed' : 'whole prefix',
+    stateNotRecorded: result.stateNotRecorded ?? null,
     exitCode,
   };
   printResult(json, doc, () =>
@@ -184,6 +187,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
         : failNew !== 'never'
           ? 'every image was scanned by this run, so --fail-on-new judges the whole prefix\n'
           : '') +
+      (result.stateNotRecorded !== undefined ? `scan state not recorded: ${result.stateNotRecorded}\n` : '') +
       `verdict: ${doc.headline.text ?? headline}${exitCode !== 0 ? ` (exit ${exitCode}: ${failNew !== 'never' ? `--fail-on ${fail}, --fail-on-new ${failNew}` : `--fail-on ${fail}`})` : ''}\n`,
   );
   return exitCode;

@@ -290,6 +290,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     ...(prefix !== undefined ? { prefix: { scored: report.verdict.scored, failed: whole.failed, carried: prefix.carried, flagged: report.verdict.flagged, flaggedFraction: report.verdict.flaggedFraction } } : {}),
   };
   await putJson(out.store, o(OUTPUT_FILES.summary), summary);
+  let stateNotRecorded: string | undefined;
   if (stateLoc !== undefined && prefix !== undefined) {
     const state = await writeScanState({
       state: stateLoc,
@@ -299,12 +300,14 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     });
     // The trend's point of this scan (the report's last), after the state it describes.
     const point = report.trend?.runs[report.trend.runs.length - 1];
-    if (!state.recorded) ctx.log(`run ${p.runId}: its report is complete, but its scan state was not recorded: ${state.reason}`);
-    else if (point !== undefined) await appendScanHistory(stateLoc.store, stateLoc.prefix, point);
+    if (!state.recorded) {
+      stateNotRecorded = state.reason;
+      ctx.log(`run ${p.runId}: its report is complete, but its scan state was not recorded: ${state.reason}`);
+    } else if (point !== undefined) await appendScanHistory(stateLoc.store, stateLoc.prefix, point);
   }
   await removeWork();
   ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.scope.text}; ${report.verdict.text}`);
-  return resultOf(report, o(OUTPUT_FILES.summary), missing);
+  return { ...resultOf(report, o(OUTPUT_FILES.summary), missing), ...(stateNotRecorded !== undefined ? { stateNotRecorded } : {}) };
 }
 
 /** The run's result: the report's whole-prefix counts and verdicts, and its new-or-changed section's. */

@@ -281,6 +281,8 @@ export const reportResult = z.object({
    * when scores were carried forward (absent: everything was scanned).
    */
   newOrChanged: z.object({ scored: z.number().int(), failed: z.number().int(), flagged: z.number().int(), flaggedFraction: z.number(), verdict: z.string(), headline: z.string() }).optional(),
+  /** Why the run's scan state was not recorded (another scan of the prefix recorded its own meanwhile); absent when it was, or when the run keeps none. */
+  stateNotRecorded: z.string().max(2000).optional(),
 });
 export type ReportResult = z.infer<typeof reportResult>;
 
