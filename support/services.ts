@@ -103,8 +103,8 @@ export interface FaultProxy {
   failMatching(pattern: RegExp, times: number): void;
   /** When true, responses come without Content-Length (chunked), as some S3-compatible servers send them. */
   chunked: boolean;
-  /** Awaited before a request is forwarded (a test acting at a chosen moment of a run). */
-  onRequest: ((method: string, url: string) => Promise<void>) | undefined;
+  /** Awaited before a request is forwarded (a test acting at a chosen moment of a run); 'fail' answers it 503 SlowDown. */
+  onRequest: ((method: string, url: string) => Promise<void | 'fail'>) | undefined;
   stop(): Promise<void>;
 }
 
@@ -130,15 +130,15 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     stop: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
-    const matched = matching !== undefined && matching.left > 0 && matching.pattern.test(req.url ?? '');
-    if (matched) matching!.left -= 1;
-    if (matched || Date.now() < until || proxy.failures < minFailures) {
+    const slowDown = (): void => {
       proxy.failures += 1;
       req.resume();
       res.writeHead(503, { 'content-type': 'application/xml' });
       res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
-      return;
-    }
+    };
+    const matched = matching !== undefined && matching.left > 0 && matching.pattern.test(req.url ?? '');
+    if (matched) matching!.left -= 1;
+    if (matched || Date.now() < until || proxy.failures < minFailures) return slowDown();
     const forward = (): void => {
       const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
         const headers = { ...r.headers };
@@ -154,10 +154,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     };
     if (proxy.onRequest === undefined) return forward();
     req.pause();
-    proxy.onRequest(req.method ?? '', req.url ?? '').then(forward, () => {
-      res.writeHead(502);
-      res.end();
-    });
+    proxy.onRequest(req.method ?? '', req.url ?? '').then(
+      (what) => (what === 'fail' ? slowDown() : forward()),
+      () => {
+        res.writeHead(502);
+        res.end();
+      },
+    );
   });
   server.keepAliveTimeout = 1000;
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));

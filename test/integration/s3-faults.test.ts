@@ -1,7 +1,8 @@
 /**
  * The pipeline on S3 under faults: a fault proxy in front of a real S3-protocol server (s3rver)
  * answering 503 for a while or to listing continuation pages, a private Redis restarted mid-run, an
- * S3 endpoint where nothing answers, another scan recording the prefix's state while a run reports. Real worker processes; the model is fitted once, in-process.
+ * S3 endpoint where nothing answers, another scan recording the prefix's state while a run reports, a
+ * report job retried after it recorded the state. Real worker processes; the model is fitted once, in-process.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -15,7 +16,7 @@ import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { withoutRunId } from '../helpers/parquet.js';
 import { freePort, startFaultProxy, startRedis, startS3rver, startWorker, upload, type S3Server } from '../helpers/services.js';
 import { QUEUES } from '../../src/shared/queue/contract.js';
-import { scanStateLocation, STATE_FORMAT, STATE_KEYS } from '../../src/shared/outputs/scan-state.js';
+import { scanStateLocation, STATE_FORMAT, STATE_KEYS, stateIndexSchema, type StateIndex } from '../../src/shared/outputs/scan-state.js';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const FAST_LOCKS = ['--lock-duration', '3000', '--stalled-interval', '1500'];
@@ -167,6 +168,42 @@ describe('pipeline under faults', () => {
       await proxy.stop();
     }
   }, 120_000);
+
+  it('a report job retried after it recorded the scan state keeps the pages that state retired, and compares with the scan before', async () => {
+    for (const f of demoFiles('scan/cifar10', 2)) await upload(s3, `retried/${f.rel}`, readFileSync(f.abs));
+    const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/retried/').slice('s3://lake/'.length);
+    const index = async (): Promise<StateIndex> => stateIndexSchema.parse(JSON.parse(new TextDecoder().decode(await getBytes(`${folder}/${STATE_KEYS.index}`))));
+    const first = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-1'], env);
+    expect(first.code, first.stderr).toBe(0);
+    const s1 = await index();
+    // One image changes: the next scan's page replaces (retires) the first scan's.
+    const [a, b] = demoFiles('scan/cifar10', 2);
+    await upload(s3, `retried/${a!.rel}`, readFileSync(b!.abs));
+
+    const redis = await startRedis();
+    const proxy = await startFaultProxy(s3.endpoint);
+    let refused = 0;
+    // Every attempt of the first history.json write fails: the report job fails after recording its state, and is retried.
+    proxy.onRequest = async (method, url) => (method === 'PUT' && url.includes(`${folder}/history.json`) && refused++ < 8 ? 'fail' : undefined);
+    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
+    const worker = startWorker(faultEnv, FAST_LOCKS);
+    try {
+      await worker.ready();
+      const second = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-2'], faultEnv);
+      expect(second.code, second.stderr).toBe(0);
+      expect(refused).toBeGreaterThan(8);
+      const s2 = await index();
+      expect(s2.retired).toEqual(s1.pages.map((p) => p.id));
+      for (const id of s2.retired) expect(await listKeys(`${folder}/${STATE_KEYS.page(id)}`)).toHaveLength(1);
+      const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/retried-2/report.json'))) as { previous: { runId: string } | null; run: { id: string } };
+      expect(report.previous?.runId).toBe(s1.runId);
+      expect(s2.runId).not.toBe(s1.runId);
+    } finally {
+      await worker.stop();
+      await proxy.stop();
+      await redis.stop();
+    }
+  }, 240_000);
 
   it('fails with one line naming the endpoint when nothing answers there, and writes nothing', async () => {
     const closed = await freePort();
