@@ -169,10 +169,11 @@ describe('pipeline under faults', () => {
     }
   }, 120_000);
 
-  it('a report job retried after it recorded the scan state keeps the pages that state retired, and compares with the scan before', async () => {
+  it('a report job retried after it recorded the scan state builds nothing again: the pages it retired stay, a scan recorded in between stands', async () => {
     for (const f of demoFiles('scan/cifar10', 2)) await upload(s3, `retried/${f.rel}`, readFileSync(f.abs));
     const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/retried/').slice('s3://lake/'.length);
-    const index = async (): Promise<StateIndex> => stateIndexSchema.parse(JSON.parse(new TextDecoder().decode(await getBytes(`${folder}/${STATE_KEYS.index}`))));
+    const json = async (key: string): Promise<unknown> => JSON.parse(new TextDecoder().decode(await getBytes(key)));
+    const index = async (): Promise<StateIndex> => stateIndexSchema.parse(await json(`${folder}/${STATE_KEYS.index}`));
     const first = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-1'], env);
     expect(first.code, first.stderr).toBe(0);
     const s1 = await index();
@@ -182,22 +183,39 @@ describe('pipeline under faults', () => {
 
     const redis = await startRedis();
     const proxy = await startFaultProxy(s3.endpoint);
+    // Every attempt of the first history.json write is refused: the report job fails after recording
+    // its state, and is retried. Before the retry, another scan records its state (and would delete
+    // what this run's index retired, had it been planned on it).
     let refused = 0;
-    // Every attempt of the first history.json write fails: the report job fails after recording its state, and is retried.
-    proxy.onRequest = async (method, url) => (method === 'PUT' && url.includes(`${folder}/history.json`) && refused++ < 8 ? 'fail' : undefined);
+    let recorded: StateIndex | undefined;
+    const other = { ...s1, runId: 'scan-00000000000000ee', finishedAt: new Date().toISOString(), pages: [], retired: [] };
+    proxy.onRequest = async (method, url) => {
+      if (method !== 'PUT' || !url.includes(`${folder}/history.json`) || refused >= 8) return undefined;
+      refused += 1;
+      if (refused === 8) {
+        recorded = await index();
+        await upload(s3, `${folder}/${STATE_KEYS.index}`, JSON.stringify(other));
+      }
+      return 'fail';
+    };
     const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
     const worker = startWorker(faultEnv, FAST_LOCKS);
     try {
       await worker.ready();
-      const second = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-2'], faultEnv);
+      const second = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-2', '--json'], faultEnv);
       expect(second.code, second.stderr).toBe(0);
-      expect(refused).toBeGreaterThan(8);
-      const s2 = await index();
-      expect(s2.retired).toEqual(s1.pages.map((p) => p.id));
-      for (const id of s2.retired) expect(await listKeys(`${folder}/${STATE_KEYS.page(id)}`)).toHaveLength(1);
-      const report = JSON.parse(new TextDecoder().decode(await getBytes('reports/retried-2/report.json'))) as { previous: { runId: string } | null; run: { id: string } };
-      expect(report.previous?.runId).toBe(s1.runId);
-      expect(s2.runId).not.toBe(s1.runId);
+      expect(refused).toBe(8);
+      expect(JSON.parse(second.stdout)).toMatchObject({ scored: 20, stateNotRecorded: null });
+      // The first attempt recorded this run's state: it retired the first scan's page, which is still there.
+      expect(recorded!.runId).not.toBe(s1.runId);
+      expect(recorded!.retired).toEqual(s1.pages.map((p) => p.id));
+      for (const id of recorded!.retired) expect(await listKeys(`${folder}/${STATE_KEYS.page(id)}`)).toHaveLength(1);
+      // The retry changed no state (the scan recorded in between stands) and compared with the first scan, not itself.
+      expect(await index()).toEqual(other);
+      expect(await json('reports/retried-2/report.json')).toMatchObject({ previous: { runId: s1.runId } });
+      const history = (await json(`${folder}/history.json`)) as { runs: { runId: string }[] };
+      expect(history.runs.map((r) => r.runId)).toEqual([s1.runId, recorded!.runId]);
+      expect(await listKeys(`reports/retried-2/.work/`)).toEqual([]);
     } finally {
       await worker.stop();
       await proxy.stop();

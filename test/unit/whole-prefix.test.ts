@@ -4,9 +4,9 @@
  * builder (buildWholePrefix) and the state index. An unchanged night reads one small aggregate per
  * page and reports the same prefix; a changed night rebuilds only the pages it touched and reports
  * exactly what a full rescan of the same images would; deleted objects leave; failed images are
- * retried; another model carries nothing; a corrupt aggregate fails naming its file (and saying so
- * when another scan overtook this one), with no read ahead left in flight; other report settings
- * rebuild the aggregates from the rows.
+ * retried; another model carries nothing; a corrupt aggregate fails naming its file, with no read
+ * ahead left in flight; a missing page says whether another scan overtook this one; other report
+ * settings rebuild the aggregates from the rows.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -212,14 +212,18 @@ describe('whole prefix', () => {
     const victim = index.pages[3]!.id;
     await state.put(STATE_KEYS.aggregate(victim), 'OODPAGG1 this is not an aggregate');
     await expect(night(state, lake, { ...B, topK: 12 })).rejects.toThrow(new RegExp(`pages/${victim}\\.agg: `));
-    // Overtaken by another scan (the state moved since planning), the failure says so; and the pages
-    // read ahead of the failed one are no longer in flight when the build has failed.
+    // The pages read ahead of the failed one are no longer in flight when the build has failed; a
+    // corrupt file is not blamed on another scan, even when the state moved since planning.
     const slow = new SlowStore(stateRoot, 5);
-    await expect(night(slow, lake, { ...B, topK: 12 }, undefined, true)).rejects.toThrow(new RegExp(`pages/${victim}\\.agg: .*\\(another scan of this prefix completed while this one ran: scan again\\)$`));
+    const corrupt = night(slow, lake, { ...B, topK: 12 }, undefined, true);
+    await expect(corrupt).rejects.toThrow(new RegExp(`pages/${victim}\\.agg: `));
+    await expect(corrupt).rejects.not.toThrow(/another scan/);
     expect(slow.inFlight).toBe(0);
     await state.delete(STATE_KEYS.rows(victim));
     await state.delete(STATE_KEYS.aggregate(victim));
-    await expect(night(state, lake, { ...B, topK: 12 })).rejects.toThrow(new RegExp(`pages/${victim}\\.rows: missing`));
+    await expect(night(state, lake, { ...B, topK: 12 })).rejects.toThrow(new RegExp(`pages/${victim}\\.rows: missing \\(the scan state is incomplete: scan with --full to rebuild it\\)$`));
+    // A missing page when another scan recorded the state since this one planned: that scan deleted it.
+    await expect(night(state, lake, { ...B, topK: 12 }, undefined, true)).rejects.toThrow(new RegExp(`pages/${victim}\\.rows: missing \\(another scan of this prefix completed while this one ran: scan again\\)$`));
   }, 120_000);
 
   it('score rows survive their binary frame, and gather keeps only what every source has', () => {

@@ -19,10 +19,11 @@ import type { Failure } from '../feature-set.js';
 import { accounting, SKIP_REASONS } from '../outputs/accounting.js';
 import { REPORT_FILES, writeReportFiles } from '../outputs/report-files.js';
 import type { ScanReport } from '../report/report.js';
+import { trendRunSchema } from '../report/trend.js';
 import { concatCsvParts, concatTables, OUTPUT_DIRS, OUTPUT_FILES, readScoresParquet, REASONS_HEADER, reasonsToCsv, scoresToCsv, scoresToParquet, scoreSummary, type RunSummary } from '../outputs/score-files.js';
 import { readStateIndex, writeScanState } from '../outputs/scan-state.js';
 import { appendScanHistory, readScanHistory } from '../outputs/scan-history.js';
-import { groupOutcome, partKeys, runRecord, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
+import { groupOutcome, partKeys, runRecord, stateOutcome, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
 import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates, type Aggregate } from '../report/aggregate.js';
 import type { Location } from '../storage/locate.js';
 import { getJson, getValidJson, joinKey, putJson } from '../storage/object-store.js';
@@ -104,6 +105,10 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       return done;
     }
   }
+  // A retry after the report tried to record the scan state: its outputs are complete, and the state
+  // may have moved on since (another scan recorded, deleting what this one's index retired): nothing
+  // is built again; only the history point and the work area's removal may be left.
+  if ((await work.store.head(w(workKeys.stateOutcome))) !== undefined) return finishRecorded(p, out, await getValidJson(work.store, w(workKeys.stateOutcome), stateOutcome), ctx, removeWork);
   const record = await getValidJson(work.store, w(workKeys.run), runRecord);
   /** A part file from the work area to its place under --out (a copy within the store when it can). */
   const moveIn = async (key: string): Promise<void> => {
@@ -165,8 +170,9 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   const stateLoc = p.state !== undefined ? ctx.open(p.state) : undefined;
   const stateNow = stateLoc !== undefined ? await readStateIndex(stateLoc.store, stateLoc.prefix) : undefined;
   const history = stateLoc !== undefined ? { runs: await readScanHistory(stateLoc.store, stateLoc.prefix), out: p.out } : null;
-  // A retried report whose earlier attempt recorded the state: the index is this run's own (its
-  // planned pages are still there, the ones it retired too); the scan before is the history's last other point.
+  // A retried report whose earlier attempt recorded the state and stopped before writing its outcome
+  // (above): the index is this run's own (its planned pages are still there, the ones it retired
+  // too); the scan before is the history's last other point.
   const recordedBefore = stateNow?.runId === p.runId;
   const previous = recordedBefore ? undefined : stateNow;
   const previousRun = recordedBefore ? history?.runs.filter((r) => r.runId !== p.runId).at(-1) : previous;
@@ -300,6 +306,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     });
     // The trend's point of this scan (the report's last), after the state it describes.
     const point = report.trend?.runs[report.trend.runs.length - 1];
+    await putJson(work.store, w(workKeys.stateOutcome), state.recorded ? { recorded: true } : { recorded: false, reason: state.reason });
     if (!state.recorded) {
       stateNotRecorded = state.reason;
       ctx.log(`run ${p.runId}: its report is complete, but its scan state was not recorded: ${state.reason}`);
@@ -308,6 +315,23 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   await removeWork();
   ctx.log(`run ${p.runId}: ${agg.scored} scored, ${agg.failed} failed, ${flagged} flagged, ${missing.length} shards missing; ${report.scope.text}; ${report.verdict.text}`);
   return { ...resultOf(report, o(OUTPUT_FILES.summary), missing), ...(stateNotRecorded !== undefined ? { stateNotRecorded } : {}) };
+}
+
+/** A retried report whose state outcome was written: the history point if the state was recorded, then the work area goes. */
+async function finishRecorded(p: ReportPayload, out: Location, outcome: { recorded: boolean; reason?: string | undefined }, ctx: JobContext, removeWork: () => Promise<void>): Promise<ReportResult> {
+  const done = await completed(out, p.runId);
+  if (done === undefined) throw new OodError('INTERNAL', `run ${p.runId}: its scan state was recorded, but its outputs under ${p.out} are not complete`);
+  if (outcome.recorded && p.state !== undefined) {
+    const reportKey = joinKey(out.prefix, REPORT_FILES.json);
+    const point = (await getJson<ScanReport>(out.store, reportKey)).trend?.runs.at(-1);
+    const parsed = trendRunSchema.safeParse(point);
+    if (point !== undefined && !parsed.success) throw new OodError('MODEL_INVALID', `${joinUri(p.out, REPORT_FILES.json)}: its trend's last run is not a trend run (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    const loc = ctx.open(p.state);
+    if (parsed.success) await appendScanHistory(loc.store, loc.prefix, parsed.data);
+  }
+  await removeWork();
+  ctx.log(`run ${p.runId}: retried after its scan state was ${outcome.recorded ? 'recorded' : 'refused'}: outputs complete`);
+  return { ...done, ...(outcome.reason !== undefined ? { stateNotRecorded: outcome.reason } : {}) };
 }
 
 /** The run's result: the report's whole-prefix counts and verdicts, and its new-or-changed section's. */

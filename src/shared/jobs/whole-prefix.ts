@@ -21,7 +21,7 @@
 import { OodError } from '../errors.js';
 import { emptyAggregate, mergeAggregates, type Aggregate } from '../report/aggregate.js';
 import { pageId, plannedPageSchema, type PageRef } from '../outputs/scan-state.js';
-import { readPageAggregate, readPageRows, writePage, type PageScoring, type StateFolder, type StateReads } from '../outputs/prefix-pages.js';
+import { MissingStateFile, readPageAggregate, readPageRows, writePage, type PageScoring, type StateFolder, type StateReads } from '../outputs/prefix-pages.js';
 import { decodeScoreRows, gatherRows, type RowRef, type ScoreRows } from '../outputs/score-rows.js';
 import type { ScoreTable } from '../score-table.js';
 import { compareKeys, getValidJson, joinKey, objectUri } from '../storage/object-store.js';
@@ -101,9 +101,9 @@ class NewRows {
 
 const OVERTAKEN = ' (another scan of this prefix completed while this one ran: scan again)';
 
-/** A state read's failure, saying so when another scan recorded the state after this one planned (it may have deleted the page). */
+/** A missing state file, when another scan recorded the state after this one planned: that scan deleted it. */
 function overtaken(p: WholePrefixParams, err: unknown): unknown {
-  return p.moved && err instanceof OodError ? new OodError(err.code, `${err.message}${OVERTAKEN}`, { cause: err }) : err;
+  return p.moved && err instanceof MissingStateFile ? new OodError(err.code, `${err.uri}: missing${OVERTAKEN}`, { cause: err }) : err;
 }
 
 /** Previous pages' rows, a few at a time (consecutive changed pages share their neighbours). */

@@ -77,6 +77,13 @@ async function read(state: StateFolder, key: string, io: StateReads): Promise<Ui
   return bytes;
 }
 
+/** A state file that is not there: the state is incomplete, or a scan that recorded since this one planned deleted it. */
+export class MissingStateFile extends OodError {
+  constructor(readonly uri: string) {
+    super('MODEL_INVALID', `${uri}: missing (the scan state is incomplete: scan with --full to rebuild it)`);
+  }
+}
+
 function invalid(state: StateFolder, key: string, what: string): OodError {
   return new OodError('MODEL_INVALID', `${objectUri(state.store, joinKey(state.prefix, key))}: ${what}`);
 }
@@ -84,7 +91,7 @@ function invalid(state: StateFolder, key: string, what: string): OodError {
 /** A page's rows, checked to be that page's, under `carry`, with an ETag per key. */
 export async function readPageRows(state: StateFolder, id: string, carry: string, io: StateReads): Promise<ScoreRows & { readonly etags: readonly string[] }> {
   const key = STATE_KEYS.rows(id);
-  if ((await state.store.head(joinKey(state.prefix, key))) === undefined) throw invalid(state, key, 'missing (the scan state is incomplete: scan with --full to rebuild it)');
+  if ((await state.store.head(joinKey(state.prefix, key))) === undefined) throw new MissingStateFile(objectUri(state.store, joinKey(state.prefix, key)));
   const rows = decodeScoreRows(await read(state, key, io), objectUri(state.store, joinKey(state.prefix, key)));
   if (rows.page !== id) throw invalid(state, key, `holds the rows of page ${rows.page ?? '(none)'}, not ${id}`);
   if (rows.binding !== carry) throw invalid(state, key, `scored under ${rows.binding ?? '(nothing)'}, not ${carry} (the model or its scoring settings)`);

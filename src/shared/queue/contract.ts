@@ -506,7 +506,12 @@ export const workKeys = {
   part: (key: string): string => `parts/${key}`,
   skippedPage: (page: number): string => `skipped/${String(page).padStart(5, '0')}.csv`,
   statePage: (page: string): string => `state/${page}.json`,
+  /** Whether the report recorded the scan state (stateOutcome), written once it has tried: a retry does not build again. */
+  stateOutcome: 'state-outcome.json',
 } as const;
+
+/** The report's attempt to record the scan state: recorded, or why not. */
+export const stateOutcome = z.object({ recorded: z.boolean(), reason: z.string().max(2000).optional() });
 
 /** Keys of a scan's part files under its output location (one per group; a dataset by glob). */
 export const partKeys = {
