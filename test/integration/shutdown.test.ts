@@ -54,5 +54,5 @@ describe('worker shutdown', () => {
       connection.disconnect();
       await first.stop();
     }
-  });
+  }, 240_000); // 25 epochs of a 512 x 4 network in two workers: over 120 s when other work shares the two cores
 });
