@@ -320,7 +320,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
 /** A retried report whose state outcome was written: the history point if the state was recorded, then the work area goes. */
 async function finishRecorded(p: ReportPayload, out: Location, outcome: { recorded: boolean; reason?: string | undefined }, ctx: JobContext, removeWork: () => Promise<void>): Promise<ReportResult> {
   const done = await completed(out, p.runId);
-  if (done === undefined) throw new OodError('INTERNAL', `run ${p.runId}: its scan state was recorded, but its outputs under ${p.out} are not complete`);
+  if (done === undefined) throw new OodError('INTERNAL', `run ${p.runId}: its report tried to record the scan state, but its outputs under ${p.out} are not complete`);
   if (outcome.recorded && p.state !== undefined) {
     const reportKey = joinKey(out.prefix, REPORT_FILES.json);
     const point = (await getJson<ScanReport>(out.store, reportKey)).trend?.runs.at(-1);
