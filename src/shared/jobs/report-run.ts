@@ -58,8 +58,8 @@ async function removeIfPresent(loc: Location, name: string): Promise<void> {
   if ((await loc.store.head(key)) !== undefined) await loc.store.delete(key);
 }
 
-/** The result of a run whose outputs are complete (summary.json names it), if it is. */
-async function completed(out: Location, runId: string): Promise<ReportResult | undefined> {
+/** The result of a run whose outputs are complete (summary.json names it), if it is, and its report.json. */
+async function completed(out: Location, runId: string): Promise<{ result: ReportResult; report: ScanReport } | undefined> {
   const summaryKey = joinKey(out.prefix, OUTPUT_FILES.summary);
   if ((await out.store.head(summaryKey)) === undefined) return undefined;
   const summary = await getJson<RunSummary>(out.store, summaryKey);
@@ -68,8 +68,8 @@ async function completed(out: Location, runId: string): Promise<ReportResult | u
   const missing = summary.run.missingShards;
   // Outputs written before reports had a scope (the whole prefix) or a headline: the run's own counts.
   const r = report as Partial<ScanReport> & Pick<ScanReport, 'verdict'>;
-  if (r.scope !== undefined && r.headline !== undefined && r.newOrChanged !== undefined) return resultOf(report, summaryKey, missing);
-  return {
+  if (r.scope !== undefined && r.headline !== undefined && r.newOrChanged !== undefined) return { result: resultOf(report, summaryKey, missing), report };
+  const result: ReportResult = {
     summaryKey,
     scored: summary.input.scored,
     failed: summary.input.failed,
@@ -81,6 +81,7 @@ async function completed(out: Location, runId: string): Promise<ReportResult | u
     missingShards: missing.slice(0, RESULT_SHARDS),
     missingShardCount: missing.length,
   };
+  return { result, report };
 }
 
 /** `failedGroups`: groups whose job failed (by group index), with the reason. */
@@ -102,7 +103,7 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     const done = await completed(out, p.runId);
     if (done !== undefined) {
       await removeWork();
-      return done;
+      return done.result;
     }
   }
   // A retry after the report tried to record the scan state: its outputs are complete, and the state
@@ -322,16 +323,17 @@ async function finishRecorded(p: ReportPayload, out: Location, outcome: { record
   const done = await completed(out, p.runId);
   if (done === undefined) throw new OodError('INTERNAL', `run ${p.runId}: its report tried to record the scan state, but its outputs under ${p.out} are not complete`);
   if (outcome.recorded && p.state !== undefined) {
-    const reportKey = joinKey(out.prefix, REPORT_FILES.json);
-    const point = (await getJson<ScanReport>(out.store, reportKey)).trend?.runs.at(-1);
-    const parsed = trendRunSchema.safeParse(point);
-    if (point !== undefined && !parsed.success) throw new OodError('MODEL_INVALID', `${joinUri(p.out, REPORT_FILES.json)}: its trend's last run is not a trend run (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-    const loc = ctx.open(p.state);
-    if (parsed.success) await appendScanHistory(loc.store, loc.prefix, parsed.data);
+    const point = done.report.trend?.runs.at(-1);
+    if (point !== undefined) {
+      const parsed = trendRunSchema.safeParse(point);
+      if (!parsed.success) throw new OodError('MODEL_INVALID', `${joinUri(p.out, REPORT_FILES.json)}: its trend's last run is not a trend run (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+      const loc = ctx.open(p.state);
+      await appendScanHistory(loc.store, loc.prefix, parsed.data);
+    }
   }
   await removeWork();
   ctx.log(`run ${p.runId}: retried after its scan state was ${outcome.recorded ? 'recorded' : 'refused'}: outputs complete`);
-  return { ...done, ...(outcome.reason !== undefined ? { stateNotRecorded: outcome.reason } : {}) };
+  return { ...done.result, ...(outcome.reason !== undefined ? { stateNotRecorded: outcome.reason } : {}) };
 }
 
 /** The run's result: the report's whole-prefix counts and verdicts, and its new-or-changed section's. */
