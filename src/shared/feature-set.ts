@@ -13,6 +13,7 @@ import { assertSameEncoder, type EncoderFingerprint } from './encoder/encoder.js
 import { decodeFrame, encodeFrame } from './binary-frame.js';
 import { gatherRows } from './features.js';
 import { concatProperties, PROPERTY_COUNT, PROPERTY_NAMES, selectProperties, type PropertyTable } from './image/properties.js';
+import { concatFloat32 } from './typed-arrays.js';
 
 export interface Failure {
   readonly key: string;
@@ -123,15 +124,9 @@ export function concatFeatureSets(sets: readonly FeatureSet[]): FeatureSet {
   const first = sets[0];
   if (first === undefined) throw new OodError('INTERNAL', 'concatFeatureSets: no sets');
   for (const s of sets.slice(1)) assertSameEncoder(first.fingerprint, s.fingerprint, 'merging feature sets');
-  const total = sets.reduce((n, s) => n + s.features.length, 0);
   // Shards may come from workers on different runtimes (the fingerprint is the same): keep each name once.
   const backends = [...new Set(sets.flatMap((s) => s.backend?.split(' + ') ?? []))].sort();
-  const features = new Float32Array(total);
-  let off = 0;
-  for (const s of sets) {
-    features.set(s.features, off);
-    off += s.features.length;
-  }
+  const features = concatFloat32(sets.map((s) => s.features));
   return {
     fingerprint: first.fingerprint,
     stageSizes: first.stageSizes,

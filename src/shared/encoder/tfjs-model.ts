@@ -13,6 +13,7 @@ import { planKeras, type KerasLayerConfig } from './keras-plan.js';
 import { sha256Hex } from '../hash.js';
 import { makeFingerprint, type Encoder, type Preprocessing, type StageInfo } from './encoder.js';
 import { toEncoderInput } from './preprocess.js';
+import { concatBytes } from '../typed-arrays.js';
 
 export interface TfjsModelSpec {
   readonly kind: 'layers' | 'graph';
@@ -35,13 +36,7 @@ async function loadArtifacts(read: ModelFileReader, uri: string): Promise<{ arti
     specs.push(...group.weights);
     for (const p of group.paths) parts.push(await read(p));
   }
-  const total = parts.reduce((s, p) => s + p.length, 0);
-  const weightData = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    weightData.set(p, off);
-    off += p.length;
-  }
+  const weightData = concatBytes(parts);
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: json.modelTopology,
     format: json.format,

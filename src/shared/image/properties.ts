@@ -25,6 +25,7 @@
  *                  luminance table (exact for libjpeg-made files); NaN for other formats
  * No sharp and no tfjs here: the CLI and reports read the names and types.
  */
+import { concatFloat32 } from '../typed-arrays.js';
 
 /** Side of the working image the pixel properties are measured on. */
 export const WORKING_SIZE = 64;
@@ -65,13 +66,7 @@ export function selectProperties(t: PropertyTable, rows: readonly number[]): Pro
 
 /** Property tables concatenated in order. */
 export function concatProperties(ts: readonly PropertyTable[]): PropertyTable {
-  const values = new Float32Array(ts.reduce((s, t) => s + t.values.length, 0));
-  let off = 0;
-  for (const t of ts) {
-    values.set(t.values, off);
-    off += t.values.length;
-  }
-  return { values, formats: ts.flatMap((t) => t.formats) };
+  return { values: concatFloat32(ts.map((t) => t.values)), formats: ts.flatMap((t) => t.formats) };
 }
 
 /** One property's column of a table. */

@@ -34,6 +34,7 @@ import type { ConditionsModel } from '../conditions.js';
 import { PROPERTY_BINS } from '../conditions.js';
 import { PROPERTY_COUNT } from '../image/properties.js';
 import { addConditionsRows, clonePartitionConditions, emptyPartitionConditions, mergePartitionConditions, type PartitionConditions } from './drift.js';
+import { concatFloat32 } from '../typed-arrays.js';
 
 /** Failed images named in a report (the rest are counted by reason). */
 export const FAILURE_EXAMPLES = 200;
@@ -209,14 +210,7 @@ export function mergeAggregates(a: Aggregate, b: Aggregate, topK: number): Aggre
 
 /** A partition's scores as one array. */
 export function partitionScores(p: PartitionScores): Float32Array {
-  if (p.chunks.length === 1) return p.chunks[0]!;
-  const out = new Float32Array(p.chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of p.chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return p.chunks.length === 1 ? p.chunks[0]! : concatFloat32(p.chunks);
 }
 
 const MAGIC = 'OODAGG01';
@@ -244,12 +238,7 @@ const headerSchema = z.object({
 
 export function encodeAggregate(agg: Aggregate): Uint8Array {
   const parts = [...agg.partitions].map(([name, p]) => ({ name, scores: partitionScores(p), flagged: p.flagged, conditions: p.conditions }));
-  const body = new Float32Array(parts.reduce((s, p) => s + p.scores.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    body.set(p.scores, off);
-    off += p.scores.length;
-  }
+  const body = concatFloat32(parts.map((p) => p.scores));
   const header = {
     scored: agg.scored,
     failed: agg.failed,

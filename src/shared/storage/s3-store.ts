@@ -23,6 +23,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { OodError } from '../errors.js';
 import { MAX_OBJECT_BYTES, tooLarge, type GetOptions, type ListEntry, type ObjectInfo, type ObjectStore } from './object-store.js';
 import { withRetry, type RetryOptions } from './retry.js';
+import { concatBytes } from '../typed-arrays.js';
 
 export interface S3Settings {
   /** Custom endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL), if any. */
@@ -149,13 +150,7 @@ export class S3Store implements ObjectStore {
         }
         chunks.push(chunk);
       }
-      const bytes = new Uint8Array(total);
-      let at = 0;
-      for (const c of chunks) {
-        bytes.set(c, at);
-        at += c.byteLength;
-      }
-      return bytes;
+      return concatBytes(chunks);
     });
   }
 
