@@ -61,8 +61,8 @@ export interface GetOptions {
 }
 
 export function tooLarge(uri: string, size: number | 'unannounced', maxBytes: number, limit?: string): OodError {
-  const what = size === 'unannounced' ? `no length announced and over ${maxBytes} bytes read` : `${size} bytes`;
-  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${what}, more than the ${maxBytes}-byte limit${limit !== undefined ? ` ${limit}` : ''}`);
+  const what = size === 'unannounced' ? 'no length announced, and more bytes read than' : `${size} bytes, more than`;
+  return new OodError('OBJECT_TOO_LARGE', `${uri}: ${what} the ${maxBytes}-byte limit${limit !== undefined ? ` ${limit}` : ''}`);
 }
 
 export interface ObjectStore {
