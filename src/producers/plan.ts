@@ -337,8 +337,9 @@ export async function planScan(p: ScanParams): Promise<RunPlan> {
   const singleFileMax = p.singleFileMax ?? DEFAULTS.singleFileMax;
   const cache = p.cache ?? joinUri(p.model, 'cache');
   // Everything that changes what the run writes is in its id (a different --cache or single-file
-  // limit, or a scan that records no state, is another run).
-  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, mdStyle, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, incremental ? previous.runId : null, lastOut, primary ?? null)}`;
+  // limit, or a scan that records no state, is another run), and so is the state it plans on: a scan
+  // run again after its state was recorded is a new run, never taken for a retry of the one recorded.
+  const baseId = `scan-${stableHash(identity, p.model, p.input.uri, p.out, cache, p.shardSize, partitionDepth, topK, mdStyle, maxBytes, singleFileMax, p.limit ?? null, p.incremental, p.recordState, previous?.runId ?? null, lastOut, primary ?? null)}`;
   const workOf = (runId: string): string => joinUri(p.out, '.work', runId);
   const startedAt = Date.now();
   const reportOf = (runId: string): ReportPayload => ({

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../src/shared/storage/s3-store.js';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -137,7 +137,7 @@ describe('pipeline under faults', () => {
       await upload(s3, 'chunked/big.bin', body);
       proxy.chunked = true;
       expect(await store.get('chunked/big.bin', { maxBytes: 300_000 })).toEqual(body);
-      await expect(store.get('chunked/big.bin', { maxBytes: 100_000, limit: '(--max-bytes)' })).rejects.toThrow(/^s3:\/\/lake\/chunked\/big\.bin: no length announced and over 100000 bytes read, more than the 100000-byte limit \(--max-bytes\)$/);
+      await expect(store.get('chunked/big.bin', { maxBytes: 100_000, limit: '(--max-bytes)' })).rejects.toThrow(/^s3:\/\/lake\/chunked\/big\.bin: no length announced, and more bytes read than the 100000-byte limit \(--max-bytes\)$/);
       proxy.chunked = false;
       await expect(store.get('chunked/big.bin', { maxBytes: 100_000 })).rejects.toThrow('s3://lake/chunked/big.bin: 300000 bytes, more than the 100000-byte limit');
     } finally {
@@ -222,6 +222,61 @@ describe('pipeline under faults', () => {
       await redis.stop();
     }
   }, 240_000);
+
+  it('a report job retried after it recorded its index, but before its outcome, records nothing over a scan recorded in between', async () => {
+    for (const f of demoFiles('scan/cifar10', 2)) await upload(s3, `window/${f.rel}`, readFileSync(f.abs));
+    const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/window/').slice('s3://lake/'.length);
+    const json = async (key: string): Promise<unknown> => JSON.parse(new TextDecoder().decode(await getBytes(key)));
+    const index = async (): Promise<StateIndex> => stateIndexSchema.parse(await json(`${folder}/${STATE_KEYS.index}`));
+    const redis = await startRedis();
+    const proxy = await startFaultProxy(s3.endpoint);
+    // Every write of the report's state outcome is refused: the job fails just after writing its
+    // index, and is retried. At the first refusal another scan records its state over it.
+    let recorded: StateIndex | undefined;
+    let other: StateIndex | undefined;
+    proxy.onRequest = async (method, url) => {
+      if (method !== 'PUT' || !url.includes('/state-outcome.json')) return undefined;
+      if (other === undefined) {
+        recorded = await index();
+        other = { ...recorded, runId: 'scan-00000000000000ef', finishedAt: new Date().toISOString(), pages: [], retired: [] };
+        await upload(s3, `${folder}/${STATE_KEYS.index}`, JSON.stringify(other));
+      }
+      return 'fail';
+    };
+    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
+    const worker = startWorker(faultEnv, FAST_LOCKS);
+    try {
+      await worker.ready();
+      const r = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/window/', '--out', 's3://lake/reports/window', '--json'], faultEnv);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout) as { scored: number; stateNotRecorded: string | null };
+      expect(doc.scored).toBe(20);
+      expect(doc.stateNotRecorded).toMatch(/^scan scan-00000000000000ef recorded the state of this prefix after this run's first report attempt/);
+      // The first attempt had recorded this run; the retry neither rebuilt nor wrote over the scan after it.
+      expect(recorded!.out).toBe('s3://lake/reports/window');
+      expect(await index()).toEqual(other);
+      expect(await listKeys('reports/window/.work/')).toEqual([]);
+    } finally {
+      await worker.stop();
+      await proxy.stop();
+      await redis.stop();
+    }
+  }, 240_000);
+
+  it('a scan run again after its outputs were deleted is a new run: its state is recorded, not taken for a retry', async () => {
+    for (const f of demoFiles('scan/cifar10', 1)) await upload(s3, `again/${f.rel}`, readFileSync(f.abs));
+    const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/again/').slice('s3://lake/'.length);
+    const runIdOf = async (): Promise<string> => stateIndexSchema.parse(JSON.parse(new TextDecoder().decode(await getBytes(`${folder}/${STATE_KEYS.index}`)))).runId;
+    const args = ['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/again/', '--out', 's3://lake/reports/again', '--json'];
+    const first = await runCli(args, env);
+    expect(first.code, first.stderr).toBe(0);
+    const firstId = await runIdOf();
+    for (const key of await listKeys('reports/again/')) await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));
+    const second = await runCli(args, env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ scored: 10, stateNotRecorded: null });
+    expect(await runIdOf()).not.toBe(firstId);
+  }, 120_000);
 
   it('fails with one line naming the endpoint when nothing answers there, and writes nothing', async () => {
     const closed = await freePort();

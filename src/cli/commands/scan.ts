@@ -187,7 +187,7 @@ export async function scanCommand(argv: readonly string[], env: EnvConfig): Prom
         : failNew !== 'never'
           ? 'every image was scanned by this run, so --fail-on-new judges the whole prefix\n'
           : '') +
-      (result.stateNotRecorded !== undefined ? `scan state not recorded: ${result.stateNotRecorded}\n` : '') +
+      (result.stateNotRecorded !== undefined ? `scan state not recorded: ${result.stateNotRecorded.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')}\n` : '') +
       `verdict: ${doc.headline.text ?? headline}${exitCode !== 0 ? ` (exit ${exitCode}: ${failNew !== 'never' ? `--fail-on ${fail}, --fail-on-new ${failNew}` : `--fail-on ${fail}`})` : ''}\n`,
   );
   return exitCode;

@@ -13,6 +13,7 @@
  * prefix's (4 bytes per scored image each, the galleries, the summary sample) and one group or page
  * at a time.
  */
+import { z } from 'zod';
 import { readCalibration, readModelJson } from '../dlsr/model-json.js';
 import { OodError } from '../errors.js';
 import type { Failure } from '../feature-set.js';
@@ -23,10 +24,10 @@ import { trendRunSchema } from '../report/trend.js';
 import { concatCsvParts, concatTables, OUTPUT_DIRS, OUTPUT_FILES, readScoresParquet, REASONS_HEADER, reasonsToCsv, scoresToCsv, scoresToParquet, scoreSummary, type RunSummary } from '../outputs/score-files.js';
 import { readStateIndex, writeScanState } from '../outputs/scan-state.js';
 import { appendScanHistory, readScanHistory } from '../outputs/scan-history.js';
-import { groupOutcome, partKeys, runRecord, stateOutcome, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
+import { groupOutcome, partKeys, runRecord, stateIntent, stateOutcome, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
 import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates, type Aggregate } from '../report/aggregate.js';
 import type { Location } from '../storage/locate.js';
-import { getJson, getValidJson, joinKey, putJson } from '../storage/object-store.js';
+import { getJson, getValidJson, joinKey, objectUri, putJson } from '../storage/object-store.js';
 import { joinUri } from '../storage/locate.js';
 import type { JobContext } from './context.js';
 import { shardFailures } from './merge-group.js';
@@ -58,14 +59,33 @@ async function removeIfPresent(loc: Location, name: string): Promise<void> {
   if ((await loc.store.head(key)) !== undefined) await loc.store.delete(key);
 }
 
+/** What completed() reads of a run's summary.json and report.json (the rest is not checked). */
+const completedSummary = z.looseObject({
+  run: z.looseObject({ id: z.string(), missingShards: z.array(z.number().int().min(0)) }),
+  input: z.looseObject({ scored: z.number(), failed: z.number() }),
+  flagged: z.number(),
+  flaggedFraction: z.number(),
+  expectedFraction: z.number(),
+});
+const completedReport = z.looseObject({
+  run: z.looseObject({ id: z.string() }),
+  verdict: z.looseObject({ level: z.string(), scored: z.number(), flagged: z.number(), flaggedFraction: z.number(), expectedFraction: z.number() }),
+});
+
 /** The result of a run whose outputs are complete (summary.json names it), if it is, and its report.json. */
 async function completed(out: Location, runId: string): Promise<{ result: ReportResult; report: ScanReport } | undefined> {
   const summaryKey = joinKey(out.prefix, OUTPUT_FILES.summary);
   if ((await out.store.head(summaryKey)) === undefined) return undefined;
-  const summary = await getJson<RunSummary>(out.store, summaryKey);
-  if (summary.run?.id !== runId) return undefined;
-  const report = await getJson<ScanReport>(out.store, joinKey(out.prefix, REPORT_FILES.json));
-  const missing = summary.run.missingShards;
+  const raw = await getJson<unknown>(out.store, summaryKey);
+  if ((raw as { run?: { id?: unknown } } | null)?.run?.id !== runId) return undefined;
+  // This run's outputs: what is read of them must be there (they may have been edited since).
+  const checked = completedSummary.safeParse(raw);
+  if (!checked.success) throw new OodError('MODEL_INVALID', `${objectUri(out.store, summaryKey)}: ${checked.error.issues[0]?.path.join('.') || '(root)'}: ${checked.error.issues[0]?.message ?? 'invalid'}`);
+  const summary = raw as RunSummary;
+  const reportKey = joinKey(out.prefix, REPORT_FILES.json);
+  const report = (await getValidJson(out.store, reportKey, completedReport)) as unknown as ScanReport;
+  if (report.run.id !== runId) throw new OodError('MODEL_INVALID', `${objectUri(out.store, reportKey)}: is the report of run ${report.run.id}, but summary.json names run ${runId}`);
+  const missing = checked.data.run.missingShards;
   // Outputs written before reports had a scope (the whole prefix) or a headline: the run's own counts.
   const r = report as Partial<ScanReport> & Pick<ScanReport, 'verdict'>;
   if (r.scope !== undefined && r.headline !== undefined && r.newOrChanged !== undefined) return { result: resultOf(report, summaryKey, missing), report };
@@ -98,6 +118,10 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
     await removeIfPresent(work, workKeys.run);
     await out.store.deletePrefix(ownWork);
   };
+  // A retry after the report tried to record the scan state: its outputs are complete, and the state
+  // may have moved on since (another scan recorded, deleting what this one's index retired): nothing
+  // is built again; only the history point and the work area's removal may be left.
+  if ((await work.store.head(w(workKeys.stateOutcome))) !== undefined) return finishRecorded(p, out, await getValidJson(work.store, w(workKeys.stateOutcome), stateOutcome), ctx, removeWork);
   if ((await work.store.head(w(workKeys.run))) === undefined) {
     // A retry after the outputs were complete, while the work area was being removed: done.
     const done = await completed(out, p.runId);
@@ -106,10 +130,6 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
       return done.result;
     }
   }
-  // A retry after the report tried to record the scan state: its outputs are complete, and the state
-  // may have moved on since (another scan recorded, deleting what this one's index retired): nothing
-  // is built again; only the history point and the work area's removal may be left.
-  if ((await work.store.head(w(workKeys.stateOutcome))) !== undefined) return finishRecorded(p, out, await getValidJson(work.store, w(workKeys.stateOutcome), stateOutcome), ctx, removeWork);
   const record = await getValidJson(work.store, w(workKeys.run), runRecord);
   /** A part file from the work area to its place under --out (a copy within the store when it can). */
   const moveIn = async (key: string): Promise<void> => {
@@ -175,6 +195,13 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   // (above): the index is this run's own (its planned pages are still there, the ones it retired
   // too); the scan before is the history's last other point.
   const recordedBefore = stateNow?.runId === p.runId;
+  // An earlier attempt that got as far as the state write left the state it planned on: if the
+  // state is now neither that nor this run's, another scan recorded since (perhaps over this run's
+  // index): this run records nothing, and outputs already complete are not built again.
+  const intentKey = w(workKeys.stateIntent);
+  const intent = stateLoc !== undefined && (await work.store.head(intentKey)) !== undefined ? await getValidJson(work.store, intentKey, stateIntent) : undefined;
+  const overtaken = intent !== undefined && !recordedBefore && (stateNow?.runId ?? null) !== intent.base ? `scan ${stateNow?.runId ?? '(none)'} recorded the state of this prefix after this run's first report attempt; its state stands, and the next scan plans on it` : undefined;
+  if (overtaken !== undefined && (await completed(out, p.runId)) !== undefined) return finishRecorded(p, out, { recorded: false, reason: overtaken }, ctx, removeWork);
   const previous = recordedBefore ? undefined : stateNow;
   const previousRun = recordedBefore ? history?.runs.filter((r) => r.runId !== p.runId).at(-1) : previous;
   const primary = p.primary ?? model.config.scoring.primary;
@@ -298,7 +325,11 @@ export async function reportRun(p: ReportPayload, failedGroups: ReadonlyMap<numb
   };
   await putJson(out.store, o(OUTPUT_FILES.summary), summary);
   let stateNotRecorded: string | undefined;
-  if (stateLoc !== undefined && prefix !== undefined) {
+  if (overtaken !== undefined) {
+    stateNotRecorded = overtaken;
+    ctx.log(`run ${p.runId}: its report is complete, but its scan state was not recorded: ${overtaken}`);
+  } else if (stateLoc !== undefined && prefix !== undefined) {
+    if (intent === undefined) await putJson(work.store, intentKey, { base: previous?.runId ?? null });
     const state = await writeScanState({
       state: stateLoc,
       previous,
@@ -327,8 +358,10 @@ async function finishRecorded(p: ReportPayload, out: Location, outcome: { record
     if (point !== undefined) {
       const parsed = trendRunSchema.safeParse(point);
       if (!parsed.success) throw new OodError('MODEL_INVALID', `${joinUri(p.out, REPORT_FILES.json)}: its trend's last run is not a trend run (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+      if (parsed.data.runId !== p.runId) throw new OodError('MODEL_INVALID', `${joinUri(p.out, REPORT_FILES.json)}: its trend's last run is ${parsed.data.runId}, not this run (${p.runId})`);
       const loc = ctx.open(p.state);
-      await appendScanHistory(loc.store, loc.prefix, parsed.data);
+      // Once only: a point already there stays where it is (a later scan's may follow it).
+      if (!(await readScanHistory(loc.store, loc.prefix)).some((r) => r.runId === p.runId)) await appendScanHistory(loc.store, loc.prefix, parsed.data);
     }
   }
   await removeWork();

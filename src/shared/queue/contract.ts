@@ -508,10 +508,14 @@ export const workKeys = {
   statePage: (page: string): string => `state/${page}.json`,
   /** Whether the report recorded the scan state (stateOutcome), written once it has tried: a retry does not build again. */
   stateOutcome: 'state-outcome.json',
+  /** The state a report planned to record on (stateIntent), written before it writes the index: a retry that finds the state moved elsewhere records nothing. */
+  stateIntent: 'state-intent.json',
 } as const;
 
 /** The report's attempt to record the scan state: recorded, or why not. */
-export const stateOutcome = z.object({ recorded: z.boolean(), reason: z.string().max(2000).optional() });
+export const stateOutcome = z.discriminatedUnion('recorded', [z.object({ recorded: z.literal(true) }).strict(), z.object({ recorded: z.literal(false), reason: z.string().min(1).max(2000) }).strict()]);
+/** The run id of the state index a report's first attempt found before recording (null: none). */
+export const stateIntent = z.object({ base: z.string().max(200).nullable() }).strict();
 
 /** Keys of a scan's part files under its output location (one per group; a dataset by glob). */
 export const partKeys = {
