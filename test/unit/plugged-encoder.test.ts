@@ -75,6 +75,11 @@ describe('plugged-in tfjs LayersModel encoder', () => {
     const spec = { name: 'layers', uri: dir, taps: ['a'], inputSize: 32, preprocessing: { kind: 'unit' } } as const;
     writeFileSync(path.join(dir, 'model.json'), '{"modelTopology": ');
     await expect(createEncoder(spec, folders)).rejects.toThrow(new RegExp(`^${path.join(dir, 'model.json')}: not valid JSON \\(`));
+    // JSON of the wrong shape: one line naming the file and the field, not a TypeError from inside.
+    writeFileSync(path.join(dir, 'model.json'), 'null');
+    await expect(createEncoder(spec, folders)).rejects.toThrow(new RegExp(`^${path.join(dir, 'model.json')}: not a tfjs model\\.json \\(\\(root\\): `));
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: 'weights.bin', weights: [] }] }));
+    await expect(createEncoder(spec, folders)).rejects.toThrow(new RegExp(`^${path.join(dir, 'model.json')}: not a tfjs model\\.json \\(weightsManifest\\.0\\.paths: `));
     truncateSync(path.join(dir, 'model.json'), MAX_JSON_BYTES + 1); // sparse: nothing is written
     await expect(createEncoder(spec, folders)).rejects.toThrow(`${path.join(dir, 'model.json')}: ${MAX_JSON_BYTES + 1} bytes, more than the ${MAX_JSON_BYTES}-byte limit of a JSON file`);
   });

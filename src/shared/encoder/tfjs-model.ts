@@ -5,6 +5,7 @@
  * layers the fused compiler supports (MobileNet-style conv nets) runs fused; others run as-is.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { OodError } from '../errors.js';
 import { joinUri } from '../storage/locate.js';
 import { JSON_GET, parseJson, type GetOptions } from '../storage/object-store.js';
@@ -28,8 +29,21 @@ export interface TfjsModelSpec {
 /** Reads a path relative to the model.json's folder (with the store's read options: a size cap). */
 export type ModelFileReader = (relativePath: string, options?: GetOptions) => Promise<Uint8Array>;
 
+/** What is read of a model.json before tfjs sees it (the rest is tfjs's to check). */
+const modelJsonShape = z.looseObject({
+  modelTopology: z.record(z.string(), z.unknown()),
+  weightsManifest: z.array(z.looseObject({ paths: z.array(z.string().min(1)), weights: z.array(z.looseObject({ name: z.string(), shape: z.array(z.number().int().min(0)), dtype: z.string() })) })).optional(),
+});
+
 async function loadArtifacts(read: ModelFileReader, uri: string): Promise<{ artifacts: tf.io.ModelArtifacts; weightsHash: string }> {
-  const json = parseJson<tf.io.ModelJSON>(await read('model.json', JSON_GET), joinUri(uri, 'model.json'));
+  const where = joinUri(uri, 'model.json');
+  const raw = parseJson<unknown>(await read('model.json', JSON_GET), where);
+  const shape = modelJsonShape.safeParse(raw);
+  if (!shape.success) {
+    const issue = shape.error.issues[0];
+    throw new OodError('MODEL_INVALID', `${where}: not a tfjs model.json (${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'})`);
+  }
+  const json = raw as tf.io.ModelJSON;
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];
   for (const group of json.weightsManifest ?? []) {
