@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { OodError } from '../errors.js';
 import { joinUri } from '../storage/locate.js';
-import { JSON_GET, parseJson, type GetOptions } from '../storage/object-store.js';
+import { issueText, JSON_GET, parseJson, type GetOptions } from '../storage/object-store.js';
 import { compileKerasFused, planWeights, type FusedProgram } from './keras-fused.js';
 import { planKeras, type KerasLayerConfig } from './keras-plan.js';
 import { sha256Hex } from '../hash.js';
@@ -39,10 +39,7 @@ async function loadArtifacts(read: ModelFileReader, uri: string): Promise<{ arti
   const where = joinUri(uri, 'model.json');
   const raw = parseJson<unknown>(await read('model.json', JSON_GET), where);
   const shape = modelJsonShape.safeParse(raw);
-  if (!shape.success) {
-    const issue = shape.error.issues[0];
-    throw new OodError('MODEL_INVALID', `${where}: not a tfjs model.json (${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'})`);
-  }
+  if (!shape.success) throw new OodError('MODEL_INVALID', `${where}: not a tfjs model.json (${issueText(shape.error)})`);
   const json = raw as tf.io.ModelJSON;
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];

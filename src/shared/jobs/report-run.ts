@@ -27,7 +27,7 @@ import { appendScanHistory, readScanHistory } from '../outputs/scan-history.js';
 import { groupOutcome, partKeys, runRecord, stateIntent, stateOutcome, workKeys, type GroupPlan, type ReportPayload, type ReportResult } from '../queue/contract.js';
 import { addFailures, decodeAggregate, emptyAggregate, mergeAggregates, type Aggregate } from '../report/aggregate.js';
 import type { Location } from '../storage/locate.js';
-import { getJson, getValidJson, joinKey, objectUri, putJson } from '../storage/object-store.js';
+import { getJson, getValidJson, joinKey, objectUri, putJson, validJson } from '../storage/object-store.js';
 import { joinUri } from '../storage/locate.js';
 import type { JobContext } from './context.js';
 import { shardFailures } from './merge-group.js';
@@ -79,13 +79,12 @@ async function completed(out: Location, runId: string): Promise<{ result: Report
   const raw = await getJson<unknown>(out.store, summaryKey);
   if ((raw as { run?: { id?: unknown } } | null)?.run?.id !== runId) return undefined;
   // This run's outputs: what is read of them must be there (they may have been edited since).
-  const checked = completedSummary.safeParse(raw);
-  if (!checked.success) throw new OodError('MODEL_INVALID', `${objectUri(out.store, summaryKey)}: ${checked.error.issues[0]?.path.join('.') || '(root)'}: ${checked.error.issues[0]?.message ?? 'invalid'}`);
+  const checked = validJson(raw, completedSummary, objectUri(out.store, summaryKey));
   const summary = raw as RunSummary;
   const reportKey = joinKey(out.prefix, REPORT_FILES.json);
   const report = (await getValidJson(out.store, reportKey, completedReport)) as unknown as ScanReport;
   if (report.run.id !== runId) throw new OodError('MODEL_INVALID', `${objectUri(out.store, reportKey)}: is the report of run ${report.run.id}, but summary.json names run ${runId}`);
-  const missing = checked.data.run.missingShards;
+  const missing = checked.run.missingShards;
   // Outputs written before reports had a scope (the whole prefix) or a headline: the run's own counts.
   const r = report as Partial<ScanReport> & Pick<ScanReport, 'verdict'>;
   if (r.scope !== undefined && r.headline !== undefined && r.newOrChanged !== undefined) return { result: resultOf(report, summaryKey, missing), report };
@@ -361,7 +360,7 @@ async function finishRecorded(p: ReportPayload, out: Location, outcome: { record
       if (parsed.data.runId !== p.runId) throw new OodError('MODEL_INVALID', `${joinUri(p.out, REPORT_FILES.json)}: its trend's last run is ${parsed.data.runId}, not this run (${p.runId})`);
       const loc = ctx.open(p.state);
       // Once only: a point already there stays where it is (a later scan's may follow it).
-      if (!(await readScanHistory(loc.store, loc.prefix)).some((r) => r.runId === p.runId)) await appendScanHistory(loc.store, loc.prefix, parsed.data);
+      await appendScanHistory(loc.store, loc.prefix, parsed.data, { once: true });
     }
   }
   await removeWork();

@@ -28,10 +28,13 @@ export async function readScanHistory(store: ObjectStore, prefix: string): Promi
 
 /**
  * Appends a completed scan to the history (re-read now, so a scan that finished meanwhile keeps its
- * point; a retried report replaces its own) and writes it.
+ * point; a retried report replaces its own, or with `once` keeps it) and writes it.
  */
-export async function appendScanHistory(store: ObjectStore, prefix: string, run: TrendRun): Promise<ScanHistory> {
-  const history: ScanHistory = { format: 'ood-audit-scan-history@1', runs: appendRun(await readScanHistory(store, prefix), run) };
+export async function appendScanHistory(store: ObjectStore, prefix: string, run: TrendRun, options: { readonly once?: boolean } = {}): Promise<ScanHistory> {
+  const runs = await readScanHistory(store, prefix);
+  // once: a run already there keeps its point and place (nothing is written).
+  if (options.once === true && runs.some((r) => r.runId === run.runId)) return { format: 'ood-audit-scan-history@1', runs };
+  const history: ScanHistory = { format: 'ood-audit-scan-history@1', runs: appendRun(runs, run) };
   await store.put(joinKey(prefix, HISTORY_KEY), JSON.stringify(history));
   return history;
 }

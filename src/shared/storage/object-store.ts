@@ -104,12 +104,20 @@ export async function getJson<T>(store: ObjectStore, key: string): Promise<T> {
  * like job data): a bad file fails with one line naming it and the first offending field.
  */
 export async function getValidJson<T>(store: ObjectStore, key: string, schema: z.ZodType<T>): Promise<T> {
-  const r = schema.safeParse(await getJson<unknown>(store, key));
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new OodError('MODEL_INVALID', `${objectUri(store, key)}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
-  }
+  return validJson(await getJson<unknown>(store, key), schema, objectUri(store, key));
+}
+
+/** A parsed JSON value checked against `schema`; else MODEL_INVALID naming `uri` and the first issue. */
+export function validJson<T>(value: unknown, schema: z.ZodType<T>, uri: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new OodError('MODEL_INVALID', `${uri}: ${issueText(r.error)}`);
   return r.data;
+}
+
+/** A schema's first issue, as messages give it: `path: message` (`(root)` for the value itself). */
+export function issueText(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
 }
 
 /** The full location of a key, for messages. */
