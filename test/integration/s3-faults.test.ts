@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { parquetReadObjects } from 'hyparquet';
 import { ROOT, runCli, TEST_QUEUE_PREFIX } from '../helpers/cli.js';
 import { rowDifferences } from '../helpers/parquet.js';
-import { freePort, startFaultProxy, startRedis, startS3rver, startWorker, upload, type S3Server } from '../helpers/services.js';
+import { freePort, startFaultProxy, startRedis, startS3rver, startWorker, upload, type FaultProxy, type S3Server } from '../helpers/services.js';
 import { QUEUES } from '../../src/shared/queue/contract.js';
 import { scanStateLocation, STATE_FORMAT, STATE_KEYS, stateIndexSchema, type StateIndex } from '../../src/shared/outputs/scan-state.js';
 
@@ -42,6 +42,33 @@ async function getBytes(key: string): Promise<Uint8Array> {
 async function parquetRows(key: string): Promise<Record<string, unknown>[]> {
   const b = await getBytes(key);
   return parquetReadObjects({ file: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer });
+}
+
+async function readJson(key: string): Promise<unknown> {
+  return JSON.parse(new TextDecoder().decode(await getBytes(key)));
+}
+
+/** Model m1's scan-state folder over an input prefix of the bucket, and a reader of its index. */
+function stateOf(input: string): { folder: string; index: () => Promise<StateIndex> } {
+  const folder = scanStateLocation('s3://lake/models/m1', `s3://lake/${input}`).slice('s3://lake/'.length);
+  return { folder, index: async () => stateIndexSchema.parse(await readJson(`${folder}/${STATE_KEYS.index}`)) };
+}
+
+/** Runs `body` with one worker on a private Redis that reaches S3 through a fault proxy steered by `onRequest`. */
+async function withFaultedWorker(onRequest: FaultProxy['onRequest'], body: (faultEnv: Record<string, string>) => Promise<void>): Promise<void> {
+  const redis = await startRedis();
+  const proxy = await startFaultProxy(s3.endpoint);
+  proxy.onRequest = onRequest;
+  const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
+  const worker = startWorker(faultEnv, FAST_LOCKS);
+  try {
+    await worker.ready();
+    await body(faultEnv);
+  } finally {
+    await worker.stop();
+    await proxy.stop();
+    await redis.stop();
+  }
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
@@ -171,9 +198,7 @@ describe('pipeline under faults', () => {
 
   it('a report job retried after it recorded the scan state builds nothing again: the pages it retired stay, a scan recorded in between stands', async () => {
     for (const f of demoFiles('scan/cifar10', 2)) await upload(s3, `retried/${f.rel}`, readFileSync(f.abs));
-    const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/retried/').slice('s3://lake/'.length);
-    const json = async (key: string): Promise<unknown> => JSON.parse(new TextDecoder().decode(await getBytes(key)));
-    const index = async (): Promise<StateIndex> => stateIndexSchema.parse(await json(`${folder}/${STATE_KEYS.index}`));
+    const { folder, index } = stateOf('retried/');
     const first = await runCli(['scan', '--in-process', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-1'], env);
     expect(first.code, first.stderr).toBe(0);
     const s1 = await index();
@@ -181,15 +206,13 @@ describe('pipeline under faults', () => {
     const [a, b] = demoFiles('scan/cifar10', 2);
     await upload(s3, `retried/${a!.rel}`, readFileSync(b!.abs));
 
-    const redis = await startRedis();
-    const proxy = await startFaultProxy(s3.endpoint);
     // Every attempt of the first history.json write is refused: the report job fails after recording
     // its state, and is retried. Before the retry, another scan records its state (and would delete
     // what this run's index retired, had it been planned on it).
     let refused = 0;
     let recorded: StateIndex | undefined;
     const other = { ...s1, runId: 'scan-00000000000000ee', finishedAt: new Date().toISOString(), pages: [], retired: [] };
-    proxy.onRequest = async (method, url) => {
+    const refuseHistory: FaultProxy['onRequest'] = async (method, url) => {
       if (method !== 'PUT' || !url.includes(`${folder}/history.json`) || refused >= 8) return undefined;
       refused += 1;
       if (refused === 8) {
@@ -198,10 +221,7 @@ describe('pipeline under faults', () => {
       }
       return 'fail';
     };
-    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
-    const worker = startWorker(faultEnv, FAST_LOCKS);
-    try {
-      await worker.ready();
+    await withFaultedWorker(refuseHistory, async (faultEnv) => {
       const second = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/retried/', '--out', 's3://lake/reports/retried-2', '--json'], faultEnv);
       expect(second.code, second.stderr).toBe(0);
       expect(refused).toBe(8);
@@ -212,29 +232,21 @@ describe('pipeline under faults', () => {
       for (const id of recorded!.retired) expect(await listKeys(`${folder}/${STATE_KEYS.page(id)}`)).toHaveLength(1);
       // The retry changed no state (the scan recorded in between stands) and compared with the first scan, not itself.
       expect(await index()).toEqual(other);
-      expect(await json('reports/retried-2/report.json')).toMatchObject({ previous: { runId: s1.runId } });
-      const history = (await json(`${folder}/history.json`)) as { runs: { runId: string }[] };
+      expect(await readJson('reports/retried-2/report.json')).toMatchObject({ previous: { runId: s1.runId } });
+      const history = (await readJson(`${folder}/history.json`)) as { runs: { runId: string }[] };
       expect(history.runs.map((r) => r.runId)).toEqual([s1.runId, recorded!.runId]);
       expect(await listKeys(`reports/retried-2/.work/`)).toEqual([]);
-    } finally {
-      await worker.stop();
-      await proxy.stop();
-      await redis.stop();
-    }
+    });
   }, 240_000);
 
   it('a report job retried after it recorded its index, but before its outcome, records nothing over a scan recorded in between', async () => {
     for (const f of demoFiles('scan/cifar10', 2)) await upload(s3, `window/${f.rel}`, readFileSync(f.abs));
-    const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/window/').slice('s3://lake/'.length);
-    const json = async (key: string): Promise<unknown> => JSON.parse(new TextDecoder().decode(await getBytes(key)));
-    const index = async (): Promise<StateIndex> => stateIndexSchema.parse(await json(`${folder}/${STATE_KEYS.index}`));
-    const redis = await startRedis();
-    const proxy = await startFaultProxy(s3.endpoint);
+    const { folder, index } = stateOf('window/');
     // Every write of the report's state outcome is refused: the job fails just after writing its
     // index, and is retried. At the first refusal another scan records its state over it.
     let recorded: StateIndex | undefined;
     let other: StateIndex | undefined;
-    proxy.onRequest = async (method, url) => {
+    const refuseOutcome: FaultProxy['onRequest'] = async (method, url) => {
       if (method !== 'PUT' || !url.includes('/state-outcome.json')) return undefined;
       if (other === undefined) {
         recorded = await index();
@@ -243,10 +255,7 @@ describe('pipeline under faults', () => {
       }
       return 'fail';
     };
-    const faultEnv = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, REDIS_URL: redis.url };
-    const worker = startWorker(faultEnv, FAST_LOCKS);
-    try {
-      await worker.ready();
+    await withFaultedWorker(refuseOutcome, async (faultEnv) => {
       const r = await runCli(['scan', '--model', 's3://lake/models/m1', '--input', 's3://lake/window/', '--out', 's3://lake/reports/window', '--json'], faultEnv);
       expect(r.code, r.stderr).toBe(0);
       const doc = JSON.parse(r.stdout) as { scored: number; stateNotRecorded: string | null };
@@ -256,26 +265,21 @@ describe('pipeline under faults', () => {
       expect(recorded!.out).toBe('s3://lake/reports/window');
       expect(await index()).toEqual(other);
       expect(await listKeys('reports/window/.work/')).toEqual([]);
-    } finally {
-      await worker.stop();
-      await proxy.stop();
-      await redis.stop();
-    }
+    });
   }, 240_000);
 
   it('a scan run again after its outputs were deleted is a new run: its state is recorded, not taken for a retry', async () => {
     for (const f of demoFiles('scan/cifar10', 1)) await upload(s3, `again/${f.rel}`, readFileSync(f.abs));
-    const folder = scanStateLocation('s3://lake/models/m1', 's3://lake/again/').slice('s3://lake/'.length);
-    const runIdOf = async (): Promise<string> => stateIndexSchema.parse(JSON.parse(new TextDecoder().decode(await getBytes(`${folder}/${STATE_KEYS.index}`)))).runId;
+    const { index } = stateOf('again/');
     const args = ['scan', '--in-process', '--full', '--model', 's3://lake/models/m1', '--input', 's3://lake/again/', '--out', 's3://lake/reports/again', '--json'];
     const first = await runCli(args, env);
     expect(first.code, first.stderr).toBe(0);
-    const firstId = await runIdOf();
+    const firstId = (await index()).runId;
     for (const key of await listKeys('reports/again/')) await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));
     const second = await runCli(args, env);
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ scored: 10, stateNotRecorded: null });
-    expect(await runIdOf()).not.toBe(firstId);
+    expect((await index()).runId).not.toBe(firstId);
   }, 120_000);
 
   it('fails with one line naming the endpoint when nothing answers there, and writes nothing', async () => {
